@@ -1,0 +1,212 @@
+//! Convolution and pooling over `[batch, channels, height, width]` tensors.
+
+use candle_core::{DType, Tensor};
+
+use super::{InputGrads, Op};
+use crate::error::OpContext;
+use crate::tape::Tape;
+use crate::{Error, Result, Var};
+
+pub(crate) enum ConvOp {
+    /// `y = conv2d(x, w)` (cross-correlation, PyTorch's `F.conv2d` without bias):
+    /// `∂x = conv_transpose2d(g, w)`, `∂w = conv2d(xᵀ, gᵀ)ᵀ` (batch and channel axes swapped).
+    Conv2d {
+        x: Option<Tensor>,
+        w: Option<Tensor>,
+        x_hw: (usize, usize),
+        k_hw: (usize, usize),
+        stride: usize,
+        padding: usize,
+    },
+    /// Max over `k×k` windows: the gradient goes to the first maximal element of each window.
+    MaxPool2d { x: Tensor, k: usize, stride: usize },
+    /// Mean over `k×k` windows: each element of a window gets `g / k²`.
+    AvgPool2d { x_dims: [usize; 4], k: usize, stride: usize },
+}
+
+fn dims4(op: &'static str, v: &Var, what: &str) -> Result<[usize; 4]> {
+    match *v.dims() {
+        [a, b, c, d] => Ok([a, b, c, d]),
+        _ => Err(Error::InvalidArgument {
+            op,
+            msg: format!("{what} must be [batch, channels, height, width], got shape {:?}", v.dims()),
+        }),
+    }
+}
+
+fn check_window(op: &'static str, h: usize, w: usize, k: usize, stride: usize, padding: usize) -> Result<()> {
+    if k == 0 || stride == 0 {
+        return Err(Error::InvalidArgument {
+            op,
+            msg: format!("kernel size and stride must be positive, got kernel {k}, stride {stride}"),
+        });
+    }
+    if h + 2 * padding < k || w + 2 * padding < k {
+        return Err(Error::InvalidArgument {
+            op,
+            msg: format!("kernel {k}x{k} does not fit in input {h}x{w} with padding {padding}"),
+        });
+    }
+    Ok(())
+}
+
+impl Var {
+    /// 2-D convolution (cross-correlation) of `self` `[b, c_in, h, w]` with `kernel`
+    /// `[c_out, c_in, k_h, k_w]`, with the given stride and zero padding on every side.
+    pub fn conv2d(&self, kernel: &Var, stride: usize, padding: usize) -> Result<Var> {
+        let [_, c_in, h, w] = dims4("conv2d", self, "input")?;
+        let [_, kc, kh, kw] = dims4("conv2d", kernel, "kernel")?;
+        if c_in != kc {
+            return Err(Error::ShapeMismatch {
+                op: "conv2d",
+                lhs: self.shape().clone(),
+                rhs: kernel.shape().clone(),
+                hint: "input channels (dim 1) must equal the kernel's dim 1",
+            });
+        }
+        check_window("conv2d", h, w, kh.max(kw), stride, padding)?;
+        if self.dtype() != kernel.dtype() {
+            return Err(Error::InvalidArgument {
+                op: "conv2d",
+                msg: format!("dtype mismatch: {:?} and {:?}", self.dtype(), kernel.dtype()),
+            });
+        }
+        let value = self.value().conv2d(kernel.value(), padding, stride, 1, 1).op("conv2d")?;
+        Tape::record("conv2d", &[self, kernel], value, |needs| {
+            Op::Conv(ConvOp::Conv2d {
+                x: needs[1].then(|| self.value().clone()),
+                w: needs[0].then(|| kernel.value().clone()),
+                x_hw: (h, w),
+                k_hw: (kh, kw),
+                stride,
+                padding,
+            })
+        })
+    }
+
+    /// Max pooling over `k×k` windows moved by `stride` (no padding).
+    pub fn max_pool2d(&self, k: usize, stride: usize) -> Result<Var> {
+        let [_, _, h, w] = dims4("max_pool2d", self, "input")?;
+        check_window("max_pool2d", h, w, k, stride, 0)?;
+        let value = self.value().max_pool2d_with_stride(k, stride).op("max_pool2d")?;
+        Tape::record("max_pool2d", &[self], value, |_| {
+            Op::Conv(ConvOp::MaxPool2d { x: self.value().clone(), k, stride })
+        })
+    }
+
+    /// Average pooling over `k×k` windows moved by `stride` (no padding).
+    pub fn avg_pool2d(&self, k: usize, stride: usize) -> Result<Var> {
+        let x_dims = dims4("avg_pool2d", self, "input")?;
+        check_window("avg_pool2d", x_dims[2], x_dims[3], k, stride, 0)?;
+        let value = self.value().avg_pool2d_with_stride(k, stride).op("avg_pool2d")?;
+        Tape::record("avg_pool2d", &[self], value, |_| Op::Conv(ConvOp::AvgPool2d { x_dims, k, stride }))
+    }
+}
+
+impl ConvOp {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            ConvOp::Conv2d { .. } => "conv2d",
+            ConvOp::MaxPool2d { .. } => "max_pool2d",
+            ConvOp::AvgPool2d { .. } => "avg_pool2d",
+        }
+    }
+
+    pub(crate) fn backward(self, g: &Tensor, _needs: &[bool]) -> Result<InputGrads> {
+        match self {
+            ConvOp::Conv2d { x, w, x_hw, k_hw, stride, padding } => {
+                let gx = match &w {
+                    Some(w) => {
+                        // conv_transpose2d's output size is (g - 1)·stride - 2·padding + k +
+                        // output_padding; output_padding restores the rows that the forward
+                        // pass's floor division dropped (fewer than `stride`). It is one number
+                        // for both axes, so take the larger and trim the other axis.
+                        let (gh, gw) = (g.dim(2)?, g.dim(3)?);
+                        let pad_h = x_hw.0 + 2 * padding - k_hw.0 - (gh - 1) * stride;
+                        let pad_w = x_hw.1 + 2 * padding - k_hw.1 - (gw - 1) * stride;
+                        let gx = g.conv_transpose2d(w, padding, pad_h.max(pad_w), stride, 1)?;
+                        Some(gx.narrow(2, 0, x_hw.0)?.narrow(3, 0, x_hw.1)?)
+                    }
+                    None => None,
+                };
+                let gw = match &x {
+                    Some(x) => {
+                        // Correlate the input with the output gradient, batch acting as the
+                        // channel axis; the forward stride becomes the dilation of the "kernel"
+                        // g. Rows the forward pass never reached come out extra: trim them.
+                        let gw = x
+                            .transpose(0, 1)?
+                            .conv2d(&g.transpose(0, 1)?, padding, 1, stride, 1)?
+                            .transpose(0, 1)?;
+                        Some(gw.narrow(2, 0, k_hw.0)?.narrow(3, 0, k_hw.1)?.contiguous()?)
+                    }
+                    None => None,
+                };
+                Ok(vec![gx, gw])
+            }
+            ConvOp::MaxPool2d { x, k, stride } => Ok(vec![Some(max_pool2d_backward(&x, g, k, stride)?)]),
+            ConvOp::AvgPool2d { x_dims, k, stride } => {
+                Ok(vec![Some(avg_pool2d_backward(x_dims, g, k, stride)?)])
+            }
+        }
+    }
+}
+
+fn host_f64(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+fn from_host(values: Vec<f64>, dims: [usize; 4], like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, dims.to_vec(), &candle_core::Device::Cpu)?
+        .to_dtype(like.dtype())?
+        .to_device(like.device())?)
+}
+
+fn max_pool2d_backward(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (_, _, oh, ow) = g.dims4()?;
+    let xs = host_f64(x)?;
+    let gs = host_f64(g)?;
+    let mut gx = vec![0f64; xs.len()];
+    for plane in 0..b * c {
+        let xp = &xs[plane * h * w..(plane + 1) * h * w];
+        let gxp = &mut gx[plane * h * w..(plane + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best = (i * stride) * w + j * stride;
+                for di in 0..k {
+                    for dj in 0..k {
+                        let idx = (i * stride + di) * w + j * stride + dj;
+                        if xp[idx] > xp[best] {
+                            best = idx;
+                        }
+                    }
+                }
+                gxp[best] += gs[plane * oh * ow + i * ow + j];
+            }
+        }
+    }
+    from_host(gx, [b, c, h, w], g)
+}
+
+fn avg_pool2d_backward(x_dims: [usize; 4], g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    let [b, c, h, w] = x_dims;
+    let (_, _, oh, ow) = g.dims4()?;
+    let gs = host_f64(g)?;
+    let scale = 1.0 / (k * k) as f64;
+    let mut gx = vec![0f64; b * c * h * w];
+    for plane in 0..b * c {
+        let gxp = &mut gx[plane * h * w..(plane + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let v = gs[plane * oh * ow + i * ow + j] * scale;
+                for di in 0..k {
+                    for dj in 0..k {
+                        gxp[(i * stride + di) * w + j * stride + dj] += v;
+                    }
+                }
+            }
+        }
+    }
+    from_host(gx, x_dims, g)
+}

@@ -1,0 +1,163 @@
+//! Element-wise unary ops.
+
+use candle_core::Tensor;
+
+use super::Op;
+use crate::error::OpContext;
+use crate::tape::Tape;
+use crate::{Error, Result, Var};
+
+pub(crate) enum UnaryOp {
+    /// `-x`: `∂x = -g`.
+    Neg,
+    /// `mul·x + add`: `∂x = mul·g`.
+    Affine { mul: f64 },
+    /// `x^e`: `∂x = g·e·x^(e-1)`.
+    Powf { x: Tensor, e: f64 },
+    /// `x²`: `∂x = 2·g·x`.
+    Sqr { x: Tensor },
+    /// `√x`: `∂x = g / (2·√x)`.
+    Sqrt { out: Tensor },
+    /// `eˣ`: `∂x = g·eˣ`.
+    Exp { out: Tensor },
+    /// `ln x`: `∂x = g / x`.
+    Log { x: Tensor },
+    /// `|x|`: `∂x = g·sign(x)` (0 at 0, as PyTorch).
+    Abs { x: Tensor },
+    /// `min(max(x, lo), hi)`: `∂x = g` where `lo ≤ x ≤ hi`, else 0 (as PyTorch).
+    Clamp { x: Tensor, min: f64, max: f64 },
+    /// `max(x, 0)`: `∂x = g` where `x > 0`.
+    Relu { out: Tensor },
+    /// `σ(x)`: `∂x = g·σ·(1-σ)`.
+    Sigmoid { out: Tensor },
+    /// `tanh x`: `∂x = g·(1 - tanh²x)`.
+    Tanh { out: Tensor },
+}
+
+impl Var {
+    fn unary(
+        &self,
+        op: &'static str,
+        forward: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+        make: impl FnOnce(&Tensor) -> UnaryOp,
+    ) -> Result<Var> {
+        let value = forward(self.value()).op(op)?;
+        let out = value.clone();
+        Tape::record(op, &[self], value, |_| Op::Unary(make(&out)))
+    }
+
+    /// `-self`.
+    pub fn neg(&self) -> Result<Var> {
+        self.unary("neg", |x| x.neg(), |_| UnaryOp::Neg)
+    }
+
+    /// `mul·self + add` (scalar affine map).
+    pub fn affine(&self, mul: f64, add: f64) -> Result<Var> {
+        self.unary("affine", |x| x.affine(mul, add), |_| UnaryOp::Affine { mul })
+    }
+
+    /// `factor·self`.
+    pub fn scale(&self, factor: f64) -> Result<Var> {
+        self.affine(factor, 0.0)
+    }
+
+    /// `self + c` for a scalar `c`.
+    pub fn add_scalar(&self, c: f64) -> Result<Var> {
+        self.affine(1.0, c)
+    }
+
+    /// `self^e` element-wise for a scalar exponent (defined for positive inputs, as candle's).
+    pub fn powf(&self, e: f64) -> Result<Var> {
+        self.unary("powf", |x| x.powf(e), |_| UnaryOp::Powf { x: self.value().clone(), e })
+    }
+
+    /// `self²` element-wise.
+    pub fn sqr(&self) -> Result<Var> {
+        self.unary("sqr", |x| x.sqr(), |_| UnaryOp::Sqr { x: self.value().clone() })
+    }
+
+    /// `√self` element-wise.
+    pub fn sqrt(&self) -> Result<Var> {
+        self.unary("sqrt", |x| x.sqrt(), |out| UnaryOp::Sqrt { out: out.clone() })
+    }
+
+    /// `e^self` element-wise.
+    pub fn exp(&self) -> Result<Var> {
+        self.unary("exp", |x| x.exp(), |out| UnaryOp::Exp { out: out.clone() })
+    }
+
+    /// `ln self` element-wise.
+    pub fn log(&self) -> Result<Var> {
+        self.unary("log", |x| x.log(), |_| UnaryOp::Log { x: self.value().clone() })
+    }
+
+    /// `|self|` element-wise.
+    pub fn abs(&self) -> Result<Var> {
+        self.unary("abs", |x| x.abs(), |_| UnaryOp::Abs { x: self.value().clone() })
+    }
+
+    /// Clamps every element to `[min, max]`.
+    pub fn clamp(&self, min: f64, max: f64) -> Result<Var> {
+        if min.is_nan() || max.is_nan() || min > max {
+            return Err(Error::InvalidArgument {
+                op: "clamp",
+                msg: format!("need min <= max, got [{min}, {max}]"),
+            });
+        }
+        self.unary("clamp", |x| x.clamp(min, max), |_| UnaryOp::Clamp { x: self.value().clone(), min, max })
+    }
+
+    /// `max(self, 0)` element-wise.
+    pub fn relu(&self) -> Result<Var> {
+        self.unary("relu", |x| x.relu(), |out| UnaryOp::Relu { out: out.clone() })
+    }
+
+    /// The logistic function `1 / (1 + e^-self)`.
+    pub fn sigmoid(&self) -> Result<Var> {
+        self.unary("sigmoid", candle_nn::ops::sigmoid, |out| UnaryOp::Sigmoid { out: out.clone() })
+    }
+
+    /// `tanh self` element-wise.
+    pub fn tanh(&self) -> Result<Var> {
+        self.unary("tanh", |x| x.tanh(), |out| UnaryOp::Tanh { out: out.clone() })
+    }
+}
+
+impl UnaryOp {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Affine { .. } => "affine",
+            UnaryOp::Powf { .. } => "powf",
+            UnaryOp::Sqr { .. } => "sqr",
+            UnaryOp::Sqrt { .. } => "sqrt",
+            UnaryOp::Exp { .. } => "exp",
+            UnaryOp::Log { .. } => "log",
+            UnaryOp::Abs { .. } => "abs",
+            UnaryOp::Clamp { .. } => "clamp",
+            UnaryOp::Relu { .. } => "relu",
+            UnaryOp::Sigmoid { .. } => "sigmoid",
+            UnaryOp::Tanh { .. } => "tanh",
+        }
+    }
+
+    pub(crate) fn backward(self, g: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            UnaryOp::Neg => g.neg()?,
+            UnaryOp::Affine { mul } => g.affine(mul, 0.0)?,
+            UnaryOp::Powf { x, e } => (g * x.powf(e - 1.0)?.affine(e, 0.0)?)?,
+            UnaryOp::Sqr { x } => (g * x.affine(2.0, 0.0)?)?,
+            UnaryOp::Sqrt { out } => (g / out.affine(2.0, 0.0)?)?,
+            UnaryOp::Exp { out } => (g * out)?,
+            UnaryOp::Log { x } => (g / x)?,
+            UnaryOp::Abs { x } => (g * x.sign()?)?,
+            UnaryOp::Clamp { x, min, max } => {
+                let inside = x.ge(min)?.mul(&x.le(max)?)?;
+                inside.where_cond(g, &g.zeros_like()?)?
+            }
+            UnaryOp::Relu { out } => out.gt(0.0)?.where_cond(g, &g.zeros_like()?)?,
+            UnaryOp::Sigmoid { out } => (g * (&out * out.affine(-1.0, 1.0)?)?)?,
+            UnaryOp::Tanh { out } => (g * out.sqr()?.affine(-1.0, 1.0)?)?,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+use taper_autograd::{Error, Param, Result, Tape, Var};
+
+use crate::Builder;
+
+/// A layer or model: a function of its input whose parameters enter the given tape.
+pub trait Module {
+    /// Computes the output, recording on `tape` when the parameters require gradients.
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var>;
+}
+
+/// `y = x Wᵀ + b` (PyTorch's `nn.Linear`): `weight` is `[out, in]`, `bias` is `[out]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out_features, in_features]`.
+    pub weight: Param,
+    /// `[out_features]`, if the layer has a bias.
+    pub bias: Option<Param>,
+}
+
+impl Linear {
+    /// A linear layer named `name` (parameters `name.weight`, `name.bias`), PyTorch's default
+    /// initialization `U(-1/√in, 1/√in)` for both.
+    pub fn new(b: &mut Builder, name: &str, in_features: usize, out_features: usize) -> Result<Self> {
+        let weight = b.torch_default(&format!("{name}.weight"), &[out_features, in_features], in_features)?;
+        let bias = b.torch_default(&format!("{name}.bias"), &[out_features], in_features)?;
+        Ok(Self { weight, bias: Some(bias) })
+    }
+
+    /// A linear layer from existing parameters.
+    pub fn from_params(weight: Param, bias: Option<Param>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        let w = tape.param(&self.weight);
+        let y = x.matmul(&w.t()?)?;
+        match &self.bias {
+            Some(b) => y.add(&tape.param(b)),
+            None => Ok(y),
+        }
+    }
+}
+
+/// 2-D convolution layer (PyTorch's `nn.Conv2d` with square kernels): `weight` is
+/// `[out, in, k, k]`, `bias` is `[out]`.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    /// `[out_channels, in_channels, k, k]`.
+    pub weight: Param,
+    /// `[out_channels]`, if the layer has a bias.
+    pub bias: Option<Param>,
+    /// The stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl Conv2d {
+    /// A convolution named `name` with PyTorch's default initialization `U(-1/√fan_in, 1/√fan_in)`,
+    /// `fan_in = in·k·k`.
+    pub fn new(
+        b: &mut Builder,
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        if kernel == 0 || stride == 0 {
+            return Err(Error::InvalidArgument {
+                op: "Conv2d",
+                msg: "kernel size and stride must be positive".into(),
+            });
+        }
+        let fan_in = in_channels * kernel * kernel;
+        let weight =
+            b.torch_default(&format!("{name}.weight"), &[out_channels, in_channels, kernel, kernel], fan_in)?;
+        let bias = b.torch_default(&format!("{name}.bias"), &[out_channels], fan_in)?;
+        Ok(Self { weight, bias: Some(bias), stride, padding })
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        let y = x.conv2d(&tape.param(&self.weight), self.stride, self.padding)?;
+        match &self.bias {
+            Some(b) => {
+                let c = b.dims()[0];
+                y.add(&tape.param(b).reshape((1, c, 1, 1))?)
+            }
+            None => Ok(y),
+        }
+    }
+}
+
+/// Max pooling over `kernel×kernel` windows (PyTorch's `nn.MaxPool2d(kernel, stride)`).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2d {
+    /// Window size.
+    pub kernel: usize,
+    /// Window stride (PyTorch's default: the kernel size).
+    pub stride: usize,
+}
+
+impl MaxPool2d {
+    /// Non-overlapping pooling: stride = kernel, as `nn.MaxPool2d(k)`.
+    pub fn new(kernel: usize) -> Self {
+        Self { kernel, stride: kernel }
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
+        x.max_pool2d(self.kernel, self.stride)
+    }
+}
+
+/// Average pooling over `kernel×kernel` windows.
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPool2d {
+    /// Window size.
+    pub kernel: usize,
+    /// Window stride.
+    pub stride: usize,
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
+        x.avg_pool2d(self.kernel, self.stride)
+    }
+}
+
+/// `max(x, 0)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
+        x.relu()
+    }
+}
+
+/// `tanh x`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tanh;
+
+impl Module for Tanh {
+    fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
+        x.tanh()
+    }
+}
+
+/// Flattens every dimension after the batch: `[b, ...] -> [b, n]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
+        x.flatten_from(1)
+    }
+}
+
+/// Layers applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty sequence (the identity).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a layer.
+    #[allow(clippy::should_implement_trait)]
+    pub fn add<M: Module + 'static>(mut self, layer: M) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// The number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there is no layer.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        let mut y = x.clone();
+        for layer in &self.layers {
+            y = layer.forward(tape, &y)?;
+        }
+        Ok(y)
+    }
+}

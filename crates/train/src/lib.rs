@@ -1,0 +1,1 @@
+//! Taper's training loop.

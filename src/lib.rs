@@ -1,0 +1,20 @@
+//! Taper: a small, fast autodiff tensor framework on candle, for studying, comparing and
+//! extending gradient-based optimizers and for training small models on CPU or CUDA.
+//!
+//! This umbrella crate re-exports the workspace's crates:
+//!
+//! * [`tensor`]: devices, dtypes, seeded random tensors;
+//! * [`autograd`]: the define-by-run tape and every op's backward rule;
+//! * [`nn`]: layers, losses and initializations;
+//! * [`optim`]: optimizers, schedulers, clipping;
+//! * [`train`]: data, training loop, metrics, checkpoints, plots.
+
+pub use taper_autograd as autograd;
+pub use taper_nn as nn;
+pub use taper_optim as optim;
+pub use taper_tensor as tensor;
+pub use taper_train as train;
+
+pub use candle_core;
+pub use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
+pub use taper_tensor::{DType, Device, DeviceSpec, SeededRng, Tensor};
