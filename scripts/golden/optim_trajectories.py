@@ -1,0 +1,258 @@
+"""Golden optimizer trajectories from PyTorch's torch.optim, for Taper's tests.
+
+Produces ``tests/golden/optim_trajectories.json``.
+
+Run from the repository root:
+
+    /work/venvs/torch/bin/python scripts/golden/optim_trajectories.py
+
+(venv created with ``python3 -m venv /work/venvs/torch && /work/venvs/torch/bin/pip
+install torch numpy``; generated with torch 2.15.0, numpy 2.4.6, CPU only.)
+
+Problem: a tiny 2-layer tanh net on fixed data drawn from
+``numpy.random.default_rng(20261123)`` in this order:
+X [8,3] ~ U(-1,1), y [8,1] ~ U(-1,1), W1 [3,4] ~ N(0,0.7), W2 [4,1] ~ N(0,0.7),
+b1 [4] ~ N(0,0.1).
+
+    loss(w1, b1, w2) = mean((tanh(X @ w1 + b1) @ w2 - y)^2)
+
+For every optimizer configuration in CONFIGS and every dtype in (f64, f32), the
+parameters [w1, b1, w2] (one param group, in that order) are trained for 50 steps
+(loss, zero_grad, backward, step) with the single-tensor reference path
+(``foreach=False``). Each run records the loss before every step and a snapshot of
+all parameters (flat, row-major) after every step.
+
+The ``spec`` strings use Taper's format ``name:key=value,...`` with PyTorch's
+option names (betas are written ``beta1``/``beta2``; booleans ``true``/``false``).
+Every non-default option is stated, plus lr always. AdamW's weight_decay is always
+stated explicitly because torch's default for it (0.01) differs from Adam's (0).
+
+The output is deterministic (CPU, one thread, fixed seed).
+"""
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+SEED = 20261123
+STEPS = 50
+OUT_PATH = os.path.join("tests", "golden", "optim_trajectories.json")
+GENERATOR = "scripts/golden/optim_trajectories.py"
+PARAM_NAMES = ("w1", "b1", "w2")
+
+# (name, torch class name, kwargs, spec)
+CONFIGS = [
+    ("sgd", "SGD", dict(lr=0.1), "sgd:lr=0.1"),
+    ("sgd_momentum", "SGD", dict(lr=0.1, momentum=0.9), "sgd:lr=0.1,momentum=0.9"),
+    (
+        "sgd_momentum_dampening_wd",
+        "SGD",
+        dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        "sgd:lr=0.1,momentum=0.9,dampening=0.1,weight_decay=0.01",
+    ),
+    (
+        "sgd_nesterov",
+        "SGD",
+        dict(lr=0.1, momentum=0.9, nesterov=True),
+        "sgd:lr=0.1,momentum=0.9,nesterov=true",
+    ),
+    ("adagrad", "Adagrad", dict(lr=0.1), "adagrad:lr=0.1"),
+    (
+        "adagrad_lrdecay_init",
+        "Adagrad",
+        dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+        "adagrad:lr=0.1,lr_decay=0.01,initial_accumulator_value=0.1",
+    ),
+    (
+        "adagrad_wd_eps",
+        "Adagrad",
+        dict(lr=0.1, weight_decay=0.05, eps=1e-6),
+        "adagrad:lr=0.1,weight_decay=0.05,eps=1e-6",
+    ),
+    ("rmsprop", "RMSprop", dict(lr=0.01), "rmsprop:lr=0.01"),
+    (
+        "rmsprop_centered",
+        "RMSprop",
+        dict(lr=0.01, centered=True),
+        "rmsprop:lr=0.01,centered=true",
+    ),
+    (
+        "rmsprop_momentum",
+        "RMSprop",
+        dict(lr=0.01, momentum=0.9),
+        "rmsprop:lr=0.01,momentum=0.9",
+    ),
+    (
+        "rmsprop_centered_momentum",
+        "RMSprop",
+        dict(lr=0.01, centered=True, momentum=0.9),
+        "rmsprop:lr=0.01,centered=true,momentum=0.9",
+    ),
+    (
+        "rmsprop_wd",
+        "RMSprop",
+        dict(lr=0.01, weight_decay=0.1),
+        "rmsprop:lr=0.01,weight_decay=0.1",
+    ),
+    (
+        "rmsprop_alpha_eps",
+        "RMSprop",
+        dict(lr=0.01, alpha=0.9, eps=1e-6),
+        "rmsprop:lr=0.01,alpha=0.9,eps=1e-6",
+    ),
+    ("adadelta", "Adadelta", dict(lr=1.0), "adadelta:lr=1.0"),
+    (
+        "adadelta_rho_eps_wd",
+        "Adadelta",
+        dict(lr=0.5, rho=0.95, eps=1e-5, weight_decay=0.01),
+        "adadelta:lr=0.5,rho=0.95,eps=1e-5,weight_decay=0.01",
+    ),
+    ("adam", "Adam", dict(lr=0.01), "adam:lr=0.01"),
+    ("adam_amsgrad", "Adam", dict(lr=0.01, amsgrad=True), "adam:lr=0.01,amsgrad=true"),
+    (
+        "adam_betas_wd",
+        "Adam",
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01),
+        "adam:lr=0.01,beta1=0.8,beta2=0.99,weight_decay=0.01",
+    ),
+    (
+        "adamw",
+        "AdamW",
+        dict(lr=0.01, weight_decay=0.01),
+        "adamw:lr=0.01,weight_decay=0.01",
+    ),
+    (
+        "adamw_amsgrad_wd",
+        "AdamW",
+        dict(lr=0.01, amsgrad=True, weight_decay=0.1),
+        "adamw:lr=0.01,amsgrad=true,weight_decay=0.1",
+    ),
+]
+
+DTYPES = (("f64", torch.float64), ("f32", torch.float32))
+
+
+def make_problem():
+    rng = np.random.default_rng(SEED)
+    X = rng.uniform(-1.0, 1.0, size=(8, 3))
+    y = rng.uniform(-1.0, 1.0, size=(8, 1))
+    w1 = rng.normal(0.0, 0.7, size=(3, 4))
+    w2 = rng.normal(0.0, 0.7, size=(4, 1))
+    b1 = rng.normal(0.0, 0.1, size=(4,))
+    return {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2}
+
+
+def loss_fn(X, y, w1, b1, w2):
+    return ((torch.tanh(X @ w1 + b1) @ w2 - y) ** 2).mean()
+
+
+def flat(t):
+    return [float(v) for v in t.detach().reshape(-1).tolist()]
+
+
+def nested(a):
+    return np.asarray(a, dtype=np.float64).tolist()
+
+
+def run_config(prob, cls_name, kwargs, dtype):
+    X = torch.tensor(prob["X"], dtype=torch.float64).to(dtype)
+    y = torch.tensor(prob["y"], dtype=torch.float64).to(dtype)
+    params = {
+        n: torch.tensor(prob[n], dtype=torch.float64).to(dtype).requires_grad_(True)
+        for n in PARAM_NAMES
+    }
+    cls = getattr(torch.optim, cls_name)
+    opt = cls([params[n] for n in PARAM_NAMES], foreach=False, **kwargs)
+    losses, snaps = [], []
+    for _ in range(STEPS):
+        loss = loss_fn(X, y, params["w1"], params["b1"], params["w2"])
+        losses.append(float(loss.item()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        snaps.append({n: flat(params[n]) for n in PARAM_NAMES})
+    return losses, snaps
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    prob = make_problem()
+
+    # Initial loss and gradient (f64) for checking autodiff.
+    X = torch.tensor(prob["X"], dtype=torch.float64)
+    y = torch.tensor(prob["y"], dtype=torch.float64)
+    p = {n: torch.tensor(prob[n], dtype=torch.float64, requires_grad=True) for n in PARAM_NAMES}
+    l0 = loss_fn(X, y, p["w1"], p["b1"], p["w2"])
+    l0.backward()
+    initial_loss = float(l0.item())
+    initial_grads = {n: flat(p[n].grad) for n in PARAM_NAMES}
+
+    runs = []
+    for name, cls_name, kwargs, spec in CONFIGS:
+        for dname, dtype in DTYPES:
+            losses, snaps = run_config(prob, cls_name, kwargs, dtype)
+            for v in losses:
+                if not math.isfinite(v):
+                    sys.exit(f"non-finite loss in {name} {dname}")
+            runs.append(
+                {
+                    "name": name,
+                    "spec": spec,
+                    "dtype": dname,
+                    "losses": losses,
+                    "params": snaps,
+                }
+            )
+
+    out = {
+        "generator": GENERATOR,
+        "torch_version": torch.__version__,
+        "problem": {
+            "X": nested(prob["X"]),
+            "y": nested(prob["y"]),
+            "w1": nested(prob["w1"]),
+            "b1": nested(prob["b1"]),
+            "w2": nested(prob["w2"]),
+            "shapes": {
+                "X": [8, 3],
+                "y": [8, 1],
+                "w1": [3, 4],
+                "b1": [4],
+                "w2": [4, 1],
+            },
+            "loss": "mean((tanh(X@w1+b1)@w2 - y)^2)",
+            "param_order": list(PARAM_NAMES),
+            "steps": STEPS,
+            "initial_loss": initial_loss,
+            "initial_grads": initial_grads,
+        },
+        "runs": runs,
+    }
+
+    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
+    with open(OUT_PATH, "w") as f:
+        f.write("{\n")
+        keys = list(out.keys())
+        for i, k in enumerate(keys):
+            sep = "," if i + 1 < len(keys) else ""
+            if k == "runs":
+                f.write(' "runs": [\n')
+                for j, r in enumerate(runs):
+                    rsep = "," if j + 1 < len(runs) else ""
+                    f.write("  " + json.dumps(r, separators=(",", ":")) + rsep + "\n")
+                f.write(" ]" + sep + "\n")
+            else:
+                f.write(" " + json.dumps(k) + ": " + json.dumps(out[k], separators=(",", ":")) + sep + "\n")
+        f.write("}\n")
+    print(f"wrote {OUT_PATH} ({len(runs)} runs, {os.path.getsize(OUT_PATH)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
