@@ -1,1 +1,148 @@
-//! Taper's optimizers.
+//! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam and AdamW, with
+//! learning-rate schedulers, gradient clipping and savable state.
+//!
+//! ```
+//! use taper_autograd::{ParamStore, Tape};
+//! use candle_core::{Device, Tensor};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut store = ParamStore::new();
+//! let x = store.insert("x", Tensor::new(&[-5.0f64, -2.0], &Device::Cpu)?)?;
+//! let mut opt = taper_optim::from_spec("rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true", store.trainable())?;
+//! for _ in 0..20 {
+//!     let tape = Tape::new();
+//!     let v = tape.param(&x);
+//!     // f(x) = 0.1·x1² + 2·x2²
+//!     let w = taper_autograd::Var::constant(Tensor::new(&[0.1f64, 2.0], &Device::Cpu)?);
+//!     let loss = v.sqr()?.mul(&w)?.sum_all()?;
+//!     opt.step(&loss.backward()?)?;
+//! }
+//! let x = x.value().to_vec1::<f64>()?;
+//! assert_eq!(format!("{:.6} {:.6}", x[0], x[1]), "-0.010599 0.000000"); // d2l 7.6
+//! # Ok(()) }
+//! ```
+//!
+//! Each optimizer is a [`Rule`] in a file of its own: hyperparameters with PyTorch's defaults, the
+//! state it keeps, and its update written once over [`Elem`], from which both the fused in-place
+//! CPU kernel and the composed any-device path are made. [`Engine`] does the bookkeeping shared by
+//! all. [`REGISTRY`] maps spec names to constructors.
+
+mod adadelta;
+mod adagrad;
+mod adam;
+mod adamw;
+pub mod clip;
+mod elem;
+mod error;
+mod kernels;
+mod registry;
+mod rmsprop;
+mod rule;
+pub mod schedule;
+mod sgd;
+mod spec;
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use taper_autograd::{Grads, Param};
+
+pub use adadelta::Adadelta;
+pub use adagrad::Adagrad;
+pub use adam::{Adam, AdamCoeffs};
+pub use adamw::AdamW;
+pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
+pub use error::{Error, Result};
+pub use registry::{build, canonical, from_spec, names, Constructor, REGISTRY};
+pub use rmsprop::RmsProp;
+pub use rule::{Engine, Rule};
+pub use sgd::{Sgd, SgdCoeffs};
+pub use spec::{OptimSpec, Options, Value};
+
+/// Which implementation of the update runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelPath {
+    /// The fused in-place CPU kernel where it can run (contiguous f32/f64 on the CPU), else the
+    /// composed path.
+    #[default]
+    Auto,
+    /// Always the fused kernel; an error for a parameter it cannot handle.
+    Fused,
+    /// Always the composed path of tensor ops (any device).
+    Composed,
+}
+
+/// What a step does when a gradient holds NaN or Inf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinite {
+    /// Refuse the step with [`Error::NonFiniteGradient`]; nothing changes.
+    #[default]
+    Error,
+    /// Skip the step (nothing changes) and report it in [`StepOutcome::Skipped`].
+    Skip,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The update was applied.
+    Applied,
+    /// The step was skipped because this parameter's gradient was not finite.
+    Skipped {
+        /// The first parameter found with a non-finite gradient.
+        param: String,
+    },
+}
+
+/// An optimizer's whole state, as named tensors plus scalars, for a checkpoint.
+///
+/// Tensors are named `{param}.{buffer}` with PyTorch's buffer names (`fc1.weight.square_avg`);
+/// scalars hold each parameter's step count (`{param}.step`) and each group's learning rate
+/// (`group.{i}.lr`); `spec` is the canonical spec of the first group.
+#[derive(Debug, Clone)]
+pub struct OptimState {
+    /// The canonical spec of the optimizer that saved the state.
+    pub spec: String,
+    /// Step counts and learning rates.
+    pub scalars: BTreeMap<String, f64>,
+    /// Per-parameter buffers.
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// The interface every optimizer offers.
+pub trait Optimizer {
+    /// The registry name (`rmsprop`).
+    fn name(&self) -> &'static str;
+    /// The canonical spec of the first parameter group: every option spelled out, so that
+    /// spec → optimizer → spec round-trips.
+    fn spec(&self) -> OptimSpec;
+    /// Every parameter, in group order.
+    fn params(&self) -> Vec<Param>;
+    /// One update of every parameter that has a gradient in `grads`. Every gradient is checked
+    /// first (shape, dtype, finiteness), so an error leaves all parameters unchanged.
+    fn step(&mut self, grads: &Grads) -> Result<StepOutcome>;
+    /// The first group's learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Sets every group's learning rate (schedulers use this).
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
+    /// The number of parameter groups.
+    fn num_groups(&self) -> usize;
+    /// A group's learning rate.
+    fn group_learning_rate(&self, group: usize) -> Option<f64>;
+    /// Sets one group's learning rate.
+    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()>;
+    /// Adds a parameter group whose options (`"lr=0.1,momentum=0.9"`) override the first
+    /// group's.
+    fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()>;
+    /// The whole state (step counts, every buffer, learning rates), copied.
+    fn export_state(&self) -> Result<OptimState>;
+    /// Restores a state exported by the same optimizer over parameters of the same names and
+    /// shapes; anything that does not fit is an error naming it, and nothing changes then.
+    fn import_state(&mut self, state: &OptimState) -> Result<()>;
+    /// Forgets all state (buffers and step counts), as if no step had been taken.
+    fn reset_state(&mut self);
+    /// Chooses the fused or composed implementation.
+    fn set_kernel_path(&mut self, path: KernelPath);
+    /// Chooses what a non-finite gradient does.
+    fn set_non_finite(&mut self, policy: NonFinite);
+}

@@ -1,0 +1,90 @@
+//! Adadelta (Zeiler, 2012; PyTorch's `torch.optim.Adadelta`).
+
+use crate::elem::{ema_sq, Elem};
+use crate::rule::Rule;
+use crate::spec::{non_negative, positive, unit_interval, Options, Value};
+use crate::Result;
+
+/// Adadelta: RMSprop whose learning rate is replaced by the root of a moving average of past
+/// squared updates, exactly as `torch.optim.Adadelta`:
+///
+/// ```text
+/// g ← g + λ·p
+/// v ← ρ·v + (1 - ρ)·g²
+/// Δ ← √(u + ε) / √(v + ε) · g
+/// u ← ρ·u + (1 - ρ)·Δ²
+/// p ← p - η·Δ
+/// ```
+///
+/// d2l's Adadelta has no `η` (it is 1) and uses `ε = 1e-5`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adadelta {
+    /// Learning rate `η` scaling the update (PyTorch's default 1.0).
+    pub lr: f64,
+    /// Decay `ρ` of both moving averages, in `[0, 1)`.
+    pub rho: f64,
+    /// `ε` inside both roots (PyTorch's default 1e-6).
+    pub eps: f64,
+    /// L2 penalty `λ` added to the gradient.
+    pub weight_decay: f64,
+}
+
+impl Default for Adadelta {
+    fn default() -> Self {
+        Self { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0 }
+    }
+}
+
+impl Rule for Adadelta {
+    const NAME: &'static str = "adadelta";
+    type Coeffs = ();
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn buffers(&self) -> Vec<&'static str> {
+        vec!["square_avg", "acc_delta"]
+    }
+
+    fn coeffs(&self, _step: u64) {}
+
+    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        let [square_avg, acc_delta] = s else { unreachable!("adadelta keeps two buffers") };
+        *square_avg = ema_sq(square_avg, &g, self.rho)?;
+        let std = square_avg.affine(1.0, self.eps)?.sqrt()?;
+        let delta = acc_delta.affine(1.0, self.eps)?.sqrt()?.div(&std)?.mul(&g)?;
+        *acc_delta = ema_sq(acc_delta, &delta, self.rho)?;
+        *p = p.add_scaled(&delta, -self.lr)?;
+        Ok(())
+    }
+
+    fn from_options(o: &mut Options) -> Result<Self> {
+        let d = Self::default();
+        Ok(Self {
+            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
+            rho: o.num("rho", &[], d.rho, unit_interval, "rho must be in [0, 1)")?,
+            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
+            weight_decay: o.num(
+                "weight_decay",
+                &[],
+                d.weight_decay,
+                non_negative,
+                "weight_decay must be >= 0",
+            )?,
+        })
+    }
+
+    fn to_options(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("lr", Value::Num(self.lr)),
+            ("rho", Value::Num(self.rho)),
+            ("eps", Value::Num(self.eps)),
+            ("weight_decay", Value::Num(self.weight_decay)),
+        ]
+    }
+}

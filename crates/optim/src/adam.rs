@@ -1,0 +1,155 @@
+//! Adam (Kingma & Ba, 2015; PyTorch's `torch.optim.Adam`).
+
+use crate::elem::{addcdiv, ema_sq, lerp, Elem};
+use crate::rule::Rule;
+use crate::spec::{non_negative, positive, unit_interval, Options, Value};
+use crate::Result;
+
+/// Adam: momentum on the gradient and RMSprop's scaling, both bias-corrected, exactly as
+/// `torch.optim.Adam`:
+///
+/// ```text
+/// g ← g + λ·p
+/// m ← β1·m + (1 - β1)·g
+/// v ← β2·v + (1 - β2)·g²
+/// v̂ ← max(v̂, v)                  (amsgrad; then v̂ replaces v below)
+/// p ← p - η/(1 - β1ᵗ) · m / (√v / √(1 - β2ᵗ) + ε)
+/// ```
+///
+/// d2l's Adam uses `ε = 1e-6`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adam {
+    /// Learning rate `η` (PyTorch's default 1e-3).
+    pub lr: f64,
+    /// Decay `β1` of the first moment, in `[0, 1)`.
+    pub beta1: f64,
+    /// Decay `β2` of the second moment, in `[0, 1)`.
+    pub beta2: f64,
+    /// `ε` added outside the root (PyTorch's default 1e-8).
+    pub eps: f64,
+    /// L2 penalty `λ` added to the gradient (for decoupled decay use [`crate::AdamW`]).
+    pub weight_decay: f64,
+    /// Keep the running maximum of `v` (Reddi et al., 2018).
+    pub amsgrad: bool,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, amsgrad: false }
+    }
+}
+
+/// Adam's per-step scalars: `η / (1 - β1ᵗ)` and `√(1 - β2ᵗ)`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamCoeffs {
+    step_size: f64,
+    bias_correction2_sqrt: f64,
+}
+
+impl Adam {
+    pub(crate) fn coeffs_at(&self, step: u64) -> AdamCoeffs {
+        let t = step as i32;
+        AdamCoeffs {
+            step_size: self.lr / (1.0 - self.beta1.powi(t)),
+            bias_correction2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
+        }
+    }
+
+    pub(crate) fn buffer_names(&self) -> Vec<&'static str> {
+        if self.amsgrad {
+            vec!["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+        } else {
+            vec!["exp_avg", "exp_avg_sq"]
+        }
+    }
+
+    /// The moment updates and the step, after weight decay has been applied (coupled to `g` for
+    /// Adam, to `p` for AdamW).
+    pub(crate) fn moments_and_step<E: Elem>(
+        &self,
+        c: &AdamCoeffs,
+        p: &mut E,
+        g: &E,
+        s: &mut [E],
+    ) -> std::result::Result<(), E::Err> {
+        let (exp_avg, rest) = s.split_first_mut().expect("exp_avg is always kept");
+        let (exp_avg_sq, rest) = rest.split_first_mut().expect("exp_avg_sq is always kept");
+        *exp_avg = lerp(exp_avg, g, 1.0 - self.beta1)?;
+        *exp_avg_sq = ema_sq(exp_avg_sq, g, self.beta2)?;
+        let second = match rest {
+            [max_sq] => {
+                *max_sq = max_sq.maximum(exp_avg_sq)?;
+                max_sq.clone()
+            }
+            _ => exp_avg_sq.clone(),
+        };
+        let denom = second.sqrt()?.scale(1.0 / c.bias_correction2_sqrt)?.affine(1.0, self.eps)?;
+        *p = addcdiv(p, exp_avg, &denom, -c.step_size)?;
+        Ok(())
+    }
+
+    pub(crate) fn read(o: &mut Options, d: &Self) -> Result<Self> {
+        Ok(Self {
+            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
+            beta1: o.num("beta1", &[], d.beta1, unit_interval, "beta1 must be in [0, 1)")?,
+            beta2: o.num("beta2", &[], d.beta2, unit_interval, "beta2 must be in [0, 1)")?,
+            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
+            weight_decay: o.num(
+                "weight_decay",
+                &[],
+                d.weight_decay,
+                non_negative,
+                "weight_decay must be >= 0",
+            )?,
+            amsgrad: o.flag("amsgrad", d.amsgrad)?,
+        })
+    }
+
+    pub(crate) fn write(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("lr", Value::Num(self.lr)),
+            ("beta1", Value::Num(self.beta1)),
+            ("beta2", Value::Num(self.beta2)),
+            ("eps", Value::Num(self.eps)),
+            ("weight_decay", Value::Num(self.weight_decay)),
+            ("amsgrad", Value::Bool(self.amsgrad)),
+        ]
+    }
+}
+
+impl Rule for Adam {
+    const NAME: &'static str = "adam";
+    type Coeffs = AdamCoeffs;
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn buffers(&self) -> Vec<&'static str> {
+        self.buffer_names()
+    }
+    fn coeffs(&self, step: u64) -> AdamCoeffs {
+        self.coeffs_at(step)
+    }
+
+    fn update<E: Elem>(
+        &self,
+        c: &AdamCoeffs,
+        p: &mut E,
+        g: &E,
+        s: &mut [E],
+    ) -> std::result::Result<(), E::Err> {
+        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        self.moments_and_step(c, p, &g, s)
+    }
+
+    fn from_options(o: &mut Options) -> Result<Self> {
+        Self::read(o, &Self::default())
+    }
+
+    fn to_options(&self) -> Vec<(&'static str, Value)> {
+        self.write()
+    }
+}

@@ -1,0 +1,154 @@
+//! The fused in-place CPU kernel: one pass over a parameter, its gradient and its state buffers,
+//! split across cores with rayon, running a [`Rule`]'s update on scalars.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+
+use candle_core::{CpuStorage, InplaceOp2, Layout, Storage, Tensor};
+use rayon::prelude::*;
+
+use crate::elem::Elem;
+use crate::rule::Rule;
+use crate::Result;
+
+/// Elements per parallel task: big enough to amortize scheduling, small enough to balance.
+const CHUNK: usize = 1 << 15;
+
+/// A parameter's host state buffers, borrowed mutably for one step.
+pub(crate) enum HostMut<'a> {
+    F32(&'a mut [Vec<f32>]),
+    F64(&'a mut [Vec<f64>]),
+}
+
+struct FusedStep<'a, R: Rule> {
+    rule: &'a R,
+    coeffs: R::Coeffs,
+    // candle's in-place ops take `&self`; the buffers are borrowed mutably for the one call.
+    states: RefCell<HostMut<'a>>,
+}
+
+/// Runs one update of `rule` in place on `param` (contiguous, CPU) with gradient `grad`.
+pub(crate) fn fused_step<R: Rule>(
+    rule: &R,
+    c: &R::Coeffs,
+    param: &Tensor,
+    grad: &Tensor,
+    states: HostMut<'_>,
+) -> Result<()> {
+    let op = FusedStep { rule, coeffs: *c, states: RefCell::new(states) };
+    param.inplace_op2(grad, &op)?;
+    Ok(())
+}
+
+fn slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("fused optimizer step needs contiguous tensors"),
+    }
+}
+
+impl<R: Rule> InplaceOp2 for FusedStep<'_, R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (a, b) = l1
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("non-contiguous parameter".into()))?;
+        let mut states = self.states.borrow_mut();
+        match (s1, s2, &mut *states) {
+            (CpuStorage::F32(p), CpuStorage::F32(g), HostMut::F32(s)) => {
+                run(self.rule, &self.coeffs, &mut p[a..b], slice(g, l2)?, s)
+            }
+            (CpuStorage::F64(p), CpuStorage::F64(g), HostMut::F64(s)) => {
+                run(self.rule, &self.coeffs, &mut p[a..b], slice(g, l2)?, s)
+            }
+            _ => candle_core::bail!("fused optimizer step: parameter, gradient and state dtypes differ"),
+        }
+    }
+}
+
+fn run<T, R>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: &mut [Vec<T>]) -> candle_core::Result<()>
+where
+    T: Elem<Err = Infallible> + Copy + Send + Sync,
+    R: Rule,
+{
+    if g.len() != p.len() || s.iter().any(|b| b.len() != p.len()) {
+        candle_core::bail!("fused optimizer step: length mismatch");
+    }
+    match s {
+        [] => kernel::<T, R, 0>(rule, c, p, g, []),
+        [a] => kernel::<T, R, 1>(rule, c, p, g, [a]),
+        [a, b] => kernel::<T, R, 2>(rule, c, p, g, [a, b]),
+        [a, b, d] => kernel::<T, R, 3>(rule, c, p, g, [a, b, d]),
+        _ => candle_core::bail!("fused optimizer step: at most 3 state buffers"),
+    }
+    Ok(())
+}
+
+fn kernel<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut Vec<T>; K])
+where
+    T: Elem<Err = Infallible> + Copy + Send + Sync,
+    R: Rule,
+{
+    let mut s_chunks = s.map(|b| b.chunks_mut(CHUNK));
+    let tasks: Vec<(&mut [T], &[T], [&mut [T]; K])> = p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
+        .collect();
+    let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| chunk::<T, R, K>(rule, c, p, g, s);
+    if tasks.len() > 1 {
+        tasks.into_par_iter().for_each(body);
+    } else {
+        tasks.into_iter().for_each(body);
+    }
+}
+
+#[inline(always)]
+fn chunk<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
+where
+    T: Elem<Err = Infallible> + Copy,
+    R: Rule,
+{
+    let n = p.len();
+    let g = &g[..n];
+    let mut s = s.map(|b| &mut b[..n]);
+    for i in 0..n {
+        let mut pe = p[i];
+        let mut st: [T; K] = std::array::from_fn(|j| s[j][i]);
+        let Ok(()) = rule.update(c, &mut pe, &g[i], &mut st);
+        p[i] = pe;
+        for (j, b) in s.iter_mut().enumerate() {
+            b[i] = st[j];
+        }
+    }
+}
+
+/// Whether every element of `t` is finite. One read-only pass (parallel on the CPU); on other
+/// devices `(t - t)` is 0 exactly where `t` is finite, so its sum is 0 or NaN.
+pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
+    if t.device().is_cpu() {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
+            match cpu {
+                CpuStorage::F32(v) => {
+                    return Ok(v[a..b].par_chunks(CHUNK).all(|c| c.iter().all(|x| x.is_finite())))
+                }
+                CpuStorage::F64(v) => {
+                    return Ok(v[a..b].par_chunks(CHUNK).all(|c| c.iter().all(|x| x.is_finite())))
+                }
+                _ => {}
+            }
+        }
+    }
+    let s = (t - t)?.to_dtype(candle_core::DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+    Ok(s == 0.0)
+}

@@ -1,0 +1,223 @@
+//! The textual optimizer spec: `name:key=value,key=value`, the one way a user names an
+//! optimizer on a command line and in a checkpoint. Names and keys are PyTorch's.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+/// An option value: a number or a boolean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A number (`0.01`, `1e-8`).
+    Num(f64),
+    /// A boolean (`true`, `false`).
+    Bool(bool),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Rust prints the shortest decimal that parses back to the same f64.
+            Value::Num(x) => write!(f, "{x}"),
+            Value::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A parsed optimizer spec: a name and `key=value` options, in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimSpec {
+    /// The optimizer's name (`rmsprop`).
+    pub name: String,
+    /// The options, as written (values still text: each optimizer parses its own).
+    pub options: Vec<(String, String)>,
+}
+
+impl OptimSpec {
+    /// Parses `name` or `name:key=value,key=value`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |msg: &str| Error::Spec { spec: spec.to_string(), msg: msg.to_string() };
+        let spec_t = spec.trim();
+        let (name, rest) = match spec_t.split_once(':') {
+            Some((n, r)) => (n.trim(), Some(r)),
+            None => (spec_t, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad(
+                "expected `name` or `name:key=value,...` with a name of letters, digits and `_`",
+            ));
+        }
+        let mut options = Vec::new();
+        if let Some(rest) = rest {
+            for item in rest.split(',') {
+                let item = item.trim();
+                if item.is_empty() {
+                    return Err(bad("empty option (two commas in a row, or a trailing comma)"));
+                }
+                let (k, v) = item
+                    .split_once('=')
+                    .ok_or_else(|| bad(&format!("option `{item}` is not `key=value`")))?;
+                let (k, v) = (k.trim(), v.trim());
+                if k.is_empty() || v.is_empty() {
+                    return Err(bad(&format!("option `{item}` is not `key=value`")));
+                }
+                if options.iter().any(|(seen, _): &(String, String)| seen == k) {
+                    return Err(bad(&format!("option `{k}` given twice")));
+                }
+                options.push((k.to_string(), v.to_string()));
+            }
+        }
+        Ok(Self { name: name.to_ascii_lowercase(), options })
+    }
+}
+
+impl FromStr for OptimSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for OptimSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        for (i, (k, v)) in self.options.iter().enumerate() {
+            write!(f, "{}{k}={v}", if i == 0 { ':' } else { ',' })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads an optimizer's options out of a spec, validating each and rejecting leftovers.
+///
+/// Each optimizer's `from_options` asks for its keys with their defaults and allowed ranges, then
+/// calls [`Options::finish`], which fails on any key nobody asked for.
+pub struct Options {
+    optimizer: &'static str,
+    items: Vec<(String, String)>,
+    asked: Vec<&'static str>,
+}
+
+impl Options {
+    /// The options of `spec` for the optimizer `optimizer`.
+    pub fn new(optimizer: &'static str, spec: &OptimSpec) -> Self {
+        Self { optimizer, items: spec.options.clone(), asked: Vec::new() }
+    }
+
+    fn take(&mut self, keys: &[&'static str]) -> Option<(String, String)> {
+        self.asked.push(keys[0]);
+        let i = self.items.iter().position(|(k, _)| keys.contains(&k.as_str()))?;
+        Some(self.items.remove(i))
+    }
+
+    fn invalid(&self, key: &str, value: &str, allowed: impl Into<String>) -> Error {
+        Error::InvalidValue {
+            optimizer: self.optimizer,
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// A number under `key` (or one of its `aliases`), `default` when absent, checked by `ok`
+    /// whose failure message is `allowed`.
+    pub fn num(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        allowed: &str,
+    ) -> Result<f64> {
+        let mut keys = vec![key];
+        keys.extend_from_slice(aliases);
+        let Some((k, text)) = self.take(&keys) else { return Ok(default) };
+        let x: f64 =
+            text.parse().map_err(|_| self.invalid(&k, &text, format!("expected a number; {allowed}")))?;
+        if !x.is_finite() || !ok(x) {
+            return Err(self.invalid(&k, &text, allowed));
+        }
+        Ok(x)
+    }
+
+    /// A boolean under `key`, `default` when absent.
+    pub fn flag(&mut self, key: &'static str, default: bool) -> Result<bool> {
+        let Some((k, text)) = self.take(&[key]) else { return Ok(default) };
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(self.invalid(&k, &text, "expected true or false")),
+        }
+    }
+
+    /// Fails on any option no one asked for.
+    pub fn finish(self) -> Result<()> {
+        match self.items.first() {
+            None => Ok(()),
+            Some((k, _)) => Err(Error::UnknownKey {
+                optimizer: self.optimizer,
+                key: k.clone(),
+                known: self.asked.join(", "),
+            }),
+        }
+    }
+}
+
+/// Allowed range `lr ≥ 0`.
+pub(crate) fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}
+
+/// Allowed range `0 ≤ x < 1` (decay rates: alpha, rho, betas).
+pub(crate) fn unit_interval(x: f64) -> bool {
+    (0.0..1.0).contains(&x)
+}
+
+/// Allowed range `x > 0` (eps).
+pub(crate) fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let s = OptimSpec::parse(" RMSprop: lr=0.01 , alpha=0.9,eps_in_sqrt=true").unwrap();
+        assert_eq!(s.name, "rmsprop");
+        assert_eq!(s.options[0], ("lr".into(), "0.01".into()));
+        assert_eq!(s.to_string(), "rmsprop:lr=0.01,alpha=0.9,eps_in_sqrt=true");
+        assert_eq!(OptimSpec::parse("adam").unwrap().options, vec![]);
+    }
+
+    #[test]
+    fn malformed_specs_are_errors() {
+        for bad in
+            ["", ":lr=1", "adam:", "adam:lr", "adam:lr=", "adam:lr=1,,eps=2", "adam:lr=1,lr=2", "ad am"]
+        {
+            let err = OptimSpec::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::Spec { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn options_validate_and_reject_leftovers() {
+        let spec = OptimSpec::parse("x:lr=-1").unwrap();
+        let mut o = Options::new("x", &spec);
+        let err = o.num("lr", &[], 0.1, non_negative, "must be >= 0").unwrap_err().to_string();
+        assert!(err.contains("lr=-1") && err.contains(">= 0"), "{err}");
+        let spec = OptimSpec::parse("x:gamma=0.9,foo=1").unwrap();
+        let mut o = Options::new("x", &spec);
+        assert_eq!(o.num("alpha", &["gamma"], 0.99, unit_interval, "in [0, 1)").unwrap(), 0.9);
+        let err = o.finish().unwrap_err().to_string();
+        assert!(err.contains("`foo`") && err.contains("alpha"), "{err}");
+        let spec = OptimSpec::parse("x:centered=maybe").unwrap();
+        assert!(Options::new("x", &spec).flag("centered", false).is_err());
+        let spec = OptimSpec::parse("x:lr=abc").unwrap();
+        assert!(Options::new("x", &spec).num("lr", &[], 0.1, non_negative, "").is_err());
+        let spec = OptimSpec::parse("x:lr=nan").unwrap();
+        assert!(Options::new("x", &spec).num("lr", &[], 0.1, non_negative, "").is_err());
+    }
+}
