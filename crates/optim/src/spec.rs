@@ -18,7 +18,9 @@ pub enum Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // Rust prints the shortest decimal that parses back to the same f64.
+            // Rust prints the shortest decimal that parses back to the same f64; small and huge
+            // magnitudes read better in exponent form (1e-8, not 0.00000001).
+            Value::Num(x) if *x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e16) => write!(f, "{x:e}"),
             Value::Num(x) => write!(f, "{x}"),
             Value::Bool(b) => write!(f, "{b}"),
         }

@@ -1,0 +1,334 @@
+//! Generic behaviour over the whole registry: d2l's 2D traces, fused == composed, state
+//! save → load → step, parameter groups, non-finite gradients, spec round trips and errors.
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
+use taper_optim::schedule::{LrSchedule, StepLr};
+use taper_optim::{from_spec, names, KernelPath, NonFinite, OptimSpec, Optimizer, StepOutcome};
+use taper_tensor::SeededRng;
+
+/// One spec per optimizer with every stateful option switched on.
+const FULL_SPECS: &[&str] = &[
+    "sgd:lr=0.05,momentum=0.9,dampening=0.1,weight_decay=0.01",
+    "sgd:lr=0.05,momentum=0.9,nesterov=true",
+    "adagrad:lr=0.1,lr_decay=0.01,initial_accumulator_value=0.1,weight_decay=0.01",
+    "adagrad:lr=0.1,eps=1e-6,eps_in_sqrt=true",
+    "rmsprop:lr=0.01,alpha=0.9,centered=true,momentum=0.9,weight_decay=0.01",
+    "rmsprop:lr=0.01,gamma=0.9,eps=1e-6,eps_in_sqrt=true",
+    "adadelta:lr=1.0,rho=0.9,eps=1e-6,weight_decay=0.01",
+    "adam:lr=0.01,amsgrad=true,weight_decay=0.01",
+    "adamw:lr=0.01,amsgrad=true,weight_decay=0.1",
+];
+
+// ---------------------------------------------------------------- d2l traces
+
+#[test]
+fn d2l_traces_print_the_books_six_decimals() {
+    let golden: Value = serde_json::from_str(include_str!("../../../tests/golden/d2l_traces.json")).unwrap();
+    let traces = golden["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 8);
+    for t in traces {
+        let coef = match t["function"].as_str().unwrap() {
+            "x1^2+2x2^2" => [1.0, 2.0],
+            "0.1x1^2+2x2^2" => [0.1, 2.0],
+            f => panic!("unknown function {f}"),
+        };
+        let spec = t["spec"].as_str().unwrap();
+        let mut store = ParamStore::new();
+        let x = store.insert("x", Tensor::new(&[-5.0f64, -2.0], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = from_spec(spec, store.trainable()).unwrap();
+        let c = Var::constant(Tensor::new(&coef, &Device::Cpu).unwrap());
+        for (i, want) in t["lines"].as_array().unwrap().iter().enumerate() {
+            let tape = Tape::new();
+            let f = tape.param(&x).sqr().unwrap().mul(&c).unwrap().sum_all().unwrap();
+            opt.step(&f.backward().unwrap()).unwrap();
+            let v = x.value().to_vec1::<f64>().unwrap();
+            let line = format!("epoch {}, x1 {:.6}, x2 {:.6}", i + 1, v[0], v[1]);
+            assert_eq!(line, want.as_str().unwrap(), "{spec}, section {}", t["section"]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn store(dtype: DType, seed: u64) -> ParamStore {
+    let mut rng = SeededRng::new(seed);
+    let mut s = ParamStore::new();
+    s.insert("w", rng.normal((70_000,), 0.0, 1.0, dtype, &Device::Cpu).unwrap()).unwrap();
+    s.insert("b", rng.normal((3, 5), 0.0, 1.0, dtype, &Device::Cpu).unwrap()).unwrap();
+    s
+}
+
+/// A non-quadratic loss whose gradient changes every step: sum(tanh(p)·p + 0.1·p⁴)/n.
+fn grads(s: &ParamStore) -> Grads {
+    let tape = Tape::new();
+    let mut total: Option<Var> = None;
+    for p in s.params() {
+        let v = tape.param(p);
+        let term = v
+            .tanh()
+            .unwrap()
+            .mul(&v)
+            .unwrap()
+            .add(&v.sqr().unwrap().sqr().unwrap().scale(0.1).unwrap())
+            .unwrap();
+        let term = term.mean_all().unwrap();
+        total = Some(match total {
+            None => term,
+            Some(t) => t.add(&term).unwrap(),
+        });
+    }
+    total.unwrap().backward().unwrap()
+}
+
+fn values(s: &ParamStore) -> Vec<Vec<f64>> {
+    s.params()
+        .iter()
+        .map(|p| p.value().flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap())
+        .collect()
+}
+
+fn train(opt: &mut dyn Optimizer, s: &ParamStore, steps: usize) {
+    for _ in 0..steps {
+        assert_eq!(opt.step(&grads(s)).unwrap(), StepOutcome::Applied);
+    }
+}
+
+// ---------------------------------------------------------------- paths and state
+
+#[test]
+fn fused_and_composed_paths_agree() {
+    for dtype in [DType::F64, DType::F32] {
+        for spec in FULL_SPECS {
+            let (a, b) = (store(dtype, 1), store(dtype, 1));
+            let mut fa = from_spec(spec, a.params().to_vec()).unwrap();
+            let mut fb = from_spec(spec, b.params().to_vec()).unwrap();
+            fa.set_kernel_path(KernelPath::Fused);
+            fb.set_kernel_path(KernelPath::Composed);
+            train(fa.as_mut(), &a, 15);
+            train(fb.as_mut(), &b, 15);
+            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-6 };
+            for (x, y) in values(&a).iter().zip(values(&b)) {
+                let d = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                assert!(d <= tol, "{spec} {dtype:?}: fused and composed differ by {d:e}");
+            }
+            assert_ne!(values(&a), values(&store(dtype, 1)), "{spec}: nothing moved");
+        }
+    }
+}
+
+#[test]
+fn save_load_then_step_equals_step() {
+    for spec in FULL_SPECS {
+        for (save_path, load_path) in
+            [(KernelPath::Auto, KernelPath::Auto), (KernelPath::Fused, KernelPath::Composed)]
+        {
+            // 20 steps, save; a fresh optimizer on copied parameters loads; 20 more on both.
+            let a = store(DType::F32, 2);
+            let mut oa = from_spec(spec, a.params().to_vec()).unwrap();
+            oa.set_kernel_path(save_path);
+            train(oa.as_mut(), &a, 20);
+            let saved = oa.export_state().unwrap();
+            let b = ParamStore::new();
+            let mut b = b;
+            for p in a.params() {
+                b.insert(p.name(), p.value().copy().unwrap()).unwrap();
+            }
+            let mut ob = from_spec(&oa.spec().to_string(), b.params().to_vec()).unwrap();
+            ob.set_kernel_path(load_path);
+            ob.import_state(&saved).unwrap();
+            train(oa.as_mut(), &a, 20);
+            train(ob.as_mut(), &b, 20);
+            let tol = if load_path == save_path { 0.0 } else { 1e-6 };
+            for (x, y) in values(&a).iter().zip(values(&b)) {
+                let d = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                assert!(d <= tol, "{spec} {save_path:?}->{load_path:?}: resumed run differs by {d:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reset_state_starts_over() {
+    let (a, b) = (store(DType::F64, 3), store(DType::F64, 3));
+    let mut oa = from_spec("adam:lr=0.01", a.params().to_vec()).unwrap();
+    let mut ob = from_spec("adam:lr=0.01", b.params().to_vec()).unwrap();
+    train(oa.as_mut(), &a, 5);
+    oa.reset_state();
+    assert!(oa.export_state().unwrap().tensors.is_empty());
+    // After a reset, a step is a first step again: the same update as a fresh optimizer's
+    // first step from the same point.
+    for (pa, pb) in a.params().iter().zip(b.params()) {
+        pb.set(pa.value().copy().unwrap()).unwrap();
+    }
+    train(oa.as_mut(), &a, 1);
+    train(ob.as_mut(), &b, 1);
+    assert_eq!(values(&a), values(&b));
+}
+
+#[test]
+fn import_rejects_state_that_does_not_fit() {
+    let a = store(DType::F32, 4);
+    let mut adam = from_spec("adam", a.params().to_vec()).unwrap();
+    train(adam.as_mut(), &a, 1);
+    let saved = adam.export_state().unwrap();
+    let mut rms = from_spec("rmsprop", a.params().to_vec()).unwrap();
+    let err = rms.import_state(&saved).unwrap_err().to_string();
+    assert!(err.contains("`adam`") && err.contains("`rmsprop`"), "{err}");
+    // Same optimizer, amsgrad needs a buffer the save lacks.
+    let mut ams = from_spec("adam:amsgrad=true", a.params().to_vec()).unwrap();
+    let err = ams.import_state(&saved).unwrap_err().to_string();
+    assert!(err.contains("max_exp_avg_sq") && err.contains("missing"), "{err}");
+    // A buffer of the wrong shape.
+    let mut bad = saved.clone();
+    bad.tensors[0].1 = Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap();
+    let mut fresh = from_spec("adam", a.params().to_vec()).unwrap();
+    let err = fresh.import_state(&bad).unwrap_err().to_string();
+    assert!(err.contains("[7]"), "{err}");
+    assert!(fresh.export_state().unwrap().tensors.is_empty(), "a failed import must change nothing");
+    // An entry for a parameter this optimizer does not have.
+    let mut extra = saved.clone();
+    extra.tensors.push(("ghost.exp_avg".into(), Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap()));
+    assert!(fresh.import_state(&extra).unwrap_err().to_string().contains("ghost"));
+}
+
+// ---------------------------------------------------------------- groups, lr, non-finite
+
+#[test]
+fn parameter_groups_have_their_own_hyperparameters() {
+    let a = store(DType::F64, 5);
+    let [w, b] = [a.params()[0].clone(), a.params()[1].clone()];
+    let mut grouped = from_spec("sgd:lr=0.1,momentum=0.9", vec![w.clone()]).unwrap();
+    grouped.add_param_group(vec![b.clone()], "lr=0.01").unwrap();
+    assert_eq!(grouped.num_groups(), 2);
+    assert_eq!(grouped.group_learning_rate(1), Some(0.01));
+    assert!(grouped.add_param_group(vec![w.clone()], "lr=0.5").is_err(), "a parameter in two groups");
+    assert!(grouped.add_param_group(vec![], "lr=-1").is_err());
+
+    let c = store(DType::F64, 5);
+    let mut ow = from_spec("sgd:lr=0.1,momentum=0.9", vec![c.params()[0].clone()]).unwrap();
+    let mut ob = from_spec("sgd:lr=0.01,momentum=0.9", vec![c.params()[1].clone()]).unwrap();
+    for _ in 0..5 {
+        grouped.step(&grads(&a)).unwrap();
+        let g = grads(&c);
+        ow.step(&g).unwrap();
+        ob.step(&g).unwrap();
+    }
+    assert_eq!(values(&a), values(&c));
+}
+
+#[test]
+fn learning_rate_can_be_read_set_and_scheduled() {
+    let a = store(DType::F32, 6);
+    let mut opt = from_spec("rmsprop:lr=0.1", a.params().to_vec()).unwrap();
+    assert_eq!(opt.learning_rate(), 0.1);
+    let sched = LrSchedule::new(Box::new(StepLr { step_size: 2, gamma: 0.5 }), opt.as_ref());
+    sched.apply(opt.as_mut(), 4).unwrap();
+    assert!((opt.learning_rate() - 0.025).abs() < 1e-15);
+    assert!(opt.set_learning_rate(-1.0).is_err());
+    assert!(opt.set_learning_rate(f64::NAN).is_err());
+    assert!(opt.spec().to_string().contains("lr=0.025"));
+}
+
+fn poisoned(s: &ParamStore, value: f64) -> Grads {
+    let mut g = grads(s);
+    let p: &Param = &s.params()[1];
+    let mut v = g.get(p).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    v[3] = value as f32;
+    g.set(p, Tensor::from_vec(v, p.dims(), &Device::Cpu).unwrap());
+    g
+}
+
+#[test]
+fn non_finite_gradients_never_touch_the_parameters() {
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for path in [KernelPath::Fused, KernelPath::Composed] {
+            let a = store(DType::F32, 7);
+            let mut opt = from_spec("adam:lr=0.1", a.params().to_vec()).unwrap();
+            opt.set_kernel_path(path);
+            train(opt.as_mut(), &a, 2);
+            let before = values(&a);
+            let state_before = opt.export_state().unwrap();
+            let err = opt.step(&poisoned(&a, bad)).unwrap_err().to_string();
+            assert!(err.contains("non-finite") && err.contains("`b`"), "{err}");
+            assert_eq!(values(&a), before);
+            opt.set_non_finite(NonFinite::Skip);
+            assert_eq!(opt.step(&poisoned(&a, bad)).unwrap(), StepOutcome::Skipped { param: "b".into() });
+            assert_eq!(values(&a), before);
+            let state_after = opt.export_state().unwrap();
+            assert_eq!(state_before.scalars, state_after.scalars, "a skipped step does not count");
+        }
+    }
+}
+
+#[test]
+fn gradient_of_the_wrong_shape_is_an_error() {
+    let a = store(DType::F32, 8);
+    let mut opt = from_spec("sgd:lr=0.1", a.params().to_vec()).unwrap();
+    let mut g = grads(&a);
+    g.set(&a.params()[1], Tensor::zeros((5, 3), DType::F32, &Device::Cpu).unwrap());
+    let err = opt.step(&g).unwrap_err().to_string();
+    assert!(err.contains("`b`") && err.contains("[5, 3]"), "{err}");
+}
+
+// ---------------------------------------------------------------- specs
+
+#[test]
+fn specs_round_trip() {
+    for name in names() {
+        let opt = from_spec(name, vec![]).unwrap();
+        let canonical = opt.spec().to_string();
+        let again = from_spec(&canonical, vec![]).unwrap().spec().to_string();
+        assert_eq!(canonical, again);
+    }
+    for spec in FULL_SPECS {
+        let given = OptimSpec::parse(spec).unwrap();
+        let canonical = from_spec(spec, vec![]).unwrap().spec();
+        assert_eq!(from_spec(&canonical.to_string(), vec![]).unwrap().spec(), canonical);
+        // Every value given survives (gamma under its PyTorch name alpha).
+        for (k, v) in &given.options {
+            let key = if k == "gamma" { "alpha" } else { k.as_str() };
+            let (_, got) = canonical.options.iter().find(|(ck, _)| ck == key).unwrap();
+            assert_eq!(got.parse::<f64>().ok(), v.parse::<f64>().ok(), "{spec}: {k}");
+        }
+    }
+    assert_eq!(
+        from_spec("rmsprop", vec![]).unwrap().spec().to_string(),
+        "rmsprop:lr=0.01,alpha=0.99,eps=1e-8,weight_decay=0,momentum=0,centered=false,eps_in_sqrt=false"
+    );
+}
+
+#[test]
+fn bad_specs_name_the_key_and_the_allowed_range() {
+    let cases: &[(&str, &[&str])] = &[
+        ("lion", &["unknown optimizer", "lion", "rmsprop"]),
+        ("adam:momentum=0.9", &["`adam` has no option `momentum`", "beta1"]),
+        ("rmsprop:lr=fast", &["lr=fast", "number"]),
+        ("rmsprop:lr=-0.1", &["lr=-0.1", ">= 0"]),
+        ("rmsprop:alpha=1", &["alpha=1", "[0, 1)"]),
+        ("rmsprop:gamma=1.5", &["gamma=1.5", "[0, 1)"]),
+        ("rmsprop:eps=0", &["eps=0", "> 0"]),
+        ("rmsprop:centered=yes", &["centered=yes", "true or false"]),
+        ("adadelta:rho=1", &["rho=1", "[0, 1)"]),
+        ("adam:beta1=-0.1", &["beta1=-0.1", "[0, 1)"]),
+        ("adamw:beta2=1", &["beta2=1", "[0, 1)"]),
+        ("adagrad:lr_decay=-1", &["lr_decay=-1", ">= 0"]),
+        ("adagrad:initial_accumulator_value=-1", &["initial_accumulator_value", ">= 0"]),
+        ("sgd:nesterov=true", &["nesterov", "momentum > 0"]),
+        ("sgd:momentum=0.9,dampening=0.5,nesterov=true", &["nesterov", "dampening = 0"]),
+        ("sgd:weight_decay=-1", &["weight_decay=-1", ">= 0"]),
+        ("sgd:lr=inf", &["lr=inf"]),
+        ("sgd:lr=0.1,lr=0.2", &["given twice"]),
+        ("sgd:lr", &["not `key=value`"]),
+    ];
+    for (spec, needles) in cases {
+        let err = match from_spec(spec, vec![]) {
+            Ok(_) => panic!("{spec}: expected an error"),
+            Err(e) => e.to_string(),
+        };
+        for n in *needles {
+            assert!(err.contains(n), "{spec}: `{err}` should mention `{n}`");
+        }
+    }
+}
