@@ -29,6 +29,8 @@ pub trait Elem: Sized + Clone {
     fn sqr(&self) -> Result<Self, Self::Err>;
     /// `max(self, o)`
     fn maximum(&self, o: &Self) -> Result<Self, Self::Err>;
+    /// `|self|`
+    fn abs(&self) -> Result<Self, Self::Err>;
 
     /// `self · k`
     fn scale(&self, k: f64) -> Result<Self, Self::Err> {
@@ -78,6 +80,10 @@ macro_rules! scalar_elem {
             fn maximum(&self, o: &Self) -> Result<Self, Infallible> {
                 Ok(if *self >= *o { *self } else { *o })
             }
+            #[inline(always)]
+            fn abs(&self) -> Result<Self, Infallible> {
+                Ok(<$t>::abs(*self))
+            }
         }
     };
 }
@@ -110,6 +116,9 @@ impl Elem for Tensor {
     }
     fn maximum(&self, o: &Self) -> candle_core::Result<Self> {
         Tensor::maximum(self, o)
+    }
+    fn abs(&self) -> candle_core::Result<Self> {
+        Tensor::abs(self)
     }
 }
 

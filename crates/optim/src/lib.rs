@@ -59,6 +59,11 @@ pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{OptimSpec, Options, Value};
 
+/// `docs/EXTENDING.md`, whose complete example optimizer is compiled and trained as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/EXTENDING.md")]
+pub struct ExtendingGuide;
+
 /// Which implementation of the update runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelPath {
