@@ -15,6 +15,8 @@ pub use taper_optim as optim;
 pub use taper_tensor as tensor;
 pub use taper_train as train;
 
+pub mod experiments;
+
 pub use candle_core;
 pub use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
 pub use taper_tensor::{DType, Device, DeviceSpec, SeededRng, Tensor};

@@ -74,6 +74,37 @@ impl OptimSpec {
     }
 }
 
+impl OptimSpec {
+    /// Parses a comma-separated list of specs, `rmsprop:lr=0.4,gamma=0.9,adagrad:lr=0.4,sgd`: a
+    /// new spec starts at every item that has no `=` or has a `:` before its `=`; the other
+    /// items are options of the spec before them.
+    pub fn parse_list(list: &str) -> Result<Vec<Self>> {
+        let mut groups: Vec<String> = Vec::new();
+        for item in list.split(',') {
+            let t = item.trim();
+            let starts_spec = match (t.find(':'), t.find('=')) {
+                (_, None) => true,
+                (Some(c), Some(e)) => c < e,
+                (None, Some(_)) => false,
+            };
+            match groups.last_mut() {
+                Some(last) if !starts_spec => {
+                    last.push(',');
+                    last.push_str(t);
+                }
+                _ if !starts_spec => {
+                    return Err(Error::Spec {
+                        spec: list.to_string(),
+                        msg: format!("option `{t}` before any optimizer name"),
+                    })
+                }
+                _ => groups.push(t.to_string()),
+            }
+        }
+        groups.iter().map(|g| Self::parse(g)).collect()
+    }
+}
+
 impl FromStr for OptimSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -192,6 +223,15 @@ mod tests {
         assert_eq!(s.options[0], ("lr".into(), "0.01".into()));
         assert_eq!(s.to_string(), "rmsprop:lr=0.01,alpha=0.9,eps_in_sqrt=true");
         assert_eq!(OptimSpec::parse("adam").unwrap().options, vec![]);
+    }
+
+    #[test]
+    fn parses_lists_of_specs() {
+        let l = OptimSpec::parse_list("rmsprop:lr=0.4,gamma=0.9,adagrad:lr=0.4,sgd,adam:lr=1").unwrap();
+        let s: Vec<String> = l.iter().map(|s| s.to_string()).collect();
+        assert_eq!(s, ["rmsprop:lr=0.4,gamma=0.9", "adagrad:lr=0.4", "sgd", "adam:lr=1"]);
+        assert!(OptimSpec::parse_list("lr=0.1,sgd").is_err());
+        assert!(OptimSpec::parse_list("sgd,,adam").is_err());
     }
 
     #[test]

@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+/// Errors of the training crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file that could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A chart that could not be drawn.
+    #[error("plot {path}: {msg}")]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+    /// An argument out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An error from the optimizer crate.
+    #[error(transparent)]
+    Optim(#[from] taper_optim::Error),
+    /// An error from the autodiff graph.
+    #[error(transparent)]
+    Autograd(#[from] taper_autograd::Error),
+    /// An error from the tensor layer.
+    #[error(transparent)]
+    Tensor(#[from] taper_tensor::Error),
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result with the training crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

@@ -1,0 +1,271 @@
+//! SVG charts (plotters, SVG backend only: no font library needed): line charts of curves on a
+//! linear or log axis, and contour plots with optimization traces on top (d2l's
+//! `show_trace_2d`).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// A named curve.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub name: String,
+    /// `(x, y)` points in order.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series from a name and points.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points }
+    }
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// A line chart's labels and axis choice.
+#[derive(Debug, Clone)]
+pub struct ChartSpec<'a> {
+    /// Title above the chart.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// Logarithmic Y axis.
+    pub log_y: bool,
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |msg| Error::Plot { path: path.to_path_buf(), msg }
+}
+
+fn bounds(series: &[Series], log_y: bool) -> (f64, f64, f64, f64) {
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0));
+    let (mut x0, mut x1, mut y0, mut y1) =
+        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        return (0.0, 1.0, if log_y { 0.1 } else { 0.0 }, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if log_y {
+        if y1 <= y0 {
+            y1 = y0 * 10.0;
+        }
+        (x0, x1, y0 / 1.5, y1 * 1.5)
+    } else {
+        if y1 <= y0 {
+            y1 = y0 + 1.0;
+        }
+        let pad = 0.05 * (y1 - y0);
+        (x0, x1, y0 - pad, y1 + pad)
+    }
+}
+
+/// Writes a line chart of `series` to `path` (SVG), with a legend.
+pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Result<()> {
+    let e = plot_err(path);
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let (x0, x1, y0, y1) = bounds(series, spec.log_y);
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(spec.title, ("sans-serif", 22)).margin(15).x_label_area_size(45).y_label_area_size(75);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart.map_err(|x| e(x.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc(spec.x_label)
+                .y_desc(spec.y_label)
+                .draw()
+                .map_err(|x| e(x.to_string()))?;
+            for (i, s) in series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite() && (!spec.log_y || *y > 0.0))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                    .map_err(|x| e(x.to_string()))?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|x| e(x.to_string()))?;
+        }};
+    }
+    if spec.log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()));
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1));
+    }
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+/// Writes a contour plot of `f` over `[x0, x1] × [y0, y1]` with each trace drawn on top as a
+/// line with dots (d2l's `show_trace_2d`), with a legend when there are several traces.
+pub fn contour_with_traces(
+    path: &Path,
+    title: &str,
+    f: &dyn Fn(f64, f64) -> f64,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    traces: &[Series],
+) -> Result<()> {
+    let e = plot_err(path);
+    let root = SVGBackend::new(path, (700, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|x| e(x.to_string()))?;
+    chart.configure_mesh().x_desc("x1").y_desc("x2").draw().map_err(|x| e(x.to_string()))?;
+
+    // Contour levels by marching squares on a grid, at quantiles of f over the grid.
+    let n = 120;
+    let grid: Vec<Vec<f64>> = (0..=n)
+        .map(|j| {
+            (0..=n)
+                .map(|i| f(x0 + (x1 - x0) * i as f64 / n as f64, y0 + (y1 - y0) * j as f64 / n as f64))
+                .collect()
+        })
+        .collect();
+    let mut all: Vec<f64> = grid.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let levels: Vec<f64> = (1..12).map(|k| all[(all.len() - 1) * k * k / 144]).collect();
+    let at =
+        |i: usize, j: usize| (x0 + (x1 - x0) * i as f64 / n as f64, y0 + (y1 - y0) * j as f64 / n as f64);
+    let mut segments = Vec::new();
+    for level in &levels {
+        for j in 0..n {
+            for i in 0..n {
+                let corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)];
+                let mut cross = Vec::with_capacity(4);
+                for k in 0..4 {
+                    let (a, b) = (corners[k], corners[(k + 1) % 4]);
+                    let (va, vb) = (grid[a.1][a.0] - level, grid[b.1][b.0] - level);
+                    if (va < 0.0) != (vb < 0.0) {
+                        let t = va / (va - vb);
+                        let (pa, pb) = (at(a.0, a.1), at(b.0, b.1));
+                        cross.push((pa.0 + t * (pb.0 - pa.0), pa.1 + t * (pb.1 - pa.1)));
+                    }
+                }
+                for pair in cross.chunks(2) {
+                    if let [p, q] = pair {
+                        segments.push(vec![*p, *q]);
+                    }
+                }
+            }
+        }
+    }
+    let contour_color = RGBColor(150, 150, 190);
+    chart
+        .draw_series(segments.into_iter().map(|s| PathElement::new(s, contour_color.stroke_width(1))))
+        .map_err(|x| e(x.to_string()))?;
+    for (i, t) in traces.iter().enumerate() {
+        let color = if traces.len() == 1 { RGBColor(255, 127, 14) } else { PALETTE[i % PALETTE.len()] };
+        let inside: Vec<(f64, f64)> =
+            t.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        chart
+            .draw_series(LineSeries::new(inside.clone(), color.stroke_width(2)))
+            .map_err(|x| e(x.to_string()))?
+            .label(t.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(inside.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(|x| e(x.to_string()))?;
+    }
+    if traces.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+    }
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+/// Checks that `dir` exists or can be created, and that a file can be written in it.
+pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    let probe = dir.join(".taper-write-test");
+    std::fs::write(&probe, b"").map_err(crate::error::io_err(dir))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_readable_svgs() {
+        let dir = std::env::temp_dir().join(format!("taper-plot-{}", std::process::id()));
+        ensure_writable_dir(&dir).unwrap();
+        let p = dir.join("lines.svg");
+        let s = vec![
+            Series::new("adagrad", (1..100).map(|t| (t as f64, 1.0 / (t as f64).sqrt())).collect()),
+            Series::new("rmsprop", (1..100).map(|t| (t as f64, 0.3)).collect()),
+        ];
+        line_chart(&p, &ChartSpec { title: "effective lr", x_label: "step", y_label: "lr", log_y: true }, &s)
+            .unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("adagrad")
+                && svg.contains("rmsprop")
+                && svg.contains("step")
+        );
+        let p = dir.join("contour.svg");
+        let f = |x: f64, y: f64| 0.1 * x * x + 2.0 * y * y;
+        let t = vec![Series::new("gd", vec![(-5.0, -2.0), (-4.0, -0.4), (-3.0, 0.1)])];
+        contour_with_traces(&p, "trace", &f, (-5.5, 1.0), (-3.0, 1.0), &t).unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert!(svg.matches("<polyline").count() + svg.matches("<path").count() > 20, "contours drawn");
+        assert!(svg.contains("<circle"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unwritable_directory_is_an_error() {
+        assert!(ensure_writable_dir(Path::new("/proc/taper-cannot-write-here")).is_err());
+    }
+}

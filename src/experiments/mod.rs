@@ -1,0 +1,4 @@
+//! The documents' experiments as library code: each example is a thin command line over one of
+//! these modules, and the integration tests and the `reproduce` example call the same code.
+
+pub mod trace2d;

@@ -1,0 +1,93 @@
+//! Every chapter-7 trace through the `trace_2d` example's own code path prints the book's lines,
+//! and bad input is an error, never a panic.
+
+#[path = "../examples/trace_2d.rs"]
+#[allow(dead_code)]
+mod trace_2d;
+
+use clap::Parser;
+use serde_json::Value;
+
+fn args(extra: &[&str]) -> trace_2d::Args {
+    let out = std::env::temp_dir().join(format!("taper-trace-{}", std::process::id()));
+    let mut v = vec!["trace_2d"];
+    if !extra.contains(&"--out") {
+        v.extend(["--out", out.to_str().unwrap()]);
+    }
+    v.extend_from_slice(extra);
+    trace_2d::Args::try_parse_from(v).unwrap()
+}
+
+#[test]
+fn the_issue_command_prints_the_books_line() {
+    let traces =
+        trace_2d::run(&args(&["--optimizer", "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true"])).unwrap();
+    assert_eq!(traces[0].lines.last().unwrap(), "epoch 20, x1 -0.010599, x2 0.000000");
+}
+
+#[test]
+fn every_chapter_7_trace_matches_the_book() {
+    let golden: Value = serde_json::from_str(include_str!("golden/d2l_traces.json")).unwrap();
+    for t in golden["traces"].as_array().unwrap() {
+        let function = if t["function"] == "x1^2+2x2^2" { "sec7.2" } else { "d2l" };
+        let traces = trace_2d::run(&args(&[
+            "--optimizer",
+            t["spec"].as_str().unwrap(),
+            "--function",
+            function,
+            "--every",
+            "1",
+        ]))
+        .unwrap();
+        let want: Vec<&str> = t["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        assert_eq!(traces[0].lines, want, "section {} {}", t["section"], t["spec"]);
+        if let Some(book) = t["book_last_line"].as_str() {
+            assert_eq!(traces[0].lines.last().unwrap(), book);
+        }
+    }
+}
+
+#[test]
+fn compare_draws_several_optimizers() {
+    let a = args(&[
+        "--compare",
+        "adagrad:lr=0.4,eps=1e-6,eps_in_sqrt=true,rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true",
+    ]);
+    let traces = trace_2d::run(&a).unwrap();
+    assert_eq!(traces.len(), 2);
+    assert_eq!(traces[0].lines.last().unwrap(), "epoch 20, x1 -2.382563, x2 -0.158591");
+    let svg = std::fs::read_to_string(a.out.join("trace_2d.svg")).unwrap();
+    assert!(svg.contains("adagrad:lr=0.4") && svg.contains("rmsprop:lr=0.4"), "legend names both");
+}
+
+#[test]
+fn rosenbrock_makes_progress() {
+    let traces =
+        trace_2d::run(&args(&["--function", "rosenbrock", "--optimizer", "adam:lr=0.1", "--steps", "500"]))
+            .unwrap();
+    let f = |(a, b): (f64, f64)| (1.0 - a) * (1.0 - a) + 100.0 * (b - a * a) * (b - a * a);
+    let (first, last) = (f(traces[0].points[0]), f(*traces[0].points.last().unwrap()));
+    assert!(last < 1e-3 * first, "{first} -> {last}");
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    for (extra, needle) in [
+        (&["--function", "himmelblau"][..], "unknown function"),
+        (&["--optimizer", "lion:lr=1"], "unknown optimizer"),
+        (&["--optimizer", "rmsprop:alpha=2"], "alpha=2"),
+        (&["--steps", "0"], "--steps"),
+        (&["--start", "1;2"], "--start"),
+        (&["--start", "a,2"], "not a number"),
+        (&["--dtype", "f16"], "f16"),
+        (&["--device", "tpu"], "unknown device"),
+        (&["--out", "/proc/no-such-dir/x"], "/proc"),
+    ] {
+        let err = match trace_2d::run(&args(extra)) {
+            Ok(_) => panic!("{extra:?}: expected an error"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(needle), "{extra:?}: `{err}` should mention `{needle}`");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+}
