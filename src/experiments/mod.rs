@@ -1,4 +1,6 @@
 //! The documents' experiments as library code: each example is a thin command line over one of
 //! these modules, and the integration tests and the `reproduce` example call the same code.
 
+pub mod linreg;
+pub mod lr_decay;
 pub mod trace2d;

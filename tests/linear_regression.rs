@@ -1,0 +1,50 @@
+//! The documents' linear regression through the `linear_regression` example's code path.
+
+#[path = "../examples/linear_regression.rs"]
+#[allow(dead_code)]
+mod linear_regression;
+
+use clap::Parser;
+
+fn args(extra: &[&str]) -> linear_regression::Args {
+    let out = std::env::temp_dir().join(format!("taper-linreg-{}", std::process::id()));
+    let mut v = vec!["linear_regression", "--out", out.to_str().unwrap()];
+    v.extend_from_slice(extra);
+    linear_regression::Args::try_parse_from(v).unwrap()
+}
+
+#[test]
+fn well_tuned_runs_recover_the_closed_form_answer() {
+    let report = linear_regression::run(&args(&[])).unwrap();
+    let (b, w) = report.closed_form;
+    assert!((b - 4.0).abs() < 0.5 && (w - 3.0).abs() < 0.5, "data: b≈4, w≈3, got {b} {w}");
+    let tuned = [
+        "sgd:lr=0.2",
+        "adagrad:lr=1,eps=1e-8,eps_in_sqrt=true",
+        "rmsprop:lr=0.02,gamma=0.99,eps=1e-8,eps_in_sqrt=true",
+    ];
+    for spec in tuned {
+        let (_, fit) = report.fits.iter().find(|(s, _)| s == spec).unwrap();
+        assert!(
+            (fit.b - b).abs() < 0.05 && (fit.w - w).abs() < 0.05,
+            "{spec}: ({}, {}) vs ({b}, {w})",
+            fit.b,
+            fit.w
+        );
+    }
+    // The document's RMSprop (lr = 0.01, γ = 0.9) gets there too; its AdaGrad at the same
+    // learning rate stalls far away: the vanishing learning rate.
+    let doc_rms = &report.fits.iter().find(|(s, _)| s.starts_with("rmsprop:lr=0.01,gamma=0.9")).unwrap().1;
+    assert!((doc_rms.b - b).abs() < 0.05 && (doc_rms.w - w).abs() < 0.05);
+    let doc_ada = &report.fits.iter().find(|(s, _)| s.starts_with("adagrad:lr=0.01")).unwrap().1;
+    assert!(doc_ada.b < 1.0 && doc_ada.w < 1.0, "AdaGrad at lr=0.01 stalls: ({}, {})", doc_ada.b, doc_ada.w);
+    let svg = std::fs::read_to_string(args(&[]).out.join("linear_regression.svg")).unwrap();
+    assert!(svg.contains("MSE loss") && svg.contains("sgd:lr=0.2"));
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    assert!(linear_regression::run(&args(&["--iters", "0"])).is_err());
+    assert!(linear_regression::run(&args(&["--optimizers", "sgd:lr=-1"])).is_err());
+    assert!(linear_regression::run(&args(&["--device", "cuda:9"])).is_err());
+}
