@@ -19,6 +19,17 @@ pub enum Error {
         /// What went wrong.
         msg: String,
     },
+    /// A data file that is missing, corrupt or malformed.
+    #[error("data: {0}")]
+    Data(String),
+    /// A checkpoint that cannot be written, read or applied.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// An argument out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
