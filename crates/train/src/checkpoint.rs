@@ -1,0 +1,206 @@
+//! Checkpoints in safetensors: the model's parameters (`model.{name}`), the optimizer's whole
+//! state (`optim.{param}.{buffer}`), and metadata in the header (format version, optimizer spec,
+//! step, epoch, seed, position in the epoch's data order). Writes are atomic; loading checks
+//! every name, shape and dtype before changing anything. See `docs/CHECKPOINTS.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::Load;
+use candle_core::{Device, Tensor};
+use taper_autograd::ParamStore;
+use taper_optim::{OptimSpec, OptimState, Optimizer};
+
+use crate::{Error, Result};
+
+/// The `format` tag in the header.
+pub const FORMAT: &str = "taper-checkpoint";
+/// The `format_version` this code writes and reads.
+pub const FORMAT_VERSION: &str = "1";
+
+/// Where a run is: what the header records besides the tensors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Completed epochs.
+    pub epoch: u64,
+    /// Batches of the current epoch already consumed (0 at an epoch boundary).
+    pub batch_in_epoch: u64,
+    /// The run's seed (initialization and data order).
+    pub seed: u64,
+    /// Free-form extra fields (example name, model, ...).
+    pub extra: BTreeMap<String, String>,
+}
+
+fn ck_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |msg| Error::Checkpoint { path: path.to_path_buf(), msg }
+}
+
+/// Writes a checkpoint atomically: to a temporary file beside `path`, flushed to disk, then
+/// renamed over `path` (an interrupted save leaves the previous checkpoint intact).
+pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Progress) -> Result<()> {
+    let e = ck_err(path);
+    let state = opt.export_state()?;
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for p in params.params() {
+        tensors.push((format!("model.{}", p.name()), p.value().to_device(&Device::Cpu)?.contiguous()?));
+    }
+    for (k, t) in &state.tensors {
+        tensors.push((format!("optim.{k}"), t.to_device(&Device::Cpu)?.contiguous()?));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    meta.insert("optimizer".to_string(), opt.spec().to_string());
+    meta.insert(
+        "optim_scalars".to_string(),
+        serde_json::to_string(&state.scalars).map_err(|x| e(x.to_string()))?,
+    );
+    meta.insert("step".to_string(), progress.step.to_string());
+    meta.insert("epoch".to_string(), progress.epoch.to_string());
+    meta.insert("batch_in_epoch".to_string(), progress.batch_in_epoch.to_string());
+    meta.insert("seed".to_string(), progress.seed.to_string());
+    for (k, v) in &progress.extra {
+        meta.insert(format!("extra.{k}"), v.clone());
+    }
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
+        .map_err(|x| e(format!("cannot serialize: {x}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(crate::error::io_err(&dir))?;
+    let name =
+        path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io { path: path.to_path_buf(), source }
+    })
+}
+
+/// A checkpoint read from disk, not yet applied.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// `model.*` tensors, by parameter name.
+    pub model: BTreeMap<String, Tensor>,
+    /// The optimizer's state.
+    pub optim: OptimState,
+    /// The run's position.
+    pub progress: Progress,
+}
+
+/// Reads and parses a checkpoint; a truncated or foreign file is an error that says so.
+pub fn read(path: &Path) -> Result<Checkpoint> {
+    let e = ck_err(path);
+    let bytes = std::fs::read(path).map_err(crate::error::io_err(path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|x| e(format!("not a readable safetensors file (truncated or corrupt?): {x}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|x| e(x.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let field = |k: &str| {
+        meta.get(k).cloned().ok_or_else(|| e(format!("header lacks `{k}`: not a Taper checkpoint")))
+    };
+    if field("format")? != FORMAT {
+        return Err(e(format!("header format is `{}`, not `{FORMAT}`", field("format")?)));
+    }
+    let version = field("format_version")?;
+    if version != FORMAT_VERSION {
+        return Err(e(format!("format version {version}; this build reads version {FORMAT_VERSION}")));
+    }
+    let num = |k: &str| -> Result<u64> {
+        field(k)?.parse().map_err(|_| e(format!("header field `{k}` is not a number")))
+    };
+    let progress = Progress {
+        step: num("step")?,
+        epoch: num("epoch")?,
+        batch_in_epoch: num("batch_in_epoch")?,
+        seed: num("seed")?,
+        extra: meta
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("extra.").map(|k| (k.to_string(), v.clone())))
+            .collect(),
+    };
+    let scalars: BTreeMap<String, f64> =
+        serde_json::from_str(&field("optim_scalars")?).map_err(|x| e(format!("bad optim_scalars: {x}")))?;
+    let mut model = BTreeMap::new();
+    let mut optim_tensors = Vec::new();
+    for (name, view) in st.tensors() {
+        let t = view.load(&Device::Cpu).map_err(|x| e(format!("tensor `{name}`: {x}")))?;
+        if let Some(n) = name.strip_prefix("model.") {
+            model.insert(n.to_string(), t);
+        } else if let Some(n) = name.strip_prefix("optim.") {
+            optim_tensors.push((n.to_string(), t));
+        } else {
+            return Err(e(format!("unexpected tensor `{name}` (neither model.* nor optim.*)")));
+        }
+    }
+    let optim = OptimState { spec: field("optimizer")?, scalars, tensors: optim_tensors };
+    Ok(Checkpoint { model, optim, progress })
+}
+
+/// Loads a checkpoint into `params` and `opt`. Every parameter must be there with its shape and
+/// dtype, nothing else may be, and the optimizer must be the one that saved it; otherwise the
+/// error says what differs and nothing is changed.
+pub fn load(path: &Path, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Progress> {
+    let e = ck_err(path);
+    let ck = read(path)?;
+    let mut differences = Vec::new();
+    for p in params.params() {
+        match ck.model.get(p.name()) {
+            None => differences.push(format!("parameter `{}` is missing", p.name())),
+            Some(t) if t.dims() != p.dims().as_slice() || t.dtype() != p.dtype() => {
+                differences.push(format!(
+                    "`{}` is {:?} {:?} in the checkpoint, {:?} {:?} in the model",
+                    p.name(),
+                    t.dtype(),
+                    t.dims(),
+                    p.dtype(),
+                    p.dims()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in ck.model.keys() {
+        if params.get(name).is_none() {
+            differences.push(format!("the checkpoint has `{name}`, the model does not"));
+        }
+    }
+    if !differences.is_empty() {
+        return Err(e(differences.join("; ")));
+    }
+    let saved = OptimSpec::parse(&ck.optim.spec).map_err(|x| e(x.to_string()))?;
+    if saved.name != opt.name() {
+        return Err(e(format!(
+            "saved with optimizer `{}` ({}), this run uses `{}`",
+            saved.name,
+            ck.optim.spec,
+            opt.name()
+        )));
+    }
+    opt.import_state(&ck.optim).map_err(|x| e(x.to_string()))?;
+    for p in params.params() {
+        let t = &ck.model[p.name()];
+        p.set(t.to_device(&p.device())?)?;
+    }
+    Ok(ck.progress)
+}
