@@ -4,4 +4,5 @@
 pub mod airfoil;
 pub mod linreg;
 pub mod lr_decay;
+pub mod mnist;
 pub mod trace2d;

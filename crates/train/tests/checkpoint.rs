@@ -1,0 +1,191 @@
+//! Checkpoints: exact resume through the training loop, and every kind of bad file.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use taper_autograd::{ParamStore, Tape, Var};
+use taper_nn::{cross_entropy, Builder, Linear, Module, ReLU, Sequential};
+use taper_optim::from_spec;
+use taper_tensor::SeededRng;
+use taper_train::checkpoint::{self, Progress};
+use taper_train::{train, Dataset, Loader, Task, TrainConfig};
+
+struct Mlp(Sequential);
+
+impl Task for Mlp {
+    fn loss(&mut self, tape: &Tape, batch: &Dataset) -> taper_autograd::Result<Var> {
+        cross_entropy(&self.0.forward(tape, &Var::constant(batch.x.clone()))?, &batch.y)
+    }
+}
+
+fn data() -> Dataset {
+    let mut rng = SeededRng::new(11);
+    let x = rng.normal((300, 8), 0.0, 1.0, DType::F32, &Device::Cpu).unwrap();
+    let y: Vec<u32> = (0..300).map(|i| (i * 7 % 3) as u32).collect();
+    Dataset::new(x, Tensor::new(y.as_slice(), &Device::Cpu).unwrap()).unwrap()
+}
+
+fn model() -> (Mlp, ParamStore) {
+    let mut b = Builder::new(5, DType::F32, &Device::Cpu);
+    let net = Sequential::new()
+        .add(Linear::new(&mut b, "fc1", 8, 16).unwrap())
+        .add(ReLU)
+        .add(Linear::new(&mut b, "fc2", 16, 3).unwrap());
+    (Mlp(net), b.into_store())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taper-ck-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("ck.safetensors")
+}
+
+fn bits(store: &ParamStore) -> Vec<Vec<u32>> {
+    store
+        .params()
+        .iter()
+        .map(|p| {
+            p.value().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+        })
+        .collect()
+}
+
+/// Trains to `epochs` epochs, optionally resuming, with a fresh model and optimizer, as a new
+/// process would.
+fn run(
+    spec: &str,
+    epochs: usize,
+    save: Option<&Path>,
+    resume: Option<&Path>,
+    save_every: Option<u64>,
+) -> ParamStore {
+    let (mut task, store) = model();
+    let mut opt = from_spec(spec, store.trainable()).unwrap();
+    let mut cfg = TrainConfig::new(epochs, Loader::new(32, true, false, 3).unwrap());
+    cfg.save = save.map(Path::to_path_buf);
+    cfg.resume = resume.map(Path::to_path_buf);
+    cfg.save_every = save_every;
+    cfg.scheduler = Some("step:step_size=1,gamma=0.5".into());
+    train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
+    store
+}
+
+#[test]
+fn resume_is_bit_identical() {
+    for spec in ["rmsprop:lr=0.01,momentum=0.9", "adam:lr=0.01"] {
+        let straight = run(spec, 2, None, None, None);
+        let path = tmp(&spec[..4]);
+        run(spec, 1, Some(&path), None, None);
+        let resumed = run(spec, 2, None, Some(&path), None);
+        assert_eq!(bits(&straight), bits(&resumed), "{spec}: epoch boundary");
+        // Mid-epoch: a checkpoint every 7 steps; the last one written falls inside epoch 2.
+        let mid = tmp(&format!("{}-mid", &spec[..4]));
+        run(spec, 2, Some(&mid), None, Some(7));
+        let ck = checkpoint::read(&mid).unwrap();
+        assert_eq!(ck.progress.epoch, 2, "the end-of-epoch save comes last");
+        let partial = tmp(&format!("{}-partial", &spec[..4]));
+        // Stop after step 14 of epoch 2 (10 batches per epoch → step 14 is batch 4 of epoch 2).
+        {
+            let (mut task, store) = model();
+            let mut opt = from_spec(spec, store.trainable()).unwrap();
+            let mut cfg = TrainConfig::new(1, Loader::new(32, true, false, 3).unwrap());
+            cfg.scheduler = Some("step:step_size=1,gamma=0.5".into());
+            train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
+            // Four more steps of epoch 2 by hand, exactly as the loop would take them.
+            let loader = Loader::new(32, true, false, 3).unwrap();
+            opt.set_learning_rate(opt.learning_rate() * 0.5).unwrap();
+            for ids in loader.epoch_batches(300, 1).into_iter().take(4) {
+                let tape = Tape::new();
+                let loss = task.loss(&tape, &data().select(&ids).unwrap()).unwrap();
+                opt.step(&loss.backward().unwrap()).unwrap();
+            }
+            let p = Progress { step: 14, epoch: 1, batch_in_epoch: 4, seed: 3, ..Progress::default() };
+            checkpoint::save(&partial, &store, opt.as_ref(), &p).unwrap();
+        }
+        let resumed_mid = run(spec, 2, None, Some(&partial), None);
+        assert_eq!(bits(&straight), bits(&resumed_mid), "{spec}: mid-epoch");
+    }
+}
+
+fn saved(name: &str) -> (PathBuf, ParamStore) {
+    let path = tmp(name);
+    let store = run("adam:lr=0.01", 1, Some(&path), None, None);
+    (path, store)
+}
+
+#[test]
+fn truncated_at_any_byte_is_an_error() {
+    let (path, _) = saved("trunc");
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = path.with_extension("cut");
+    for len in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        let (_, store) = model();
+        let mut opt = from_spec("adam:lr=0.01", store.trainable()).unwrap();
+        let before = bits(&store);
+        let err = checkpoint::load(&cut, &store, opt.as_mut()).unwrap_err().to_string();
+        assert!(err.contains("ck.cut"), "{len}: {err}");
+        assert_eq!(bits(&store), before, "nothing changed");
+    }
+}
+
+#[test]
+fn wrong_shape_other_optimizer_and_foreign_files_are_clear_errors() {
+    let (path, _) = saved("wrong");
+    // A model whose fc2 has 4 outputs.
+    let mut b = Builder::new(5, DType::F32, &Device::Cpu);
+    let _ = Linear::new(&mut b, "fc1", 8, 16).unwrap();
+    let _ = Linear::new(&mut b, "fc2", 16, 4).unwrap();
+    let store = b.into_store();
+    let mut opt = from_spec("adam:lr=0.01", store.trainable()).unwrap();
+    let err = checkpoint::load(&path, &store, opt.as_mut()).unwrap_err().to_string();
+    assert!(err.contains("fc2.weight") && err.contains("[3, 16]") && err.contains("[4, 16]"), "{err}");
+    // The same model with another optimizer.
+    let (_, store) = model();
+    let mut sgd = from_spec("sgd:lr=0.1,momentum=0.9", store.trainable()).unwrap();
+    let err = checkpoint::load(&path, &store, sgd.as_mut()).unwrap_err().to_string();
+    assert!(err.contains("`adam`") && err.contains("`sgd`"), "{err}");
+    // A safetensors file that is not a Taper checkpoint.
+    let foreign = path.with_extension("foreign");
+    let t = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("w".to_string(), t)]), &foreign)
+        .unwrap();
+    let err = checkpoint::load(&foreign, &store, sgd.as_mut()).unwrap_err().to_string();
+    assert!(err.contains("not a Taper checkpoint"), "{err}");
+    let err = checkpoint::load(&path.with_extension("none"), &store, sgd.as_mut()).unwrap_err().to_string();
+    assert!(err.contains("No such file"), "{err}");
+}
+
+#[test]
+fn an_interrupted_save_leaves_the_previous_checkpoint_intact() {
+    let (path, store) = saved("atomic");
+    let good = std::fs::read(&path).unwrap();
+    // A crash between writing the temporary file and the rename leaves a stray temporary beside
+    // the checkpoint; the checkpoint itself is the old one.
+    let stray = path.parent().unwrap().join(".ck.safetensors.tmp-999999");
+    std::fs::write(&stray, &good[..good.len() / 2]).unwrap();
+    // A save that fails (its temporary file cannot be created: a directory is in the way).
+    std::fs::create_dir_all(
+        path.parent().unwrap().join(format!(".ck.safetensors.tmp-{}", std::process::id())),
+    )
+    .unwrap();
+    let opt = from_spec("adam:lr=0.01", store.trainable()).unwrap();
+    assert!(checkpoint::save(&path, &store, opt.as_ref(), &Progress::default()).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    let (_, fresh) = model();
+    let mut opt = from_spec("adam:lr=0.01", fresh.trainable()).unwrap();
+    checkpoint::load(&path, &fresh, opt.as_mut()).unwrap();
+    assert_eq!(bits(&fresh), bits(&store));
+}
+
+#[test]
+fn header_holds_the_run_metadata() {
+    let (path, _) = saved("meta");
+    let ck = checkpoint::read(&path).unwrap();
+    assert_eq!(ck.progress.epoch, 1);
+    assert_eq!(ck.progress.step, 10);
+    assert_eq!(ck.progress.seed, 3);
+    assert!(ck.optim.spec.starts_with("adam:lr=0.01"));
+    assert!(ck.model.contains_key("fc1.weight"));
+    assert!(ck.optim.tensors.iter().any(|(k, _)| k == "fc2.bias.exp_avg_sq"));
+}
