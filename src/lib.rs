@@ -17,6 +17,11 @@ pub use taper_train as train;
 
 pub mod experiments;
 
+/// The README, whose example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;
+
 pub use candle_core;
 pub use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
 pub use taper_tensor::{DType, Device, DeviceSpec, SeededRng, Tensor};

@@ -1,0 +1,438 @@
+//! Reproduces every experiment of the documents and writes `out/REPORT.md` with its SVGs: one
+//! table per experiment with the document's number, ours, the allowed spread and a verdict.
+//! Runs offline on embedded defaults (traces, linear regression, learning-rate decay); the airfoil
+//! and MNIST parts run when their data is found (`--data-dir`, `TAPER_DATA_DIR`, or `--download`).
+//! Exits non-zero when a verdict fails.
+//!
+//! ```text
+//! cargo run --release --example reproduce
+//! TAPER_DATA_DIR=../shared/data cargo run --release --example reproduce -- --quick
+//! ```
+
+#[path = "airfoil.rs"]
+#[allow(dead_code)]
+mod airfoil_example;
+#[path = "linear_regression.rs"]
+#[allow(dead_code)]
+mod linear_regression;
+#[path = "lr_decay.rs"]
+#[allow(dead_code)]
+mod lr_decay;
+#[path = "mnist.rs"]
+#[allow(dead_code)]
+mod mnist_example;
+#[path = "trace_2d.rs"]
+#[allow(dead_code)]
+mod trace_2d;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::Value;
+use taper::experiments::airfoil::RUNS as AIRFOIL_RUNS;
+
+/// Reproduce the documents' experiments and write a report.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// A reduced MNIST part (an MLP, 2 epochs on 8,000 images) for a check within a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Directory with airfoil_self_noise.dat and mnist/ (default: $TAPER_DATA_DIR, else ~/.cache/taper).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Download missing data files (checksums verified).
+    #[arg(long)]
+    download: bool,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Output directory for REPORT.md and the SVGs.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+}
+
+#[derive(Default)]
+struct Report {
+    body: String,
+    failures: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl Report {
+    fn section(&mut self, title: &str, secs: f64) {
+        let _ = writeln!(self.body, "\n## {title}\n\n_{secs:.1} s_\n");
+    }
+    fn verdict(&mut self, what: &str, ok: bool) -> &'static str {
+        if !ok {
+            self.failures.push(what.to_string());
+        }
+        if ok {
+            "pass"
+        } else {
+            "**FAIL**"
+        }
+    }
+    fn line(&mut self, s: &str) {
+        self.body.push_str(s);
+        self.body.push('\n');
+    }
+}
+
+fn out_str(p: &Path) -> String {
+    p.to_string_lossy().to_string()
+}
+
+fn traces(r: &mut Report, out: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let golden: Value = serde_json::from_str(include_str!("../tests/golden/d2l_traces.json"))?;
+    let mut rows = Vec::new();
+    for t in golden["traces"].as_array().context("traces")? {
+        let function = if t["function"] == "x1^2+2x2^2" { "sec7.2" } else { "d2l" };
+        let spec = t["spec"].as_str().context("spec")?;
+        let dir = out.join("trace_2d").join(t["id"].as_str().unwrap_or("trace"));
+        let args = trace_2d::Args::try_parse_from([
+            "trace_2d",
+            "--optimizer",
+            spec,
+            "--function",
+            function,
+            "--out",
+            &out_str(&dir),
+        ])?;
+        let ours = trace_2d::run(&args)?.remove(0).lines.pop().unwrap_or_default();
+        let book = t["lines"]
+            .as_array()
+            .and_then(|l| l.last())
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        rows.push((t["section"].as_str().unwrap_or("").to_string(), spec.to_string(), book, ours, dir));
+    }
+    let cmp = out.join("trace_2d");
+    let args = trace_2d::Args::try_parse_from([
+        "trace_2d",
+        "--compare",
+        "adagrad:lr=0.4,eps=1e-6,eps_in_sqrt=true,rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true",
+        "--out",
+        &out_str(&cmp),
+    ])?;
+    trace_2d::run(&args)?;
+    r.section("d2l chapter 7: 2-D traces (f64, gradients from our tape)", t0.elapsed().as_secs_f64());
+    r.line("The book's last printed line against ours; the spread allowed is none (all six decimals).\n");
+    r.line("| section | optimizer spec | book | ours | verdict |\n|---|---|---|---|---|");
+    for (section, spec, book, ours, _) in rows {
+        let v = r.verdict(&format!("trace {section} {spec}"), book == ours);
+        r.line(&format!("| {section} | `{spec}` | `{book}` | `{ours}` | {v} |"));
+    }
+    r.line("\nAdaGrad (η = 0.4) against RMSprop (η = 0.4, γ = 0.9) on `0.1·x1² + 2·x2²`:\n\n![traces](trace_2d/trace_2d.svg)");
+    Ok(())
+}
+
+fn linreg(r: &mut Report, out: &Path, device: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = out.join("linear_regression");
+    let args = linear_regression::Args::try_parse_from([
+        "linear_regression",
+        "--device",
+        device,
+        "--out",
+        &out_str(&dir),
+    ])?;
+    let rep = linear_regression::run(&args)?;
+    let (b, w) = rep.closed_form;
+    r.section(
+        "Linear regression (the documents' 100 points, 1000 full-batch iterations)",
+        t0.elapsed().as_secs_f64(),
+    );
+    r.line(&format!("Closed-form least squares: b = {b:.5}, w = {w:.5} (the data's truth: b = 4, w = 3).\n"));
+    r.line("| optimizer spec | b | w | final loss | allowed | verdict |\n|---|---|---|---|---|---|");
+    let tuned = [
+        "sgd:lr=0.2",
+        "adagrad:lr=1,eps=1e-8,eps_in_sqrt=true",
+        "rmsprop:lr=0.02,gamma=0.99,eps=1e-8,eps_in_sqrt=true",
+        "rmsprop:lr=0.01,gamma=0.9,eps=1e-8,eps_in_sqrt=true",
+    ];
+    for (spec, fit) in &rep.fits {
+        let loss = fit.losses.last().copied().unwrap_or(f64::NAN);
+        let (allowed, v) = if tuned.contains(&spec.as_str()) {
+            let ok = (fit.b - b).abs() <= 0.05 && (fit.w - w).abs() <= 0.05;
+            ("within 0.05 of closed form", r.verdict(&format!("linear regression {spec}"), ok))
+        } else {
+            ("(shown for contrast)", "—")
+        };
+        r.line(&format!("| `{spec}` | {:.5} | {:.5} | {loss:.6} | {allowed} | {v} |", fit.b, fit.w));
+    }
+    r.line("\nThe document's AdaGrad (lr = 0.01) stalls: its learning rate has vanished.\n\n![linear regression](linear_regression/linear_regression.svg)");
+    Ok(())
+}
+
+fn lr(r: &mut Report, out: &Path, device: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = out.join("lr_decay");
+    let args = lr_decay::Args::try_parse_from([
+        "lr_decay",
+        "--problem",
+        "constant",
+        "--device",
+        device,
+        "--out",
+        &out_str(&dir),
+    ])?;
+    let rates = lr_decay::run(&args)?;
+    let dir2 = out.join("lr_decay_linreg");
+    lr_decay::run(&lr_decay::Args::try_parse_from([
+        "lr_decay",
+        "--problem",
+        "linreg",
+        "--device",
+        device,
+        "--out",
+        &out_str(&dir2),
+    ])?)?;
+    r.section("Effective learning rate η/√(s_t + ε): AdaGrad against RMSprop", t0.elapsed().as_secs_f64());
+    r.line("Under a steady gradient (`f = 2·x1 - 0.5·x2`), mean over parameters:\n");
+    r.line("| optimizer spec | step 1 | step 10 | step 100 | step 1000 | claim | verdict |\n|---|---|---|---|---|---|---|");
+    for rt in &rates {
+        let m = |t| rt.mean_at(t);
+        let (claim, ok) = if rt.spec.starts_with("adagrad") {
+            (
+                "falls like 1/√t: step 1000 / step 10 = 0.1 (±1%), and < step 1 / 20",
+                ((m(1000) / m(10)) / 0.1 - 1.0).abs() < 0.01 && m(1000) < m(1) / 20.0,
+            )
+        } else {
+            ("levels off: step 1000 within 2× of step 100", m(1000) > m(100) / 2.0 && m(1000) < 2.0 * m(100))
+        };
+        let v = r.verdict(&format!("effective lr {}", rt.spec), ok);
+        r.line(&format!(
+            "| `{}` | {:.5} | {:.5} | {:.5} | {:.5} | {claim} | {v} |",
+            rt.spec,
+            m(1),
+            m(10),
+            m(100),
+            m(1000)
+        ));
+    }
+    r.line("\n![effective learning rate, steady gradient](lr_decay/lr_decay.svg)\n\nOn the linear regression (the gradients shrink as the fit converges):\n\n![effective learning rate, linear regression](lr_decay_linreg/lr_decay.svg)");
+    Ok(())
+}
+
+fn airfoil(r: &mut Report, out: &Path, data_dir: &Path, download: bool, device: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = out.join("airfoil");
+    let mut argv = vec![
+        "airfoil".to_string(),
+        "--data-dir".into(),
+        out_str(data_dir),
+        "--device".into(),
+        device.into(),
+        "--out".into(),
+        out_str(&dir),
+    ];
+    if !download {
+        argv.push("--offline".into());
+    }
+    let results = airfoil_example::run(&airfoil_example::Args::try_parse_from(&argv)?)?;
+    let data = taper::experiments::airfoil::data(data_dir, false, &taper::DeviceSpec::open_str(device)?)?;
+    r.section("d2l chapter 7: airfoil experiments (sections 7.3–7.8)", t0.elapsed().as_secs_f64());
+    r.line("Final loss over all 1500 rows after 2 epochs (batch 10). The final loss depends on the seed, chiefly through the\n\
+            shuffling; PyTorch's spread is over its seeds 0–9. Verdict: the mean of our seeds 0–19 lies inside PyTorch's [min, max].\n");
+    r.line("| section | run | book | PyTorch mean [min, max] | ours, seed 0 | ours, mean of 20 seeds | sec/epoch | verdict |\n|---|---|---|---|---|---|---|---|");
+    for (res, run) in results.iter().zip(AIRFOIL_RUNS) {
+        let losses: Vec<f64> = (0..20)
+            .map(|s| taper::experiments::airfoil::run(&data, run.spec, run.form, s, 2).map(|o| o.final_loss))
+            .collect::<Result<_, _>>()?;
+        let mean = losses.iter().sum::<f64>() / 20.0;
+        let (tm, lo, hi) = run.torch;
+        let v = r.verdict(&format!("airfoil {} {}", run.section, run.label), mean >= lo && mean <= hi);
+        r.line(&format!(
+            "| {} | {} (`{}`) | {:.6} | {tm:.6} [{lo:.6}, {hi:.6}] | {:.6} | {mean:.6} | {:.4} | {v} |",
+            run.section, run.label, run.spec, run.book, res.outcome.final_loss, res.outcome.sec_per_epoch
+        ));
+    }
+    r.line("\n![airfoil](airfoil/airfoil.svg)");
+    Ok(())
+}
+
+fn mnist(
+    r: &mut Report,
+    out: &Path,
+    data_dir: &Path,
+    download: bool,
+    device: &str,
+    quick: bool,
+) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = out.join("mnist");
+    // PyTorch here, 2 epochs on the 8,000/2,000 split of the test set (../shared/REFERENCE.md §5).
+    let cases: &[(&str, &str, f64, f64)] = if quick {
+        &[("mlp", "adam:lr=0.001", 0.9350, 30_532.0)]
+    } else {
+        &[
+            ("convnet", "adam:lr=0.001", 0.9690, 2_745.0),
+            ("convnet", "rmsprop:lr=0.001", 0.9720, 2_919.0),
+            ("convnet", "adagrad:lr=0.01", 0.9735, 3_390.0),
+            ("convnet", "sgd:lr=0.05,momentum=0.9", 0.9825, 3_492.0),
+            ("mlp", "adam:lr=0.001", 0.9350, 30_532.0),
+        ]
+    };
+    let mut rows = Vec::new();
+    for model in ["convnet", "mlp"] {
+        let specs: Vec<&str> = cases.iter().filter(|c| c.0 == model).map(|c| c.1).collect();
+        if specs.is_empty() {
+            continue;
+        }
+        let list = specs.join(",");
+        let mdir = dir.join(model);
+        let mut argv = vec![
+            "mnist",
+            "--model",
+            model,
+            "--compare",
+            &list,
+            "--split",
+            "test",
+            "--train-limit",
+            "8000",
+            "--holdout",
+            "2000",
+            "--epochs",
+            "2",
+            "--device",
+            device,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        argv.extend(["--data-dir".into(), out_str(data_dir), "--out".into(), out_str(&mdir)]);
+        if !download {
+            argv.push("--offline".into());
+        }
+        for res in mnist_example::run(&mnist_example::Args::try_parse_from(&argv)?, false)? {
+            let case = cases.iter().find(|c| c.0 == model && c.1 == res.spec).context("case")?;
+            rows.push((model, res, case.2, case.3));
+        }
+    }
+    let title = if quick {
+        "MNIST (quick: MLP, 2 epochs, 8,000 training / 2,000 held-out images of the test set)"
+    } else {
+        "MNIST: the documents' ConvNet, optimizers compared (2 epochs, 8,000 training / 2,000 held-out images of the test set)"
+    };
+    r.section(title, t0.elapsed().as_secs_f64());
+    r.line("Verdict: held-out accuracy at least PyTorch's minus 1 point (and at least 96.5% for the ConvNet with Adam). Speeds are\n\
+            informational (PyTorch's from ../shared/REFERENCE.md; see docs/PERFORMANCE.md for side-by-side runs).\n");
+    r.line("| model | optimizer spec | PyTorch accuracy | ours | allowed | images/s (ours) | images/s (PyTorch) | verdict |\n|---|---|---|---|---|---|---|---|");
+    for (model, res, torch_acc, torch_ips) in rows {
+        let acc = res.accuracy.last().copied().unwrap_or(0.0);
+        let mut floor = torch_acc - 0.01;
+        if model == "convnet" && res.spec.starts_with("adam") {
+            floor = floor.max(0.965);
+        }
+        let v = r.verdict(&format!("mnist {model} {}", res.spec), acc >= floor);
+        r.line(&format!(
+            "| {model} | `{}` | {:.2}% | {:.2}% | ≥ {:.2}% | {:.0} | {torch_ips:.0} | {v} |",
+            res.spec,
+            100.0 * torch_acc,
+            100.0 * acc,
+            100.0 * floor,
+            res.images_per_second
+        ));
+    }
+    for model in ["convnet", "mlp"] {
+        if dir.join(model).join("mnist.svg").exists() {
+            r.line(&format!("\n![{model} training loss](mnist/{model}/mnist.svg)"));
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(failures) if failures == 0 => {}
+        Ok(_) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<usize> {
+    let started = Instant::now();
+    let device = taper::DeviceSpec::open_str(&args.device)?;
+    let device_name = taper::tensor::device_name(&device);
+    taper::train::plot::ensure_writable_dir(&args.out)?;
+    let data_dir = taper::train::download::data_dir(args.data_dir.as_deref());
+    let mut r = Report::default();
+    traces(&mut r, &args.out)?;
+    linreg(&mut r, &args.out, &args.device)?;
+    lr(&mut r, &args.out, &args.device)?;
+    let have = |p: &str| data_dir.join(p).exists();
+    if have("airfoil_self_noise.dat") || args.download {
+        airfoil(&mut r, &args.out, &data_dir, args.download, &args.device)?;
+    } else {
+        r.skipped.push(format!(
+            "airfoil (sections 7.3–7.8): `airfoil_self_noise.dat` not found in {}",
+            data_dir.display()
+        ));
+    }
+    if have("mnist/t10k-images-idx3-ubyte.gz") && have("mnist/t10k-labels-idx1-ubyte.gz") || args.download {
+        mnist(&mut r, &args.out, &data_dir, args.download, &args.device, args.quick)?;
+    } else {
+        r.skipped.push(format!("MNIST: `mnist/t10k-*-ubyte.gz` not found in {}", data_dir.display()));
+    }
+    let mut head = String::new();
+    let _ = writeln!(head, "# Taper: reproduction report\n");
+    let _ = writeln!(
+        head,
+        "Run: {} · device: {device_name} · {} · total {:.1} s\n",
+        chrono_free_date(),
+        if args.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        head,
+        "Verdicts: {} failed{}.",
+        r.failures.len(),
+        if r.failures.is_empty() { String::new() } else { format!(" ({})", r.failures.join("; ")) }
+    );
+    if !r.skipped.is_empty() {
+        let _ = writeln!(head, "\n**Skipped for want of data:**\n");
+        for s in &r.skipped {
+            let _ = writeln!(head, "- {s}");
+        }
+        let _ = writeln!(
+            head,
+            "\nProvide the files with `--data-dir DIR` or `TAPER_DATA_DIR=DIR` (a directory holding `airfoil_self_noise.dat` and \
+             `mnist/*.gz`), or let the example fetch them with `--download` (checksums verified)."
+        );
+    }
+    let report = head + &r.body;
+    let path = args.out.join("REPORT.md");
+    std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+    println!("{report}");
+    println!("\nwrote {}", path.display());
+    Ok(r.failures.len())
+}
+
+/// Today's date (UTC) from the system clock, without a date crate.
+fn chrono_free_date() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
