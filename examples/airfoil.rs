@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> Result<Vec<RunResult>> {
     }
     let series: Vec<Series> = results
         .iter()
-        .map(|r| r.outcome.history.series(&format!("{} {}", r.section, r.label).trim().to_string()))
+        .map(|r| r.outcome.history.series(format!("{} {}", r.section, r.label).trim()))
         .collect();
     let spec =
         ChartSpec { title: "airfoil: loss over all rows", x_label: "epoch", y_label: "loss", log_y: false };

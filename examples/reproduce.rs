@@ -352,7 +352,7 @@ fn mnist(
 fn main() {
     let args = Args::parse();
     match run(&args) {
-        Ok(failures) if failures == 0 => {}
+        Ok(0) => {}
         Ok(_) => std::process::exit(1),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -93,13 +93,16 @@ where
     Ok(())
 }
 
+/// One parallel task: a chunk of the parameter, of the gradient and of each state buffer.
+type Task<'a, T, const K: usize> = (&'a mut [T], &'a [T], [&'a mut [T]; K]);
+
 fn kernel<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut Vec<T>; K])
 where
     T: Elem<Err = Infallible> + Copy + Send + Sync,
     R: Rule,
 {
     let mut s_chunks = s.map(|b| b.chunks_mut(CHUNK));
-    let tasks: Vec<(&mut [T], &[T], [&mut [T]; K])> = p
+    let tasks: Vec<Task<'_, T, K>> = p
         .chunks_mut(CHUNK)
         .zip(g.chunks(CHUNK))
         .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
@@ -149,6 +152,7 @@ pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
             }
         }
     }
+    #[allow(clippy::eq_op)] // t - t is 0 exactly where t is finite: that is the test.
     let s = (t - t)?.to_dtype(candle_core::DType::F64)?.sum_all()?.to_scalar::<f64>()?;
     Ok(s == 0.0)
 }

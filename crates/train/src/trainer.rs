@@ -195,11 +195,9 @@ pub fn train(
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
         let skip = if epoch as u64 == progress.epoch { progress.batch_in_epoch as usize } else { 0 };
         let (mut loss_sum, mut loss_count, mut since_record) = (0.0, 0usize, (0.0, 0usize));
-        let mut next_record = if cfg.record_every > 0 {
-            ((examples_seen as usize) / cfg.record_every + 1) * cfg.record_every
-        } else {
-            0
-        };
+        // The next multiple of record_every past what has been seen (0 when not recording).
+        let mut next_record =
+            (examples_seen as usize).checked_div(cfg.record_every).map_or(0, |k| (k + 1) * cfg.record_every);
         for (b, ids) in cfg.loader.epoch_batches(n, epoch).into_iter().enumerate().skip(skip) {
             let batch = data.select(&ids)?;
             let tape = Tape::new();

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Compare Taper's criterion benchmarks against the same workloads in PyTorch (CPU).
+
+Prints one markdown table (workload | Taper | PyTorch | ratio | PyTorch variant, where
+ratio = PyTorch time / Taper time, so > 1 means Taper is faster) plus a small table of
+peak resident memory (VmHWM) for the training-step workloads.
+
+Rerun (from the repo root):
+
+    /work/venvs/torch/bin/python benches/compare_pytorch.py                 # cargo bench + torch
+    /work/venvs/torch/bin/python benches/compare_pytorch.py --skip-cargo    # reuse target/criterion
+    /work/venvs/torch/bin/python benches/compare_pytorch.py --torch-only --json /tmp/t.json
+
+Options: --threads N (torch.set_num_threads and RAYON_NUM_THREADS, default 2),
+--json PATH (dump every number). Taper numbers come from
+target/criterion/<group>/<function>/new/estimates.json (median point estimate, ns) and
+peak memory from target/criterion-memory/<group>.txt (MiB); missing results print "—".
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+DASH = "—"
+
+OPT_GROUP = "optim_step_10M_f32"
+MLP_GROUP = "mlp_784_256_10_batch64_step"
+CONV_GROUP = "convnet_batch64_step"
+AIRFOIL_GROUP = "airfoil_epoch"
+BATCH = 64
+
+# (criterion function id, torch class, kwargs)
+OPTIMIZERS = [
+    ("sgd_momentum", torch.optim.SGD, dict(lr=0.01, momentum=0.9)),
+    ("adagrad", torch.optim.Adagrad, dict(lr=0.01)),
+    ("rmsprop", torch.optim.RMSprop, dict(lr=0.01)),
+    ("adadelta", torch.optim.Adadelta, dict(lr=1.0)),
+    ("adam", torch.optim.Adam, dict(lr=1e-3)),
+    ("adamw", torch.optim.AdamW, dict(lr=1e-3, weight_decay=0.01)),
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def median_time(fn, warmup, reps):
+    """Median wall time of fn() in ns."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e9
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return DASH
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_imgs(ns):
+    return "" if ns is None else f" ({BATCH / (ns * 1e-9):,.0f} img/s)"
+
+
+def cpu_model():
+    name = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return name or "unknown CPU"
+
+
+def vm_hwm_mib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0  # kB -> MiB
+    return None
+
+
+# ----------------------------------------------------------------------------- Taper side
+def run_cargo(threads):
+    benches = ["optim_step", "mlp_step"] + [
+        b for b in ("convnet_step", "airfoil_epoch") if (REPO / "benches" / f"{b}.rs").exists()
+    ]
+    cmd = ["cargo", "bench"]
+    for b in benches:
+        cmd += ["--bench", b]
+    cmd += ["--", "--warm-up-time", "1", "--measurement-time", "5"]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    if rc != 0:
+        print(f"warning: cargo bench exited with {rc}; using whatever results exist", file=sys.stderr)
+
+
+def taper_ns(group, function):
+    path = TARGET / "criterion" / group / function / "new" / "estimates.json"
+    try:
+        return float(json.loads(path.read_text())["median"]["point_estimate"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def taper_mem(group):
+    try:
+        return float((TARGET / "criterion-memory" / f"{group}.txt").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ----------------------------------------------------------------------------- workloads
+def bench_optimizers():
+    """[(function id, variant, ns)] for each optimizer, default and (if supported) fused."""
+    out = []
+    torch.manual_seed(0)
+    grad = torch.randn(10_000_000)
+    for name, cls, kw in OPTIMIZERS:
+        for variant, extra in (("default (foreach=None)", {}), ("fused=True", {"fused": True})):
+            p = nn.Parameter(torch.randn(10_000_000))
+            p.grad = grad.clone()
+            try:
+                opt = cls([p], **kw, **extra)
+                opt.step()  # fused may only fail at step time
+            except (RuntimeError, TypeError, ValueError):
+                continue
+            out.append((name, f"{cls.__name__} {variant}", median_time(opt.step, 3, 20)))
+            del opt, p
+    return out
+
+
+def make_mlp():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def make_convnet():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+
+
+def train_step_fn(kind):
+    """Build model/data/optimizer for 'mlp' or 'convnet'; return a closure doing one step."""
+    torch.manual_seed(0)
+    if kind == "mlp":
+        net, x = make_mlp(), torch.rand(BATCH, 784)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    else:
+        net, x = make_convnet(), torch.rand(BATCH, 1, 28, 28)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    y = torch.tensor([(i * 7) % 10 for i in range(BATCH)])
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_train_step(kind):
+    return median_time(train_step_fn(kind), 5, 30)
+
+
+def peak_rss_subprocess(kind, threads):
+    """Run the training step alone in a fresh child process; return its VmHWM in MiB."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(threads), "--_peak", kind]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        return float(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"warning: peak-memory child for {kind} failed:\n{res.stderr}", file=sys.stderr)
+        return None
+
+
+def airfoil_data():
+    torch.manual_seed(0)
+    return torch.randn(1500, 5), torch.randn(1500)
+
+
+def airfoil_concise(X, y, batch=10, lr=0.05):
+    """d2l train_concise_ch11 style: nn.Linear + MSELoss()/2 + torch.optim.SGD, one epoch."""
+    net = nn.Sequential(nn.Linear(5, 1))
+    nn.init.normal_(net[0].weight, std=0.01)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    loss = nn.MSELoss()
+
+    def epoch():
+        idx = torch.randperm(len(X))
+        for i in range(0, len(X), batch):
+            j = idx[i:i + batch]
+            xb, yb = X[j], y[j]
+            opt.zero_grad()
+            out = net(xb)
+            l = loss(out, yb.reshape(out.shape)) / 2
+            l.backward()
+            opt.step()
+
+    return epoch
+
+
+def airfoil_scratch(X, y, batch=10, lr=0.05):
+    """d2l train_ch11 from scratch: raw w/b, manual sgd, full-data loss every 100 examples."""
+    w = torch.normal(0.0, 0.01, size=(5, 1), requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    net = lambda Xb: Xb @ w + b  # d2l.linreg
+    sq = lambda yh, yt: (yh - yt.reshape(yh.shape)) ** 2 / 2  # d2l.squared_loss
+
+    def sgd(params):
+        for p in params:
+            p.data.sub_(lr * p.grad)
+            p.grad.data.zero_()
+
+    def epoch():
+        idx = torch.randperm(len(X))
+        n = 0
+        for i in range(0, len(X), batch):
+            j = idx[i:i + batch]
+            l = sq(net(X[j]), y[j]).mean()
+            l.backward()
+            sgd([w, b])
+            n += len(j)
+            if n % 100 == 0:  # d2l.evaluate_loss on the full data set
+                with torch.no_grad():
+                    float(sq(net(X), y).mean())
+
+    return epoch
+
+
+def bench_airfoil():
+    X, y = airfoil_data()
+    return (median_time(airfoil_concise(X, y), 1, 5), median_time(airfoil_scratch(X, y), 1, 5))
+
+
+# ----------------------------------------------------------------------------- report
+def collect(args):
+    rows, mem = [], []  # rows: (workload, taper_ns, other_ns, variant, throughput?)
+    for name, variant, ns in bench_optimizers():
+        rows.append((f"optimizer step 10M f32: {name}", taper_ns(OPT_GROUP, name), ns, variant, False))
+    print("optimizers done", file=sys.stderr)
+
+    mlp_taper = taper_ns(MLP_GROUP, "taper_tape")
+    rows.append(("MLP 784-256-10 b64 step (SGD)", mlp_taper, bench_train_step("mlp"),
+                 "nn.Sequential + SGD", True))
+    rows.append(("MLP 784-256-10 b64 step (SGD)", mlp_taper, taper_ns(MLP_GROUP, "candle_backprop"),
+                 "candle backprop (Rust)", True))
+    conv = bench_train_step("convnet")
+    rows.append(("ConvNet b64 step (Adam)", taper_ns(CONV_GROUP, "taper_tape"), conv,
+                 "nn.Sequential + Adam", True))
+    print("train steps done", file=sys.stderr)
+
+    concise, scratch = bench_airfoil()
+    air_taper = taper_ns(AIRFOIL_GROUP, "taper_sgd")
+    rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, concise,
+                 "d2l concise (nn.Linear + optim.SGD)", False))
+    rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, scratch,
+                 "d2l train_ch7 (from scratch)", False))
+    print("airfoil done", file=sys.stderr)
+
+    for label, kind, group in (("MLP 784-256-10 b64 step", "mlp", MLP_GROUP),
+                               ("ConvNet b64 step", "convnet", CONV_GROUP)):
+        mem.append((label, taper_mem(group), peak_rss_subprocess(kind, args.threads)))
+    return rows, mem
+
+
+def render(header, rows, mem):
+    lines = [header, "",
+             "| workload | Taper | PyTorch | ratio | PyTorch variant |",
+             "|---|---:|---:|---:|---|"]
+    for wl, t, o, variant, thr in rows:
+        ratio = f"{o / t:.2f}×" if t and o else DASH
+        tt = fmt_ns(t) + (fmt_imgs(t) if thr else "")
+        oo = fmt_ns(o) + (fmt_imgs(o) if thr else "")
+        lines.append(f"| {wl} | {tt} | {oo} | {ratio} | {variant} |")
+    lines += ["", "peak resident memory (VmHWM), MiB", "",
+              "| workload | Taper | PyTorch |", "|---|---:|---:|"]
+    for wl, t, o in mem:
+        f = lambda v: DASH if v is None else f"{v:.1f}"
+        lines.append(f"| {wl} | {f(t)} | {f(o)} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads / RAYON_NUM_THREADS")
+    ap.add_argument("--json", metavar="PATH", help="also write all numbers as JSON")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--torch-only", action="store_true", help="skip cargo and criterion results")
+    g.add_argument("--skip-cargo", action="store_true", help="reuse existing criterion results")
+    ap.add_argument("--_peak", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args._peak:  # child process: run the step alone, print VmHWM (MiB)
+        step = train_step_fn(args._peak)
+        for _ in range(10):
+            step()
+        print(vm_hwm_mib())
+        return
+
+    t_start = time.perf_counter()  # load average is sampled before cargo runs
+    meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), cpu=cpu_model(),
+                threads=args.threads, torch=torch.__version__, loadavg_1m=os.getloadavg()[0])
+    header = (f"{meta['date']} · {meta['cpu']} · {args.threads} threads · torch {meta['torch']}"
+              f" · load avg {meta['loadavg_1m']:.2f}")
+    if meta["loadavg_1m"] > 0.5:
+        print("warning: machine is busy (load avg > 0.5); timings will be noisy", file=sys.stderr)
+    if not (args.torch_only or args.skip_cargo):
+        run_cargo(args.threads)
+    if args.torch_only:  # never read stale criterion results
+        global TARGET
+        TARGET = Path("/nonexistent-taper-target")
+
+    rows, mem = collect(args)
+    print(render(header, rows, mem))
+    print(f"\n(total {time.perf_counter() - t_start:.1f} s)", file=sys.stderr)
+
+    if args.json:
+        data = dict(meta, rows=[dict(workload=w, taper_ns=t, other_ns=o, variant=v,
+                                     ratio=(o / t if t and o else None))
+                                for w, t, o, v, _ in rows],
+                    peak_rss_mib=[dict(workload=w, taper=t, pytorch=o) for w, t, o in mem])
+        Path(args.json).write_text(json.dumps(data, indent=2))
+
+
+if __name__ == "__main__":
+    main()
