@@ -108,7 +108,8 @@ def run_cargo(threads):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
     if rc != 0:
-        print(f"warning: cargo bench exited with {rc}; using whatever results exist", file=sys.stderr)
+        print(f"warning: cargo bench exited with {rc}; using whatever results exist",
+              file=sys.stderr)
 
 
 def taper_ns(group, function):
@@ -185,7 +186,8 @@ def bench_train_step(kind):
 
 def peak_rss_subprocess(kind, threads):
     """Run the training step alone in a fresh child process; return its VmHWM in MiB."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(threads), "--_peak", kind]
+    cmd = [sys.executable, str(Path(__file__).resolve()),
+           "--threads", str(threads), "--_peak", kind]
     res = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return float(res.stdout.strip().splitlines()[-1])
@@ -257,7 +259,8 @@ def bench_airfoil():
 def collect(args):
     rows, mem = [], []  # rows: (workload, taper_ns, other_ns, variant, throughput?)
     for name, variant, ns in bench_optimizers():
-        rows.append((f"optimizer step 10M f32: {name}", taper_ns(OPT_GROUP, name), ns, variant, False))
+        rows.append((f"optimizer step 10M f32: {name}", taper_ns(OPT_GROUP, name), ns, variant,
+                     False))
     print("optimizers done", file=sys.stderr)
 
     mlp_taper = taper_ns(MLP_GROUP, "taper_tape")
