@@ -11,12 +11,6 @@ use taper::{Grads, ParamStore, SeededRng};
 const N: usize = 10_000_000;
 
 fn bench(c: &mut Criterion) {
-    let mut rng = SeededRng::new(0);
-    let mut store = ParamStore::new();
-    let p = store.insert("p", rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap()).unwrap();
-    let mut grads = Grads::default();
-    grads.set(&p, rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap());
-
     let mut group = c.benchmark_group("optim_step_10M_f32");
     group.sample_size(20);
     let cases = [
@@ -29,6 +23,12 @@ fn bench(c: &mut Criterion) {
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
     ];
     for (name, spec, path) in cases {
+        // A fresh parameter per optimizer, so that no case inherits another's trajectory.
+        let mut rng = SeededRng::new(0);
+        let mut store = ParamStore::new();
+        let p = store.insert("p", rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let mut grads = Grads::default();
+        grads.set(&p, rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap());
         let mut opt = from_spec(spec, store.params().to_vec()).unwrap();
         opt.set_kernel_path(path);
         group.bench_function(name, |b| b.iter(|| opt.step(&grads).unwrap()));

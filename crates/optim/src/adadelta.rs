@@ -52,6 +52,7 @@ impl Rule for Adadelta {
 
     fn coeffs(&self, _step: u64) {}
 
+    #[inline(always)]
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
         let [square_avg, acc_delta] = s else { unreachable!("adadelta keeps two buffers") };

@@ -70,6 +70,7 @@ impl Rule for Adagrad {
         self.lr / (1.0 + (step - 1) as f64 * self.lr_decay)
     }
 
+    #[inline(always)]
     fn update<E: Elem>(&self, clr: &f64, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
         let sum = &mut s[0];

@@ -65,6 +65,7 @@ impl Adam {
 
     /// The moment updates and the step, after weight decay has been applied (coupled to `g` for
     /// Adam, to `p` for AdamW).
+    #[inline(always)]
     pub(crate) fn moments_and_step<E: Elem>(
         &self,
         c: &AdamCoeffs,
@@ -134,6 +135,7 @@ impl Rule for Adam {
         self.coeffs_at(step)
     }
 
+    #[inline(always)]
     fn update<E: Elem>(
         &self,
         c: &AdamCoeffs,

@@ -40,6 +40,7 @@ impl Rule for AdamW {
         self.0.coeffs_at(step)
     }
 
+    #[inline(always)]
     fn update<E: Elem>(
         &self,
         c: &AdamCoeffs,

@@ -33,11 +33,13 @@ pub trait Elem: Sized + Clone {
     fn abs(&self) -> Result<Self, Self::Err>;
 
     /// `self · k`
+    #[inline(always)]
     fn scale(&self, k: f64) -> Result<Self, Self::Err> {
         self.affine(k, 0.0)
     }
 
     /// `self + k · o` (PyTorch's `add(o, alpha=k)`).
+    #[inline(always)]
     fn add_scaled(&self, o: &Self, k: f64) -> Result<Self, Self::Err> {
         self.add(&o.scale(k)?)
     }
@@ -124,6 +126,7 @@ impl Elem for Tensor {
 
 /// `a + w·(b - a)`, as PyTorch's `lerp_` computes it: for `|w| ≥ 0.5` it uses the form
 /// `b - (b - a)·(1 - w)`, which is exact at `w = 1`.
+#[inline(always)]
 pub fn lerp<E: Elem>(a: &E, b: &E, w: f64) -> Result<E, E::Err> {
     if w.abs() < 0.5 {
         a.add(&b.sub(a)?.scale(w)?)
@@ -134,17 +137,20 @@ pub fn lerp<E: Elem>(a: &E, b: &E, w: f64) -> Result<E, E::Err> {
 
 /// `v·decay + ((1 - decay)·g)·g`: an exponential moving average of squares, in the order of
 /// PyTorch's `v.mul_(decay).addcmul_(g, g, value=1 - decay)`.
+#[inline(always)]
 pub fn ema_sq<E: Elem>(v: &E, g: &E, decay: f64) -> Result<E, E::Err> {
     v.scale(decay)?.add(&g.scale(1.0 - decay)?.mul(g)?)
 }
 
 /// `p + (k·a) / b`, PyTorch's `p.addcdiv_(a, b, value=k)`.
+#[inline(always)]
 pub fn addcdiv<E: Elem>(p: &E, a: &E, b: &E, k: f64) -> Result<E, E::Err> {
     p.add(&a.scale(k)?.div(b)?)
 }
 
 /// `√(x + eps)` when `inside`, else `√x + eps`: where ε goes is an option (d2l and optax's
 /// `eps_in_sqrt` put it inside; PyTorch outside).
+#[inline(always)]
 pub fn root_plus_eps<E: Elem>(x: &E, eps: f64, inside: bool) -> Result<E, E::Err> {
     if inside {
         x.affine(1.0, eps)?.sqrt()

@@ -107,12 +107,54 @@ where
         .zip(g.chunks(CHUNK))
         .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
         .collect();
-    let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| chunk::<T, R, K>(rule, c, p, g, s);
+    let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| dispatch::<T, R, K>(rule, c, p, g, s);
     if tasks.len() > 1 {
         tasks.into_par_iter().for_each(body);
     } else {
         tasks.into_iter().for_each(body);
     }
+}
+
+/// Runs [`chunk`] compiled for the widest vector extension this CPU has: the update is inlined
+/// into each variant, so the same scalar code becomes AVX-512 or AVX2 loops where available, and
+/// stays baseline SSE2 elsewhere.
+fn dispatch<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
+where
+    T: Elem<Err = Infallible> + Copy,
+    R: Rule,
+{
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { chunk_avx512::<T, R, K>(rule, c, p, g, s) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { chunk_avx2::<T, R, K>(rule, c, p, g, s) };
+        }
+    }
+    chunk::<T, R, K>(rule, c, p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn chunk_avx512<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
+where
+    T: Elem<Err = Infallible> + Copy,
+    R: Rule,
+{
+    chunk::<T, R, K>(rule, c, p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_avx2<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
+where
+    T: Elem<Err = Infallible> + Copy,
+    R: Rule,
+{
+    chunk::<T, R, K>(rule, c, p, g, s)
 }
 
 #[inline(always)]

@@ -75,20 +75,24 @@ impl Rule for RmsProp {
 
     fn coeffs(&self, _step: u64) {}
 
+    #[inline(always)]
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        // Buffers: [square_avg, grad_avg if centered, momentum_buffer if momentum > 0]. No
+        // panicking paths here: the fused kernel's loop must stay vectorizable.
         let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
-        let (square_avg, rest) = s.split_first_mut().expect("square_avg is always kept");
+        let (square_avg, rest) = s.split_at_mut(1);
+        let square_avg = &mut square_avg[0];
         *square_avg = ema_sq(square_avg, &g, self.alpha)?;
-        let (avg, rest) = if self.centered {
-            let (grad_avg, rest) = rest.split_first_mut().expect("grad_avg is kept when centered");
-            *grad_avg = lerp(grad_avg, &g, 1.0 - self.alpha)?;
-            (square_avg.sub(&grad_avg.mul(grad_avg)?)?, rest)
-        } else {
-            (square_avg.clone(), rest)
+        let avg = match (self.centered, rest.first_mut()) {
+            (true, Some(grad_avg)) => {
+                *grad_avg = lerp(grad_avg, &g, 1.0 - self.alpha)?;
+                square_avg.sub(&grad_avg.mul(grad_avg)?)?
+            }
+            _ => square_avg.clone(),
         };
         let d = root_plus_eps(&avg, self.eps, self.eps_in_sqrt)?;
-        match rest {
-            [buf] => {
+        match (self.momentum > 0.0, rest.last_mut()) {
+            (true, Some(buf)) => {
                 *buf = buf.scale(self.momentum)?.add(&g.div(&d)?)?;
                 *p = p.add_scaled(buf, -self.lr)?;
             }

@@ -72,6 +72,7 @@ impl Rule for Sgd {
         }
     }
 
+    #[inline(always)]
     fn update<E: Elem>(
         &self,
         c: &SgdCoeffs,
