@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench convnet_step`
 
+mod common;
+
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
 use taper::experiments::mnist::{build, synthetic_batch, Classifier, Model};
@@ -25,6 +27,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    common::report_peak("convnet_batch64_step");
 }
 
 criterion_group!(benches, bench);

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench mlp_step`
 
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var as CVar};
 use criterion::{criterion_group, criterion_main, Criterion};
 use taper::nn::{cross_entropy, Builder, Linear, Module, ReLU, Sequential};
@@ -39,6 +41,9 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+
+    // Our peak, read before candle's run adds its own.
+    common::report_peak("mlp_784_256_10_batch64_step");
 
     let vars: Vec<CVar> = store.params().iter().map(|p| CVar::from_tensor(&p.value()).unwrap()).collect();
     group.bench_function("candle_backprop", |bench| {

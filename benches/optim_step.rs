@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
-use taper::optim::{from_spec, KernelPath};
+use taper::optim::{from_spec, KernelPath, NonFinite};
 use taper::{Grads, ParamStore, SeededRng};
 
 const N: usize = 10_000_000;
@@ -21,6 +21,9 @@ fn bench(c: &mut Criterion) {
         ("adam", "adam:lr=0.001", KernelPath::Auto),
         ("adamw", "adamw:lr=0.001,weight_decay=0.01", KernelPath::Auto),
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
+        // Without the NaN/Inf check of every gradient (one read pass), as PyTorch's optimizers.
+        ("adagrad_unchecked", "adagrad:lr=0.01", KernelPath::Auto),
+        ("adam_unchecked", "adam:lr=0.001", KernelPath::Auto),
     ];
     for (name, spec, path) in cases {
         // A fresh parameter per optimizer, so that no case inherits another's trajectory.
@@ -31,6 +34,9 @@ fn bench(c: &mut Criterion) {
         grads.set(&p, rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap());
         let mut opt = from_spec(spec, store.params().to_vec()).unwrap();
         opt.set_kernel_path(path);
+        if name.ends_with("_unchecked") {
+            opt.set_non_finite(NonFinite::Unchecked);
+        }
         group.bench_function(name, |b| b.iter(|| opt.step(&grads).unwrap()));
     }
     group.finish();

@@ -71,6 +71,12 @@ macro_rules! scalar_elem {
                 Ok(self * (mul as $t) + (add as $t))
             }
             #[inline(always)]
+            fn scale(&self, k: f64) -> Result<Self, Infallible> {
+                // A plain product (affine's `+ 0` would cost an add per element; it differs only
+                // in the sign of a zero).
+                Ok(self * (k as $t))
+            }
+            #[inline(always)]
             fn sqrt(&self) -> Result<Self, Infallible> {
                 Ok(<$t>::sqrt(*self))
             }

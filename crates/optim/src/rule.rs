@@ -180,7 +180,7 @@ impl<R: Rule> Engine<R> {
                         ),
                     });
                 }
-                if !kernels::all_finite(g)? {
+                if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
                     return Ok(Some(p.name().to_string()));
                 }
             }
@@ -243,7 +243,7 @@ impl<R: Rule> Optimizer for Engine<R> {
         if let Some(param) = self.check_grads(grads)? {
             return match self.non_finite {
                 NonFinite::Error => Err(Error::NonFiniteGradient { param }),
-                NonFinite::Skip => Ok(StepOutcome::Skipped { param }),
+                NonFinite::Skip | NonFinite::Unchecked => Ok(StepOutcome::Skipped { param }),
             };
         }
         for gi in 0..self.groups.len() {

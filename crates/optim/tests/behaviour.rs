@@ -258,6 +258,10 @@ fn non_finite_gradients_never_touch_the_parameters() {
             assert_eq!(values(&a), before);
             let state_after = opt.export_state().unwrap();
             assert_eq!(state_before.scalars, state_after.scalars, "a skipped step does not count");
+            // Opting out of the check lets the value through, as PyTorch does.
+            opt.set_non_finite(NonFinite::Unchecked);
+            assert_eq!(opt.step(&poisoned(&a, bad)).unwrap(), StepOutcome::Applied);
+            assert!(values(&a)[1].iter().any(|v| !v.is_finite()));
         }
     }
 }

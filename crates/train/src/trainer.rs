@@ -236,7 +236,7 @@ pub fn train(
                 bar.set_message(format!("loss {:.4}  {rate:.0} ex/s", loss_sum / loss_count as f64));
             }
             if let (Some(path), Some(every)) = (&cfg.save, cfg.save_every) {
-                if every > 0 && hist.steps % every == 0 {
+                if every > 0 && hist.steps.is_multiple_of(every) {
                     let p = Progress {
                         step: hist.steps,
                         epoch: epoch as u64,

@@ -1,4 +1,4 @@
-//! Element-wise binary ops with NumPy broadcasting: add, sub, mul, div, maximum/minimum.
+//! Element-wise binary ops with NumPy broadcasting: add, sub, mul, div.
 
 use candle_core::{Shape, Tensor};
 
