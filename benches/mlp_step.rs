@@ -20,6 +20,7 @@ fn data() -> (Tensor, Tensor) {
 }
 
 fn bench(c: &mut Criterion) {
+    taper::tensor::init_cpu_threads();
     let (x, labels) = data();
     let mut b = Builder::new(1, DType::F32, &Device::Cpu);
     let model = Sequential::new()

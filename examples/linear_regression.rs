@@ -86,6 +86,7 @@ pub fn run(args: &Args) -> Result<Report> {
 
 #[allow(dead_code)]
 fn main() {
+    taper::tensor::init_cpu_threads();
     let args = Args::parse();
     match run(&args) {
         Ok(r) => {

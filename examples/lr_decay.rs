@@ -69,6 +69,7 @@ pub fn run(args: &Args) -> Result<Vec<Rates>> {
 
 #[allow(dead_code)]
 fn main() {
+    taper::tensor::init_cpu_threads();
     let args = Args::parse();
     match run(&args) {
         Ok(rates) => {

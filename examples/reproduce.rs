@@ -350,6 +350,7 @@ fn mnist(
 }
 
 fn main() {
+    taper::tensor::init_cpu_threads();
     let args = Args::parse();
     match run(&args) {
         Ok(0) => {}

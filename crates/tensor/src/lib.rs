@@ -18,6 +18,21 @@ pub use device::{cuda_compiled, device_name, DeviceSpec};
 pub use error::{Error, Result};
 pub use rng::SeededRng;
 
+/// Fixes the CPU thread count for candle's kernels once, at program start.
+///
+/// candle 0.11 asks the OS how many cores there are (reading sysfs and `/proc`) on every matrix
+/// product and convolution unless `RAYON_NUM_THREADS` is set: tens of microseconds per op, which
+/// dominates small models (an airfoil epoch runs 8x slower). This sets `RAYON_NUM_THREADS` to the
+/// available parallelism when it is unset. Call it first thing in `main`, before any thread
+/// starts (changing the environment while other threads read it is not safe on every platform);
+/// the examples do.
+pub fn init_cpu_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 /// Parses a dtype name: `f32` (alias `float32`) or `f64` (alias `float64`).
 ///
 /// Taper's differentiable ops and optimizers work in these two float types; `f32` is the default
