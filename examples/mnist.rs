@@ -166,7 +166,7 @@ pub fn run(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         let (net, store) = mnist::build(model, args.seed, DType::F32, &device)?;
         let mut opt = taper::optim::from_spec(&spec, store.trainable())?;
         let mut cfg = TrainConfig::new(args.epochs, Loader::new(args.batch_size, true, false, args.seed)?);
-        cfg.record_every = 6400;
+        cfg.record_every = 640;
         cfg.clip_norm = args.clip_norm;
         cfg.scheduler = args.scheduler.clone();
         cfg.save = args.save.clone();

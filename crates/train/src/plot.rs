@@ -85,6 +85,21 @@ fn bounds(series: &[Series], log_y: bool) -> (f64, f64, f64, f64) {
     }
 }
 
+/// A tick label: few digits, exponent form for small or large magnitudes.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.0e}")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// Writes a line chart of `series` to `path` (SVG), with a legend.
 pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Result<()> {
     let e = plot_err(path);
@@ -100,6 +115,8 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
                 .configure_mesh()
                 .x_desc(spec.x_label)
                 .y_desc(spec.y_label)
+                .x_label_formatter(&|x| tick(*x))
+                .y_label_formatter(&|y| tick(*y))
                 .draw()
                 .map_err(|x| e(x.to_string()))?;
             for (i, s) in series.iter().enumerate() {
