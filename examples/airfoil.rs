@@ -37,6 +37,15 @@ pub struct Args {
     /// Never download a missing file.
     #[arg(long)]
     pub offline: bool,
+    /// Write a checkpoint here after every epoch (one run: --compare with a single spec).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Also checkpoint every N steps.
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Resume from a checkpoint (one run: --compare with a single spec).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -80,12 +89,19 @@ pub fn run(args: &Args) -> Result<Vec<RunResult>> {
     for (_, _, spec, _) in &runs {
         taper::optim::canonical(spec)?;
     }
+    if (args.save.is_some() || args.resume.is_some()) && runs.len() != 1 {
+        bail!("--save and --resume need exactly one run: --compare with a single optimizer spec");
+    }
     plot::ensure_writable_dir(&args.out)?;
     let dir = taper::train::download::data_dir(args.data_dir.as_deref());
     let data = airfoil::data(&dir, !args.offline, &device)?;
     let mut results = Vec::new();
     for (section, label, spec, form) in runs {
-        let outcome = airfoil::run(&data, &spec, form, args.seed, args.epochs)?;
+        let outcome = airfoil::run_with(&data, &spec, form, args.seed, args.epochs, |cfg| {
+            cfg.save = args.save.clone();
+            cfg.save_every = args.save_every;
+            cfg.resume = args.resume.clone();
+        })?;
         let file = format!("airfoil_{}.csv", results.len());
         outcome.history.write_csv(&args.out.join(file))?;
         results.push(RunResult { section, label, spec, outcome });

@@ -85,3 +85,38 @@ fn missing_data_offline_is_a_clear_error() {
     let err = format!("{:#}", airfoil_example::run(&args).err().unwrap());
     assert!(err.contains("airfoil_self_noise.dat") && err.contains("TAPER_DATA_DIR"), "{err}");
 }
+
+#[test]
+fn save_and_resume_give_the_same_final_loss() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = std::env::temp_dir().join(format!("taper-airfoil-ck-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let ck = tmp.join("ck.safetensors");
+    let base = [
+        "airfoil",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--offline",
+        "--compare",
+        "rmsprop:lr=0.01,alpha=0.9,momentum=0.5",
+    ];
+    let with = |more: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(more);
+        v.extend(["--out", tmp.to_str().unwrap()]);
+        airfoil_example::Args::try_parse_from(v).unwrap()
+    };
+    let straight = airfoil_example::run(&with(&["--epochs", "2"])).unwrap();
+    airfoil_example::run(&with(&["--epochs", "1", "--save", ck.to_str().unwrap()])).unwrap();
+    let resumed = airfoil_example::run(&with(&["--epochs", "2", "--resume", ck.to_str().unwrap()])).unwrap();
+    assert_eq!(straight[0].outcome.final_loss.to_bits(), resumed[0].outcome.final_loss.to_bits());
+    let err = format!(
+        "{:#}",
+        airfoil_example::run(
+            &airfoil_example::Args::try_parse_from(["airfoil", "--save", "/tmp/x"]).unwrap()
+        )
+        .err()
+        .unwrap()
+    );
+    assert!(err.contains("exactly one run"), "{err}");
+}

@@ -171,10 +171,23 @@ pub fn run(
     seed: u64,
     epochs: usize,
 ) -> crate::train::Result<Outcome> {
+    run_with(data, spec, form, seed, epochs, |_| {})
+}
+
+/// [`run`] with a hook to adjust the training configuration (checkpoints, resume, clipping).
+pub fn run_with(
+    data: &Dataset,
+    spec: &str,
+    form: Form,
+    seed: u64,
+    epochs: usize,
+    configure: impl FnOnce(&mut TrainConfig),
+) -> crate::train::Result<Outcome> {
     let mut model = LinReg::new(form, seed, data)?;
     let mut opt = optim::from_spec(spec, model.store.trainable())?;
     let mut cfg = TrainConfig::new(epochs, Loader::new(10, true, false, seed)?);
     cfg.record_every = 100;
+    configure(&mut cfg);
     let store = model.store.clone();
     let history = train(&mut model, &store, opt.as_mut(), data, &cfg)?;
     let final_loss = history.records.last().map_or(f64::NAN, |r| r.value);

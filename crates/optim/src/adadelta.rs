@@ -2,7 +2,7 @@
 
 use crate::elem::{ema_sq, Elem};
 use crate::rule::Rule;
-use crate::spec::{non_negative, positive, unit_interval, Options, Value};
+use crate::spec::{Options, Value};
 use crate::Result;
 
 /// Adadelta: RMSprop whose learning rate is replaced by the root of a moving average of past
@@ -67,16 +67,10 @@ impl Rule for Adadelta {
     fn from_options(o: &mut Options) -> Result<Self> {
         let d = Self::default();
         Ok(Self {
-            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
-            rho: o.num("rho", &[], d.rho, unit_interval, "rho must be in [0, 1)")?,
-            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
+            lr: o.lr(d.lr)?,
+            rho: o.decay("rho", &[], d.rho)?,
+            eps: o.eps(d.eps)?,
+            weight_decay: o.weight_decay(d.weight_decay)?,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use crate::elem::{addcdiv, root_plus_eps, Elem};
 use crate::rule::Rule;
-use crate::spec::{non_negative, positive, Options, Value};
+use crate::spec::{non_negative, Options, Value};
 use crate::Result;
 
 /// AdaGrad: each parameter's step is divided by the root of the sum of all its past squared
@@ -83,15 +83,9 @@ impl Rule for Adagrad {
     fn from_options(o: &mut Options) -> Result<Self> {
         let d = Self::default();
         Ok(Self {
-            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
+            lr: o.lr(d.lr)?,
             lr_decay: o.num("lr_decay", &[], d.lr_decay, non_negative, "lr_decay must be >= 0")?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
+            weight_decay: o.weight_decay(d.weight_decay)?,
             initial_accumulator_value: o.num(
                 "initial_accumulator_value",
                 &[],
@@ -99,7 +93,7 @@ impl Rule for Adagrad {
                 non_negative,
                 "initial_accumulator_value must be >= 0",
             )?,
-            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
+            eps: o.eps(d.eps)?,
             eps_in_sqrt: o.flag("eps_in_sqrt", d.eps_in_sqrt)?,
         })
     }

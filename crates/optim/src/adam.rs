@@ -2,7 +2,7 @@
 
 use crate::elem::{addcdiv, ema_sq, lerp, Elem};
 use crate::rule::Rule;
-use crate::spec::{non_negative, positive, unit_interval, Options, Value};
+use crate::spec::{Options, Value};
 use crate::Result;
 
 /// Adam: momentum on the gradient and RMSprop's scaling, both bias-corrected, exactly as
@@ -91,17 +91,11 @@ impl Adam {
 
     pub(crate) fn read(o: &mut Options, d: &Self) -> Result<Self> {
         Ok(Self {
-            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
-            beta1: o.num("beta1", &[], d.beta1, unit_interval, "beta1 must be in [0, 1)")?,
-            beta2: o.num("beta2", &[], d.beta2, unit_interval, "beta2 must be in [0, 1)")?,
-            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
+            lr: o.lr(d.lr)?,
+            beta1: o.decay("beta1", &[], d.beta1)?,
+            beta2: o.decay("beta2", &[], d.beta2)?,
+            eps: o.eps(d.eps)?,
+            weight_decay: o.weight_decay(d.weight_decay)?,
             amsgrad: o.flag("amsgrad", d.amsgrad)?,
         })
     }

@@ -2,7 +2,7 @@
 
 use crate::elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 use crate::rule::Rule;
-use crate::spec::{non_negative, positive, unit_interval, Options, Value};
+use crate::spec::{non_negative, Options, Value};
 use crate::Result;
 
 /// RMSprop: AdaGrad with the sum of squared gradients replaced by an exponential moving average,
@@ -104,22 +104,10 @@ impl Rule for RmsProp {
     fn from_options(o: &mut Options) -> Result<Self> {
         let d = Self::default();
         Ok(Self {
-            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
-            alpha: o.num(
-                "alpha",
-                &["gamma"],
-                d.alpha,
-                unit_interval,
-                "alpha (d2l's gamma) must be in [0, 1)",
-            )?,
-            eps: o.num("eps", &[], d.eps, positive, "eps must be > 0")?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
+            lr: o.lr(d.lr)?,
+            alpha: o.decay("alpha", &["gamma"], d.alpha)?,
+            eps: o.eps(d.eps)?,
+            weight_decay: o.weight_decay(d.weight_decay)?,
             momentum: o.num("momentum", &[], d.momentum, non_negative, "momentum must be >= 0")?,
             centered: o.flag("centered", d.centered)?,
             eps_in_sqrt: o.flag("eps_in_sqrt", d.eps_in_sqrt)?,

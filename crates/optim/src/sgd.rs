@@ -92,7 +92,7 @@ impl Rule for Sgd {
     fn from_options(o: &mut Options) -> Result<Self> {
         let d = Self::default();
         let r = Self {
-            lr: o.num("lr", &[], d.lr, non_negative, "lr must be >= 0")?,
+            lr: o.lr(d.lr)?,
             momentum: o.num("momentum", &[], d.momentum, non_negative, "momentum must be >= 0")?,
             dampening: o.num(
                 "dampening",
@@ -101,13 +101,7 @@ impl Rule for Sgd {
                 |x| (0.0..=1.0).contains(&x),
                 "dampening must be in [0, 1]",
             )?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
+            weight_decay: o.weight_decay(d.weight_decay)?,
             nesterov: o.flag("nesterov", d.nesterov)?,
         };
         if r.nesterov && (r.momentum <= 0.0 || r.dampening != 0.0) {

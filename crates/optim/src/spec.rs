@@ -184,6 +184,30 @@ impl Options {
         }
     }
 
+    /// The learning rate `lr` (finite, ≥ 0).
+    pub fn lr(&mut self, default: f64) -> Result<f64> {
+        self.num("lr", &[], default, non_negative, "lr must be >= 0")
+    }
+
+    /// The L2 penalty `weight_decay` (≥ 0).
+    pub fn weight_decay(&mut self, default: f64) -> Result<f64> {
+        self.num("weight_decay", &[], default, non_negative, "weight_decay must be >= 0")
+    }
+
+    /// The stabilizer `eps` (> 0).
+    pub fn eps(&mut self, default: f64) -> Result<f64> {
+        self.num("eps", &[], default, positive, "eps must be > 0")
+    }
+
+    /// A decay rate in `[0, 1)` (alpha, rho, betas) under `key` or an alias.
+    pub fn decay(&mut self, key: &'static str, aliases: &[&'static str], default: f64) -> Result<f64> {
+        let allowed = match aliases.first() {
+            Some(alias) => format!("{key} (alias {alias}) must be in [0, 1)"),
+            None => format!("{key} must be in [0, 1)"),
+        };
+        self.num(key, aliases, default, unit_interval, &allowed)
+    }
+
     /// Fails on any option no one asked for.
     pub fn finish(self) -> Result<()> {
         match self.items.first() {

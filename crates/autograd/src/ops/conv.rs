@@ -152,27 +152,45 @@ impl ConvOp {
     }
 }
 
-fn host_f64(t: &Tensor) -> Result<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+/// Element types the host pooling rules run in: the tensor's own (no f64 round trip).
+trait HostFloat:
+    candle_core::WithDType + Copy + PartialOrd + std::ops::AddAssign + std::ops::Mul<Output = Self>
+{
+}
+impl HostFloat for f32 {}
+impl HostFloat for f64 {}
+
+fn host<T: HostFloat>(t: &Tensor) -> Result<Vec<T>> {
+    Ok(t.flatten_all()?.to_vec1::<T>()?)
 }
 
-fn from_host(values: Vec<f64>, dims: [usize; 4], like: &Tensor) -> Result<Tensor> {
-    Ok(Tensor::from_vec(values, dims.to_vec(), &candle_core::Device::Cpu)?
-        .to_dtype(like.dtype())?
-        .to_device(like.device())?)
+fn from_host<T: HostFloat>(values: Vec<T>, dims: [usize; 4], like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, dims.to_vec(), &candle_core::Device::Cpu)?.to_device(like.device())?)
 }
 
 fn max_pool2d_backward(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    match x.dtype() {
+        DType::F64 => max_pool2d_backward_t::<f64>(x, g, k, stride),
+        DType::F32 => max_pool2d_backward_t::<f32>(x, g, k, stride),
+        other => Err(Error::InvalidArgument {
+            op: "max_pool2d",
+            msg: format!("backward needs f32 or f64, got {other:?}"),
+        }),
+    }
+}
+
+fn max_pool2d_backward_t<T: HostFloat>(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (_, _, oh, ow) = g.dims4()?;
-    let xs = host_f64(x)?;
-    let gs = host_f64(g)?;
-    let mut gx = vec![0f64; xs.len()];
+    let xs = host::<T>(x)?;
+    let gs = host::<T>(g)?;
+    let mut gx = vec![T::from_f64(0.0); xs.len()];
     for plane in 0..b * c {
         let xp = &xs[plane * h * w..(plane + 1) * h * w];
         let gxp = &mut gx[plane * h * w..(plane + 1) * h * w];
         for i in 0..oh {
             for j in 0..ow {
+                // The first maximal element of the window (row-major scan), as PyTorch.
                 let mut best = (i * stride) * w + j * stride;
                 for di in 0..k {
                     for dj in 0..k {
@@ -190,11 +208,27 @@ fn max_pool2d_backward(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Resul
 }
 
 fn avg_pool2d_backward(x_dims: [usize; 4], g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    match g.dtype() {
+        DType::F64 => avg_pool2d_backward_t::<f64>(x_dims, g, k, stride),
+        DType::F32 => avg_pool2d_backward_t::<f32>(x_dims, g, k, stride),
+        other => Err(Error::InvalidArgument {
+            op: "avg_pool2d",
+            msg: format!("backward needs f32 or f64, got {other:?}"),
+        }),
+    }
+}
+
+fn avg_pool2d_backward_t<T: HostFloat>(
+    x_dims: [usize; 4],
+    g: &Tensor,
+    k: usize,
+    stride: usize,
+) -> Result<Tensor> {
     let [b, c, h, w] = x_dims;
     let (_, _, oh, ow) = g.dims4()?;
-    let gs = host_f64(g)?;
-    let scale = 1.0 / (k * k) as f64;
-    let mut gx = vec![0f64; b * c * h * w];
+    let gs = host::<T>(g)?;
+    let scale = T::from_f64(1.0 / (k * k) as f64);
+    let mut gx = vec![T::from_f64(0.0); b * c * h * w];
     for plane in 0..b * c {
         let gxp = &mut gx[plane * h * w..(plane + 1) * h * w];
         for i in 0..oh {
