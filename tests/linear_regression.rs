@@ -7,7 +7,10 @@ mod linear_regression;
 use clap::Parser;
 
 fn args(extra: &[&str]) -> linear_regression::Args {
-    let out = std::env::temp_dir().join(format!("taper-linreg-{}", std::process::id()));
+    // A directory per call: tests run in parallel and must not read each other's files.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("taper-linreg-{}-{call}", std::process::id()));
     let mut v = vec!["linear_regression", "--out", out.to_str().unwrap()];
     v.extend_from_slice(extra);
     linear_regression::Args::try_parse_from(v).unwrap()
@@ -15,7 +18,8 @@ fn args(extra: &[&str]) -> linear_regression::Args {
 
 #[test]
 fn well_tuned_runs_recover_the_closed_form_answer() {
-    let report = linear_regression::run(&args(&[])).unwrap();
+    let a = args(&[]);
+    let report = linear_regression::run(&a).unwrap();
     let (b, w) = report.closed_form;
     assert!((b - 4.0).abs() < 0.5 && (w - 3.0).abs() < 0.5, "data: b≈4, w≈3, got {b} {w}");
     let tuned = [
@@ -38,7 +42,7 @@ fn well_tuned_runs_recover_the_closed_form_answer() {
     assert!((doc_rms.b - b).abs() < 0.05 && (doc_rms.w - w).abs() < 0.05);
     let doc_ada = &report.fits.iter().find(|(s, _)| s.starts_with("adagrad:lr=0.01")).unwrap().1;
     assert!(doc_ada.b < 1.0 && doc_ada.w < 1.0, "AdaGrad at lr=0.01 stalls: ({}, {})", doc_ada.b, doc_ada.w);
-    let svg = std::fs::read_to_string(args(&[]).out.join("linear_regression.svg")).unwrap();
+    let svg = std::fs::read_to_string(a.out.join("linear_regression.svg")).unwrap();
     assert!(svg.contains("MSE loss") && svg.contains("sgd:lr=0.2"));
 }
 

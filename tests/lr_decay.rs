@@ -7,7 +7,10 @@ mod lr_decay;
 use clap::Parser;
 
 fn args(extra: &[&str]) -> lr_decay::Args {
-    let out = std::env::temp_dir().join(format!("taper-lrdecay-{}", std::process::id()));
+    // A directory per call: tests run in parallel and must not read each other's files.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("taper-lrdecay-{}-{call}", std::process::id()));
     let mut v = vec!["lr_decay", "--out", out.to_str().unwrap()];
     v.extend_from_slice(extra);
     lr_decay::Args::try_parse_from(v).unwrap()

@@ -17,7 +17,10 @@ fn data_dir() -> Option<PathBuf> {
 }
 
 fn args(dir: &std::path::Path, extra: &[&str]) -> mnist_example::Args {
-    let out = std::env::temp_dir().join(format!("taper-mnist-{}", std::process::id()));
+    // A directory per call: tests run in parallel and must not read each other's files.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("taper-mnist-{}-{call}", std::process::id()));
     let mut v =
         vec!["mnist", "--data-dir", dir.to_str().unwrap(), "--offline", "--out", out.to_str().unwrap()];
     if !extra.contains(&"--split") {

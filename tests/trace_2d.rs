@@ -9,7 +9,10 @@ use clap::Parser;
 use serde_json::Value;
 
 fn args(extra: &[&str]) -> trace_2d::Args {
-    let out = std::env::temp_dir().join(format!("taper-trace-{}", std::process::id()));
+    // A directory per call: tests run in parallel and must not read each other's files.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("taper-trace-{}-{call}", std::process::id()));
     let mut v = vec!["trace_2d"];
     if !extra.contains(&"--out") {
         v.extend(["--out", out.to_str().unwrap()]);
