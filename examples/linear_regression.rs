@@ -56,11 +56,7 @@ pub fn run(args: &Args) -> Result<Report> {
         bail!("--iters must be at least 1");
     }
     let device = DeviceSpec::open_str(&args.device)?;
-    let specs: Vec<String> =
-        taper::optim::OptimSpec::parse_list(&args.optimizers)?.iter().map(|s| s.to_string()).collect();
-    for s in &specs {
-        taper::optim::canonical(s)?;
-    }
+    let specs = taper::optim::checked_list(&args.optimizers)?;
     plot::ensure_writable_dir(&args.out)?;
     let data = linreg::data(100, args.seed);
     let mut fits = Vec::new();

@@ -45,11 +45,7 @@ pub fn run(args: &Args) -> Result<Vec<Rates>> {
         bail!("--steps must be at least 1");
     }
     let device = DeviceSpec::open_str(&args.device)?;
-    let specs: Vec<String> =
-        taper::optim::OptimSpec::parse_list(&args.optimizers)?.iter().map(|s| s.to_string()).collect();
-    for s in &specs {
-        taper::optim::canonical(s)?;
-    }
+    let specs = taper::optim::checked_list(&args.optimizers)?;
     plot::ensure_writable_dir(&args.out)?;
     let rates: Vec<Rates> =
         specs.iter().map(|s| lr_decay::record(problem, s, args.steps, &device)).collect::<Result<_, _>>()?;

@@ -137,13 +137,10 @@ pub fn run(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
     if args.epochs == 0 || args.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");
     }
-    let specs: Vec<String> = match &args.compare {
-        Some(list) => taper::optim::OptimSpec::parse_list(list)?.iter().map(|s| s.to_string()).collect(),
-        None => vec![args.optimizer.clone()],
+    let specs = match &args.compare {
+        Some(list) => taper::optim::checked_list(list)?,
+        None => vec![taper::optim::canonical(&args.optimizer).map(|_| args.optimizer.clone())?],
     };
-    for s in &specs {
-        taper::optim::canonical(s)?;
-    }
     if let Some(s) = &args.scheduler {
         taper::optim::schedule::parse(s)?;
     }

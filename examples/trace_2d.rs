@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use taper::experiments::trace2d::{self, Function};
-use taper::optim::OptimSpec;
 use taper::train::plot::{self, Series};
 use taper::DeviceSpec;
 
@@ -79,14 +78,11 @@ pub fn run(args: &Args) -> Result<Vec<Trace>> {
     }
     let dtype = taper::tensor::parse_dtype(&args.dtype)?;
     let device = DeviceSpec::open_str(&args.device)?;
-    let specs: Vec<String> = match &args.compare {
-        Some(list) => OptimSpec::parse_list(list)?.iter().map(|s| s.to_string()).collect(),
-        None => vec![args.optimizer.clone()],
+    // Every spec is validated before any work.
+    let specs = match &args.compare {
+        Some(list) => taper::optim::checked_list(list)?,
+        None => vec![taper::optim::canonical(&args.optimizer).map(|_| args.optimizer.clone())?],
     };
-    // Validate every spec before any work.
-    for s in &specs {
-        taper::optim::canonical(s)?;
-    }
     plot::ensure_writable_dir(&args.out)?;
     let mut traces = Vec::new();
     for spec in specs {

@@ -53,7 +53,7 @@ pub use adam::{Adam, AdamCoeffs};
 pub use adamw::AdamW;
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
-pub use registry::{build, canonical, from_spec, names, Constructor, REGISTRY};
+pub use registry::{build, canonical, checked_list, from_spec, names, Constructor, REGISTRY};
 pub use rmsprop::RmsProp;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};

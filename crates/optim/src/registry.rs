@@ -45,3 +45,14 @@ pub fn from_spec(spec: &str, params: Vec<Param>) -> Result<Box<dyn Optimizer>> {
 pub fn canonical(spec: &str) -> Result<OptimSpec> {
     Ok(from_spec(spec, Vec::new())?.spec())
 }
+
+/// Parses a comma-separated list of specs (see [`OptimSpec::parse_list`]) and validates each
+/// against the registry, returning them as written. For command lines: every spec is checked
+/// before any work starts.
+pub fn checked_list(list: &str) -> Result<Vec<String>> {
+    let specs: Vec<String> = OptimSpec::parse_list(list)?.iter().map(ToString::to_string).collect();
+    for s in &specs {
+        canonical(s)?;
+    }
+    Ok(specs)
+}
