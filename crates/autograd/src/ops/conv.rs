@@ -1,6 +1,7 @@
 //! Convolution and pooling over `[batch, channels, height, width]` tensors.
 
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
 use super::{InputGrads, Op};
 use crate::error::OpContext;
@@ -182,29 +183,73 @@ fn max_pool2d_backward(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Resul
 fn max_pool2d_backward_t<T: HostFloat>(x: &Tensor, g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (_, _, oh, ow) = g.dims4()?;
-    let xs = host::<T>(x)?;
-    let gs = host::<T>(g)?;
-    let mut gx = vec![T::from_f64(0.0); xs.len()];
-    for plane in 0..b * c {
-        let xp = &xs[plane * h * w..(plane + 1) * h * w];
-        let gxp = &mut gx[plane * h * w..(plane + 1) * h * w];
+    let mut gx = vec![T::from_f64(0.0); b * c * h * w];
+    let g = g.contiguous()?;
+    // On the CPU read both operands in place; elsewhere copy them to the host first.
+    let (x_host, g_host);
+    let (xs, gs): (&[T], &[T]) = match (cpu_slice::<T>(x), cpu_slice::<T>(&g)) {
+        (Some(xg), Some(gg)) => {
+            x_host = xg;
+            g_host = gg;
+            (x_host.as_slice(), g_host.as_slice())
+        }
+        _ => {
+            x_host = CpuView::Owned(host::<T>(x)?);
+            g_host = CpuView::Owned(host::<T>(&g)?);
+            (x_host.as_slice(), g_host.as_slice())
+        }
+    };
+    let plane = |(p, gxp): (usize, &mut [T])| {
+        let xp = &xs[p * h * w..(p + 1) * h * w];
+        let gp = &gs[p * oh * ow..(p + 1) * oh * ow];
         for i in 0..oh {
             for j in 0..ow {
                 // The first maximal element of the window (row-major scan), as PyTorch.
                 let mut best = (i * stride) * w + j * stride;
                 for di in 0..k {
-                    for dj in 0..k {
-                        let idx = (i * stride + di) * w + j * stride + dj;
+                    let row = (i * stride + di) * w + j * stride;
+                    for idx in row..row + k {
                         if xp[idx] > xp[best] {
                             best = idx;
                         }
                     }
                 }
-                gxp[best] += gs[plane * oh * ow + i * ow + j];
+                gxp[best] += gp[i * ow + j];
             }
         }
+    };
+    gx.par_chunks_mut(h * w).enumerate().for_each(plane);
+    from_host(gx, [b, c, h, w], &g)
+}
+
+/// A tensor's elements: borrowed from a contiguous CPU storage, or an owned host copy.
+enum CpuView<'a, T> {
+    Borrowed(candle_core::StorageRef<'a>, usize, usize, std::marker::PhantomData<T>),
+    Owned(Vec<T>),
+}
+
+impl<T: HostFloat> CpuView<'_, T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            CpuView::Borrowed(guard, a, b, _) => match &**guard {
+                candle_core::Storage::Cpu(cpu) => match T::cpu_storage_as_slice(cpu) {
+                    Ok(v) => &v[*a..*b],
+                    Err(_) => &[],
+                },
+                _ => &[],
+            },
+            CpuView::Owned(v) => v,
+        }
     }
-    from_host(gx, [b, c, h, w], g)
+}
+
+fn cpu_slice<T: HostFloat>(t: &Tensor) -> Option<CpuView<'_, T>> {
+    if !t.device().is_cpu() || t.dtype() != T::DTYPE {
+        return None;
+    }
+    let (guard, layout) = t.storage_and_layout();
+    let (a, b) = layout.contiguous_offsets()?;
+    Some(CpuView::Borrowed(guard, a, b, std::marker::PhantomData))
 }
 
 fn avg_pool2d_backward(x_dims: [usize; 4], g: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
