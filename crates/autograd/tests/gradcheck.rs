@@ -105,6 +105,13 @@ fn softmax_family() {
 fn convolution() {
     gradcheck!("conv2d pad 1", inputs(60, &[&[2, 3, 6, 5], &[4, 3, 3, 3]], -1.0, 1.0), |v| v[0]
         .conv2d(&v[1], 1, 1));
+    // Stride 1 takes the flipped-kernel convolution path for the input gradient: padding 0..k-1.
+    gradcheck!("conv2d stride 1 pad 0", inputs(65, &[&[2, 3, 6, 5], &[2, 3, 3, 3]], -1.0, 1.0), |v| v[0]
+        .conv2d(&v[1], 1, 0));
+    gradcheck!("conv2d stride 1 pad 2", inputs(66, &[&[1, 2, 5, 6], &[3, 2, 3, 3]], -1.0, 1.0), |v| v[0]
+        .conv2d(&v[1], 1, 2));
+    gradcheck!("conv2d stride 1 5x5 pad 1", inputs(67, &[&[1, 2, 7, 7], &[2, 2, 5, 5]], -1.0, 1.0), |v| v[0]
+        .conv2d(&v[1], 1, 1));
     gradcheck!("conv2d stride 2", inputs(61, &[&[2, 2, 7, 7], &[3, 2, 3, 3]], -1.0, 1.0), |v| v[0]
         .conv2d(&v[1], 2, 0));
     // Rows dropped by the stride differ between the axes here, which candle 0.11's own conv2d

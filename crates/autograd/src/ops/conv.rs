@@ -117,6 +117,17 @@ impl ConvOp {
         match self {
             ConvOp::Conv2d { x, w, x_hw, k_hw, stride, padding } => {
                 let gx = match &w {
+                    // Stride 1 with a square kernel and padding ≤ k - 1 (the documents' ConvNet): the
+                    // input gradient is a plain convolution of g with the kernel flipped in space
+                    // and its channel axes swapped, padded by k - 1 - p. candle's forward
+                    // convolution (im2col + matmul) is much faster than its conv_transpose2d.
+                    Some(w) if stride == 1 && k_hw.0 == k_hw.1 && padding < k_hw.0 => {
+                        let k = k_hw.0;
+                        let rev = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
+                        let flipped =
+                            w.index_select(&rev, 2)?.index_select(&rev, 3)?.transpose(0, 1)?.contiguous()?;
+                        Some(g.conv2d(&flipped, k - 1 - padding, 1, 1, 1)?)
+                    }
                     Some(w) => {
                         // conv_transpose2d's output size is (g - 1)·stride - 2·padding + k +
                         // output_padding; output_padding restores the rows that the forward
