@@ -122,9 +122,13 @@ mod tests {
     #[test]
     fn cpu_and_auto_open() {
         assert!(DeviceSpec::Cpu.open().unwrap().is_cpu());
-        // auto falls back to the CPU when no GPU can be used.
+        // auto falls back to the CPU when no GPU can be used: always without the feature.
         let d = DeviceSpec::Auto.open().unwrap();
-        assert!(d.is_cpu() || d.is_cuda());
+        if cuda_compiled() {
+            assert!(d.is_cpu() || d.is_cuda());
+        } else {
+            assert!(d.is_cpu(), "auto without the cuda feature must be the CPU");
+        }
         assert_eq!(device_name(&Device::Cpu), "cpu");
     }
 
