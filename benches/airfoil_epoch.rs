@@ -11,7 +11,7 @@ use taper::train::Dataset;
 use taper::SeededRng;
 
 fn bench(c: &mut Criterion) {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let mut rng = SeededRng::new(0);
     let x = rng.normal((1500, 5), 0.0, 1.0, DType::F32, &Device::Cpu).unwrap();
     let y = rng.normal(1500, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap();

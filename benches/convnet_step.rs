@@ -13,7 +13,7 @@ use taper::train::Task;
 use taper::Tape;
 
 fn bench(c: &mut Criterion) {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let (net, store) = build(Model::ConvNet, 0, DType::F32, &Device::Cpu).unwrap();
     let batch = synthetic_batch(64, DType::F32, &Device::Cpu).unwrap();
     let mut opt = from_spec("adam:lr=0.001", store.trainable()).unwrap();

@@ -11,7 +11,7 @@ use taper::{Grads, ParamStore, SeededRng};
 const N: usize = 10_000_000;
 
 fn bench(c: &mut Criterion) {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let mut group = c.benchmark_group("optim_step_10M_f32");
     group.sample_size(20);
     let cases = [

@@ -118,7 +118,7 @@ pub fn run(args: &Args) -> Result<Vec<RunResult>> {
 
 #[allow(dead_code)]
 fn main() {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let args = Args::parse();
     match run(&args) {
         Ok(results) => {

@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> Result<Vec<Rates>> {
 
 #[allow(dead_code)]
 fn main() {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let args = Args::parse();
     match run(&args) {
         Ok(rates) => {

@@ -200,7 +200,7 @@ pub fn run(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
 
 #[allow(dead_code)]
 fn main() {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let args = Args::parse();
     if let Err(e) = run(&args, true) {
         eprintln!("error: {e:#}");

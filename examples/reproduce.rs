@@ -350,7 +350,7 @@ fn mnist(
 }
 
 fn main() {
-    taper::tensor::init_cpu_threads();
+    taper::tensor::init_cpu();
     let args = Args::parse();
     match run(&args) {
         Ok(0) => {}
