@@ -23,5 +23,5 @@ pub mod experiments;
 pub struct ReadmeDoctest;
 
 pub use candle_core;
-pub use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
+pub use taper_autograd::{profile, Grads, Param, ParamStore, Tape, Var};
 pub use taper_tensor::{DType, Device, DeviceSpec, SeededRng, Tensor};

@@ -25,12 +25,15 @@
 //! * [`Var`]: a value, tracked or constant; every op is a method on it.
 //! * [`Var::backward`] returns [`Grads`] keyed by parameter and empties the tape.
 //!
-//! Ops live in `ops/`, one file per family, each op's backward rule beside its forward.
+//! Ops live in `ops/`, one file per family, each op's backward rule beside its forward; the CPU
+//! kernels some rules call live in `cpu/`. [`profile`] times a step op by op.
 
+mod cpu;
 mod error;
 mod grads;
 mod ops;
 mod param;
+pub mod profile;
 mod tape;
 mod var;
 

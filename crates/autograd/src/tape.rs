@@ -229,7 +229,11 @@ impl Tape {
                 NodeKind::Param(param) => out.insert(param.id(), grad),
                 NodeKind::Op(op) => {
                     let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
-                    let input_grads = op.backward(&grad, &needs)?;
+                    let name = op.name();
+                    let input_grads = crate::profile::scope_with(
+                        || format!("backward {name} {:?}", node.shape.dims()),
+                        || op.backward(&grad, &needs),
+                    )?;
                     for (input, g) in node.inputs.iter().zip(input_grads) {
                         if let (Some(input), Some(g)) = (input, g) {
                             accumulate(&mut grads[*input], g)?;

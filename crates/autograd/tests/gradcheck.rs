@@ -59,6 +59,19 @@ fn matmul_plain_batched_and_broadcast() {
 }
 
 #[test]
+fn linear_with_and_without_bias() {
+    gradcheck!("linear", inputs(24, &[&[5, 4], &[3, 4], &[3]], -1.0, 1.0), |v| v[0]
+        .linear(&v[1], Some(&v[2])));
+    gradcheck!("linear no bias", inputs(25, &[&[5, 4], &[3, 4]], -1.0, 1.0), |v| v[0].linear(&v[1], None));
+    gradcheck!("linear on rank 3", inputs(26, &[&[2, 3, 4], &[5, 4], &[5]], -1.0, 1.0), |v| v[0]
+        .linear(&v[1], Some(&v[2]))?
+        .tanh());
+    gradcheck!("linear of a transposed input", inputs(27, &[&[4, 5], &[3, 4], &[3]], -1.0, 1.0), |v| v[0]
+        .transpose(0, 1)?
+        .linear(&v[1], Some(&v[2])));
+}
+
+#[test]
 fn reductions() {
     let xs = inputs(30, &[&[3, 4, 5]], -1.0, 1.0);
     gradcheck!("sum_all", xs, |v| v[0].sum_all());
@@ -123,6 +136,23 @@ fn convolution() {
     );
     gradcheck!("conv2d stride 2 pad 1", inputs(62, &[&[1, 2, 8, 8], &[2, 2, 3, 3]], -1.0, 1.0), |v| v[0]
         .conv2d(&v[1], 2, 1));
+    gradcheck!("conv2d with bias", inputs(68, &[&[2, 3, 5, 6], &[4, 3, 3, 3], &[4]], -1.0, 1.0), |v| v[0]
+        .conv2d_bias(&v[1], &v[2], 1, 1));
+    gradcheck!("conv2d 1x1 with bias", inputs(69, &[&[2, 3, 4, 4], &[5, 3, 1, 1], &[5]], -1.0, 1.0), |v| v
+        [0]
+    .conv2d_bias(&v[1], &v[2], 1, 0)?
+    .relu());
+    gradcheck!(
+        "conv2d stride 3 pad 2 with bias",
+        inputs(58, &[&[3, 2, 8, 7], &[3, 2, 4, 4], &[3]], -1.0, 1.0),
+        fd_only | v | v[0].conv2d_bias(&v[1], &v[2], 3, 2)
+    );
+    // Max pooling inside: candle's max-pool backward is no oracle (see `pooling`).
+    gradcheck!(
+        "conv-relu-pool chain",
+        inputs(59, &[&[2, 2, 6, 6], &[3, 2, 3, 3], &[3]], -1.0, 1.0),
+        fd_only | v | v[0].conv2d_bias(&v[1], &v[2], 1, 1)?.relu()?.max_pool2d(2, 2)?.tanh()
+    );
     gradcheck!(
         "conv2d non-square kernel",
         inputs(63, &[&[1, 2, 6, 7], &[2, 2, 3, 2]], -1.0, 1.0),
@@ -154,4 +184,41 @@ fn composite_uses_accumulate() {
         .add(&v[2])?
         .relu()?
         .log_softmax(1));
+}
+
+/// Taper's CPU kernels compute the same values as candle's conv2d and pooling (f32 and f64, with
+/// and without bias, every stride and padding the tests use).
+#[test]
+fn cpu_forward_values_match_candle() {
+    use candle_core::DType;
+    use taper_autograd::Var;
+    for dtype in [DType::F64, DType::F32] {
+        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+        for (seed, xd, kd, stride, pad) in [
+            (1u64, [2usize, 3, 7, 6], [4usize, 3, 3, 3], 1usize, 1usize),
+            (2, [3, 1, 28, 28], [8, 1, 3, 3], 1, 1),
+            (3, [2, 2, 9, 8], [3, 2, 3, 3], 2, 0),
+            (4, [1, 4, 6, 6], [2, 4, 1, 1], 1, 0),
+            (5, [2, 2, 8, 8], [2, 2, 5, 5], 3, 2),
+        ] {
+            let t = inputs(seed, &[&xd, &kd, &[kd[0]]], -1.0, 1.0);
+            let (x, k, b) =
+                (t[0].to_dtype(dtype).unwrap(), t[1].to_dtype(dtype).unwrap(), t[2].to_dtype(dtype).unwrap());
+            let ours = Var::constant(x.clone())
+                .conv2d_with_bias(&Var::constant(k.clone()), Some(&Var::constant(b.clone())), stride, pad)
+                .unwrap();
+            let theirs = x
+                .conv2d(&k, pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, kd[0], 1, 1)).unwrap())
+                .unwrap();
+            let e = common::rel_err(ours.value(), &theirs);
+            assert!(e < tol, "conv2d {xd:?} {kd:?} s{stride} p{pad} {dtype:?}: {e:e}");
+            for (k, s) in [(2, 2), (3, 2), (2, 1)] {
+                let ours = Var::constant(x.clone()).max_pool2d(k, s).unwrap();
+                let theirs = x.max_pool2d_with_stride(k, s).unwrap();
+                assert_eq!(common::rel_err(ours.value(), &theirs), 0.0, "max_pool2d {k} {s}");
+            }
+        }
+    }
 }

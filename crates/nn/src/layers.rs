@@ -1,4 +1,4 @@
-use taper_autograd::{Error, Param, Result, Tape, Var};
+use taper_autograd::{profile, Error, Param, Result, Tape, Var};
 
 use crate::Builder;
 
@@ -6,6 +6,12 @@ use crate::Builder;
 pub trait Module {
     /// Computes the output, recording on `tape` when the parameters require gradients.
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var>;
+
+    /// A short description (`linear 784→256`), used by profiles.
+    fn describe(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        full.rsplit("::").next().unwrap_or(full).to_lowercase()
+    }
 }
 
 /// `y = x Wᵀ + b` (PyTorch's `nn.Linear`): `weight` is `[out, in]`, `bias` is `[out]`.
@@ -34,11 +40,14 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
-        let w = tape.param(&self.weight);
-        let y = x.matmul(&w.t()?)?;
-        match &self.bias {
-            Some(b) => y.add(&tape.param(b)),
-            None => Ok(y),
+        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        x.linear(&tape.param(&self.weight), bias.as_ref())
+    }
+
+    fn describe(&self) -> String {
+        match self.weight.dims()[..] {
+            [out, fan_in] => format!("linear {fan_in}→{out}"),
+            _ => "linear".into(),
         }
     }
 }
@@ -85,13 +94,14 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
-        let y = x.conv2d(&tape.param(&self.weight), self.stride, self.padding)?;
-        match &self.bias {
-            Some(b) => {
-                let c = b.dims()[0];
-                y.add(&tape.param(b).reshape((1, c, 1, 1))?)
-            }
-            None => Ok(y),
+        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        x.conv2d_with_bias(&tape.param(&self.weight), bias.as_ref(), self.stride, self.padding)
+    }
+
+    fn describe(&self) -> String {
+        match self.weight.dims()[..] {
+            [out, fan_in, kh, kw] => format!("conv2d {fan_in}→{out} {kh}x{kw}"),
+            _ => "conv2d".into(),
         }
     }
 }
@@ -115,6 +125,10 @@ impl MaxPool2d {
 impl Module for MaxPool2d {
     fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
         x.max_pool2d(self.kernel, self.stride)
+    }
+
+    fn describe(&self) -> String {
+        format!("max_pool2d {}", self.kernel)
     }
 }
 
@@ -182,6 +196,11 @@ impl Sequential {
         self
     }
 
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Module>] {
+        &self.layers
+    }
+
     /// The number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()
@@ -197,8 +216,12 @@ impl Module for Sequential {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
         let mut y = x.clone();
         for layer in &self.layers {
-            y = layer.forward(tape, &y)?;
+            y = profile::scope_with(|| format!("forward {}", layer.describe()), || layer.forward(tape, &y))?;
         }
         Ok(y)
+    }
+
+    fn describe(&self) -> String {
+        format!("sequential of {}", self.layers.len())
     }
 }

@@ -3,6 +3,7 @@
 use candle_core::{Shape, Tensor};
 
 use super::{reduce_to_shape, InputGrads, Op};
+use crate::cpu::{self, host_slice, with_float};
 use crate::error::OpContext;
 use crate::tape::Tape;
 use crate::{Error, Result, Var};
@@ -15,7 +16,78 @@ pub(crate) struct MatmulOp {
     rhs_shape: Shape,
 }
 
+/// `y = x·Wᵀ + b` over the last dimension of `x` (PyTorch's `F.linear`): with `G` the output
+/// gradient flattened to `[n, out]`, `∂x = G·W`, `∂W = Gᵀ·x` (laid out `[out, in]` like `W`),
+/// `∂b = Σ_rows G`. `x` is saved only if `W` needs a gradient and `W` only if `x` does.
+pub(crate) struct LinearOp {
+    /// `x` as `[n, in]`.
+    x: Option<Tensor>,
+    w: Option<Tensor>,
+    x_shape: Shape,
+    bias: bool,
+}
+
 impl Var {
+    /// The affine map of a linear layer, `self·weightᵀ + bias` (PyTorch's `F.linear`): `self` is
+    /// `[.., in]`, `weight` is `[out, in]`, `bias` is `[out]`; the result is `[.., out]`.
+    ///
+    /// One op instead of a transpose, a product and a broadcast add: on the CPU the bias is
+    /// written into the output before the product adds to it, and the weight's gradient comes out
+    /// in the weight's own layout.
+    pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+        let (xd, wd) = (self.dims(), weight.dims());
+        let &[fan_out, fan_in] = wd else {
+            return Err(Error::InvalidArgument {
+                op: "linear",
+                msg: format!("the weight must be [out, in], got shape {wd:?}"),
+            });
+        };
+        if xd.last() != Some(&fan_in) {
+            return Err(Error::ShapeMismatch {
+                op: "linear",
+                lhs: self.shape().clone(),
+                rhs: weight.shape().clone(),
+                hint: "the input's last dimension must equal the weight's dim 1 (in features)",
+            });
+        }
+        if self.dtype() != weight.dtype() || bias.is_some_and(|b| b.dtype() != self.dtype()) {
+            return Err(Error::InvalidArgument {
+                op: "linear",
+                msg: format!("dtype mismatch: input {:?}, weight {:?}", self.dtype(), weight.dtype()),
+            });
+        }
+        if let Some(b) = bias {
+            if b.dims() != [fan_out] {
+                return Err(Error::ShapeMismatch {
+                    op: "linear",
+                    lhs: weight.shape().clone(),
+                    rhs: b.shape().clone(),
+                    hint: "the bias must be [out], out being the weight's dim 0",
+                });
+            }
+        }
+        let n = self.elem_count() / fan_in.max(1);
+        let x2 = self.value().reshape((n, fan_in)).op("linear")?;
+        let y = linear_forward(&x2, weight.value(), bias.map(Var::value), n, fan_in, fan_out).op("linear")?;
+        let mut out_dims = xd.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = fan_out;
+        }
+        let value = y.reshape(out_dims).op("linear")?;
+        let record = |needs: &[bool]| {
+            Op::Linear(LinearOp {
+                x: needs[1].then(|| x2.clone()),
+                w: needs[0].then(|| weight.value().clone()),
+                x_shape: self.shape().clone(),
+                bias: bias.is_some(),
+            })
+        };
+        match bias {
+            Some(b) => Tape::record("linear", &[self, weight, b], value, record),
+            None => Tape::record("linear", &[self, weight], value, record),
+        }
+    }
+
     /// Matrix product over the last two dimensions; leading (batch) dimensions broadcast.
     pub fn matmul(&self, rhs: &Var) -> Result<Var> {
         let (a, b) = (self.dims(), rhs.dims());
@@ -59,6 +131,101 @@ impl Var {
             });
         }
         self.transpose(r - 2, r - 1)
+    }
+}
+
+fn linear_forward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    n: usize,
+    fan_in: usize,
+    fan_out: usize,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        let (x, w) = (x.contiguous()?, w.contiguous()?);
+        let b = b.map(Tensor::contiguous).transpose()?;
+        let host = with_float!(x.dtype(), T => {
+            match (host_slice::<T>(&x), host_slice::<T>(&w), b.as_ref().map(host_slice::<T>)) {
+                (Some(xs), Some(ws), None) => Some(cpu::linear::forward(xs.get(), ws.get(), None, n, fan_in, fan_out)),
+                (Some(xs), Some(ws), Some(Some(bs))) => {
+                    Some(cpu::linear::forward(xs.get(), ws.get(), Some(bs.get()), n, fan_in, fan_out))
+                }
+                _ => None,
+            }
+            .map(|y| Tensor::from_vec(y, (n, fan_out), &candle_core::Device::Cpu))
+        });
+        if let Some(Some(y)) = host {
+            return y;
+        }
+    }
+    let y = x.matmul(&w.t()?)?;
+    match b {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+impl LinearOp {
+    pub(crate) fn backward(self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+        let (n, fan_in) = match (&self.x, &self.w) {
+            (Some(x), _) => x.dims2()?,
+            (None, Some(w)) => (self.x_shape.elem_count() / w.dim(1)?.max(1), w.dim(1)?),
+            (None, None) => (0, 0),
+        };
+        let fan_out = g.dims().last().copied().unwrap_or(0);
+        let g = g.reshape((n, fan_out))?;
+        let want_bias = self.bias && needs.get(2).copied().unwrap_or(false);
+        let host =
+            if g.device().is_cpu() { self.host_backward(&g, want_bias, n, fan_in, fan_out)? } else { None };
+        let (gx, gw, gb) = match host {
+            Some(grads) => grads,
+            None => (
+                self.w.as_ref().map(|w| g.matmul(w)).transpose()?,
+                self.x.as_ref().map(|x| g.t()?.matmul(x)).transpose()?,
+                if want_bias { Some(g.sum(0)?) } else { None },
+            ),
+        };
+        let gx = gx.map(|gx| gx.reshape(self.x_shape.clone())).transpose()?;
+        let mut grads = vec![gx, gw];
+        if self.bias {
+            grads.push(gb);
+        }
+        Ok(grads)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn host_backward(
+        &self,
+        g: &Tensor,
+        bias: bool,
+        n: usize,
+        fan_in: usize,
+        fan_out: usize,
+    ) -> Result<Option<(Option<Tensor>, Option<Tensor>, Option<Tensor>)>> {
+        let g = g.contiguous()?;
+        let x = self.x.as_ref().map(Tensor::contiguous).transpose()?;
+        let w = self.w.as_ref().map(Tensor::contiguous).transpose()?;
+        let out = with_float!(g.dtype(), T => {
+            let Some(gs) = host_slice::<T>(&g) else { return Ok(None) };
+            let gx = match &w {
+                Some(w) => match host_slice::<T>(w) {
+                    Some(ws) => Some(cpu::tensor(cpu::linear::grad_input(gs.get(), ws.get(), n, fan_in, fan_out), &[n, fan_in])?),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let gw = match &x {
+                Some(x) => match host_slice::<T>(x) {
+                    Some(xs) => Some(cpu::tensor(cpu::linear::grad_weight(gs.get(), xs.get(), n, fan_in, fan_out), &[fan_out, fan_in])?),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let gb = if bias { Some(cpu::tensor(cpu::linear::grad_bias(gs.get(), n, fan_out), &[fan_out])?) } else { None };
+            Some((gx, gw, gb))
+        });
+        Ok(out.flatten())
     }
 }
 

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 
 use super::Op;
+use crate::cpu::{self, host_slice, with_float};
 use crate::error::OpContext;
 use crate::tape::Tape;
 use crate::{Error, Result, Var};
@@ -109,7 +110,7 @@ impl Var {
 
     /// `max(self, 0)` element-wise.
     pub fn relu(&self) -> Result<Var> {
-        self.unary("relu", |x| x.relu(), |out| UnaryOp::Relu { out: out.clone() })
+        self.unary("relu", relu_value, |out| UnaryOp::Relu { out: out.clone() })
     }
 
     /// The logistic function `1 / (1 + e^-self)`.
@@ -155,10 +156,34 @@ impl UnaryOp {
                 let inside = x.ge(min)?.mul(&x.le(max)?)?;
                 inside.where_cond(g, &g.zeros_like()?)?
             }
-            // sign(out) is 1 where out > 0 and 0 where out = 0 (out ≥ 0): the mask, in one fast pass.
-            UnaryOp::Relu { out } => (g * out.sign()?)?,
+            UnaryOp::Relu { out } => relu_grad(&out, g)?,
             UnaryOp::Sigmoid { out } => (g * (&out * out.affine(-1.0, 1.0)?)?)?,
             UnaryOp::Tanh { out } => (g * out.sqr()?.affine(-1.0, 1.0)?)?,
         })
+    }
+}
+
+/// ReLU's value: one parallel pass on the CPU, candle's kernel elsewhere.
+fn relu_value(x: &Tensor) -> candle_core::Result<Tensor> {
+    let host = with_float!(x.dtype(), T => {
+        host_slice::<T>(x).map(|xs| Tensor::from_vec(cpu::elementwise::relu(xs.get()), x.dims(), x.device()))
+    });
+    match host.flatten() {
+        Some(y) => y,
+        None => x.relu(),
+    }
+}
+
+/// ReLU's backward from its output: `g` where `out > 0`. One pass on the CPU; elsewhere
+/// `g·sign(out)` (out ≥ 0, so its sign is the mask).
+fn relu_grad(out: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let g = if out.device().is_cpu() { g.contiguous()? } else { g.clone() };
+    let host = with_float!(out.dtype(), T => match (host_slice::<T>(out), host_slice::<T>(&g)) {
+        (Some(o), Some(gs)) => Some(cpu::tensor(cpu::elementwise::relu_backward(o.get(), gs.get()), out.dims())),
+        _ => None,
+    });
+    match host.flatten() {
+        Some(gx) => gx,
+        None => Ok((g * out.sign()?)?),
     }
 }

@@ -42,6 +42,8 @@ pub trait Ad: Clone + Sized {
     fn softmax(&self, dim: usize) -> Result<Self>;
     fn log_softmax(&self, dim: usize) -> Result<Self>;
     fn conv2d(&self, k: &Self, stride: usize, padding: usize) -> Result<Self>;
+    fn conv2d_bias(&self, k: &Self, b: &Self, stride: usize, padding: usize) -> Result<Self>;
+    fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self>;
     fn max_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn avg_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn broadcast_as(&self, dims: &[usize]) -> Result<Self>;
@@ -147,6 +149,12 @@ impl Ad for Var {
     }
     fn conv2d(&self, k: &Self, s: usize, p: usize) -> Result<Self> {
         Ok(Var::conv2d(self, k, s, p)?)
+    }
+    fn conv2d_bias(&self, k: &Self, b: &Self, s: usize, p: usize) -> Result<Self> {
+        Ok(Var::conv2d_with_bias(self, k, Some(b), s, p)?)
+    }
+    fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self> {
+        Ok(Var::linear(self, w, b)?)
     }
     fn max_pool2d(&self, k: usize, s: usize) -> Result<Self> {
         Ok(Var::max_pool2d(self, k, s)?)
@@ -261,6 +269,17 @@ impl Ad for Tensor {
     }
     fn conv2d(&self, k: &Self, s: usize, p: usize) -> Result<Self> {
         Ok(Tensor::conv2d(self, k, p, s, 1, 1)?)
+    }
+    fn conv2d_bias(&self, k: &Self, b: &Self, s: usize, p: usize) -> Result<Self> {
+        let c = b.dims()[0];
+        Ok(Tensor::conv2d(self, k, p, s, 1, 1)?.broadcast_add(&b.reshape((1, c, 1, 1))?)?)
+    }
+    fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self> {
+        let y = self.broadcast_matmul(&w.t()?)?;
+        Ok(match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
     }
     fn max_pool2d(&self, k: usize, s: usize) -> Result<Self> {
         Ok(self.max_pool2d_with_stride(k, s)?)

@@ -1,0 +1,88 @@
+//! The affine map `y = x·Wᵀ + b` of a linear layer on the CPU (PyTorch's `F.linear`), with its
+//! gradients laid out like the parameters: `∂W = gᵀ·x` comes out `[out, in]` like `W`, so the
+//! optimizer reads it in order.
+
+use super::{gemm, par_for, product, Float, Mat};
+
+/// `x` is `[n, fan_in]`, `w` is `[fan_out, fan_in]`, `bias` is `[fan_out]`: `[n, fan_out]`.
+pub(crate) fn forward<T: Float>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    fan_in: usize,
+    fan_out: usize,
+) -> Vec<T> {
+    let (x, wt, parallel) =
+        (Mat::rows(x, n, fan_in), Mat::transposed(w, fan_out, fan_in), par_for(n, fan_out, fan_in));
+    match bias {
+        Some(b) => {
+            let mut y: Vec<T> = b.iter().copied().cycle().take(n * fan_out).collect();
+            gemm(&mut y, x, wt, true, parallel);
+            y
+        }
+        None => product(x, wt, parallel),
+    }
+}
+
+/// `∂x = g·W`: `[n, fan_in]`.
+pub(crate) fn grad_input<T: Float>(g: &[T], w: &[T], n: usize, fan_in: usize, fan_out: usize) -> Vec<T> {
+    product(Mat::rows(g, n, fan_out), Mat::rows(w, fan_out, fan_in), par_for(n, fan_in, fan_out))
+}
+
+/// `∂W = gᵀ·x`: `[fan_out, fan_in]`.
+pub(crate) fn grad_weight<T: Float>(g: &[T], x: &[T], n: usize, fan_in: usize, fan_out: usize) -> Vec<T> {
+    product(Mat::transposed(g, n, fan_out), Mat::rows(x, n, fan_in), par_for(fan_out, fan_in, n))
+}
+
+/// `∂b = Σ_rows g`: `[fan_out]`.
+pub(crate) fn grad_bias<T: Float>(g: &[T], n: usize, fan_out: usize) -> Vec<T> {
+    if n == 0 {
+        return vec![T::ZERO; fan_out];
+    }
+    let mut gb = g[..fan_out].to_vec();
+    for row in g.chunks_exact(fan_out).skip(1) {
+        for (a, &v) in gb.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+    gb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_and_gradients_match_the_definitions() {
+        let (n, fi, fo) = (5, 4, 3);
+        let x: Vec<f64> = (0..n * fi).map(|i| (i as f64 * 0.3).sin()).collect();
+        let w: Vec<f64> = (0..fo * fi).map(|i| (i as f64 * 0.7).cos()).collect();
+        let b = [0.5, -1.0, 2.0];
+        let g: Vec<f64> = (0..n * fo).map(|i| (i as f64 * 1.1).sin()).collect();
+        let y = forward(&x, &w, Some(&b), n, fi, fo);
+        for r in 0..n {
+            for o in 0..fo {
+                let e: f64 = (0..fi).map(|i| x[r * fi + i] * w[o * fi + i]).sum::<f64>() + b[o];
+                assert!((y[r * fo + o] - e).abs() < 1e-12);
+            }
+        }
+        let gx = grad_input(&g, &w, n, fi, fo);
+        let gw = grad_weight(&g, &x, n, fi, fo);
+        let gb = grad_bias(&g, n, fo);
+        for r in 0..n {
+            for i in 0..fi {
+                let e: f64 = (0..fo).map(|o| g[r * fo + o] * w[o * fi + i]).sum();
+                assert!((gx[r * fi + i] - e).abs() < 1e-12);
+            }
+        }
+        for o in 0..fo {
+            for i in 0..fi {
+                let e: f64 = (0..n).map(|r| g[r * fo + o] * x[r * fi + i]).sum();
+                assert!((gw[o * fi + i] - e).abs() < 1e-12);
+            }
+            let e: f64 = (0..n).map(|r| g[r * fo + o]).sum();
+            assert!((gb[o] - e).abs() < 1e-12);
+        }
+    }
+}

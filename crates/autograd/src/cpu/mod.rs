@@ -1,0 +1,471 @@
+//! CPU kernels that the backward rules (and a few forwards) call on contiguous f32/f64 tensors.
+//!
+//! The rules in `ops/` decide *what* to compute; where a candle kernel would make extra passes
+//! over memory or is slow on the CPU (convolution backward, pooling with saved indices, gradients
+//! laid out like their parameters), they call a kernel from here instead. Every kernel works on
+//! plain slices, runs the batch (or the planes) in parallel with rayon, and uses the `gemm` crate
+//! (candle's own matrix product) for the heavy lifting. Other devices and dtypes keep candle's
+//! kernels: see each rule's `match`.
+
+pub(crate) mod conv;
+pub(crate) mod elementwise;
+pub(crate) mod linear;
+pub(crate) mod pool;
+
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use candle_core::{Device, Storage, StorageRef, Tensor, WithDType};
+
+use crate::Result;
+
+/// Runs `$body` with `$T` bound to the Rust type of `$dtype` (f32 or f64); `None` for other dtypes.
+macro_rules! with_float {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $T = f32;
+                Some($body)
+            }
+            candle_core::DType::F64 => {
+                type $T = f64;
+                Some($body)
+            }
+            _ => None,
+        }
+    };
+}
+pub(crate) use with_float;
+
+/// The float types the CPU kernels run in.
+pub(crate) trait Float:
+    WithDType
+    + Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn is_nan(self) -> bool;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// The elements of a contiguous CPU tensor, borrowed in place (the storage stays read-locked while
+/// this lives).
+pub(crate) struct HostSlice<'a, T> {
+    _guard: StorageRef<'a>,
+    ptr: *const T,
+    len: usize,
+    _t: PhantomData<&'a [T]>,
+}
+
+impl<T> HostSlice<'_, T> {
+    pub(crate) fn get(&self) -> &[T] {
+        // SAFETY: `ptr..ptr+len` lies inside the CPU storage's vector (checked when made), which
+        // cannot be moved or written while `_guard` holds its read lock.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Borrows the elements of `t` when it is a contiguous CPU tensor of dtype `T`.
+pub(crate) fn host_slice<T: Float>(t: &Tensor) -> Option<HostSlice<'_, T>> {
+    if !t.device().is_cpu() || t.dtype() != T::DTYPE {
+        return None;
+    }
+    let (guard, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    let (ptr, len) = match &*guard {
+        Storage::Cpu(cpu) => {
+            let all = T::cpu_storage_as_slice(cpu).ok()?;
+            let part = all.get(start..end)?;
+            (part.as_ptr(), part.len())
+        }
+        _ => return None,
+    };
+    Some(HostSlice { _guard: guard, ptr, len, _t: PhantomData })
+}
+
+/// A CPU tensor owning `values` (no copy).
+pub(crate) fn tensor<T: Float>(values: Vec<T>, dims: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, dims, &Device::Cpu)?)
+}
+
+/// A vector of `n` elements made by `fill`, which gets disjoint chunks of `chunk` elements (with
+/// each chunk's index and a per-worker scratch state made by `init`) in parallel. Each chunk is
+/// zeroed right before `fill` sees it, while it is in cache, instead of one serial zeroing pass
+/// over the whole vector up front.
+pub(crate) fn filled<T: Float, S>(
+    n: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    // SAFETY: each chunk is initialized by `zeroed` before `fill` sees it.
+    unsafe { written(n, chunk, init, |state, i, part| fill(state, i, zeroed(part))) }
+}
+
+/// Like [`filled`], without zeroing: `fill` writes each element of its chunk itself.
+///
+/// # Safety
+/// `fill` must initialize every element of the chunk it is given.
+pub(crate) unsafe fn written<T: Float, S>(
+    n: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each_init(init, |state, (i, part)| fill(state, i, part));
+    // SAFETY: the chunks cover `0..n`, and the caller guarantees `fill` initialized each.
+    v.set_len(n);
+    v
+}
+
+/// Zeroes uninitialized memory and hands it back as initialized.
+pub(crate) fn zeroed<T: Float>(part: &mut [MaybeUninit<T>]) -> &mut [T] {
+    part.fill(MaybeUninit::new(T::ZERO));
+    // SAFETY: every element of `part` was just initialized.
+    unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// The number of worker threads kernels split their work over.
+pub(crate) fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// A matrix view on a slice: element `(i, j)` is `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// A row-major `rows × cols` matrix.
+    pub(crate) fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, rs: cols, cs: 1 }
+    }
+
+    /// The transpose of a row-major `rows × cols` matrix stored in `data` (a `cols × rows` view).
+    pub(crate) fn transposed(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self { data, rows: cols, cols: rows, rs: 1, cs: cols }
+    }
+
+    /// Rows `start..start + len`.
+    fn rows_range(&self, start: usize, len: usize) -> Self {
+        Self { data: &self.data[start * self.rs..], rows: len, ..*self }
+    }
+
+    /// Columns `start..start + len`.
+    fn cols_range(&self, start: usize, len: usize) -> Self {
+        Self { data: &self.data[start * self.cs..], cols: len, ..*self }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// Whether a product is worth splitting over threads (below this, the split costs more than it
+/// saves).
+pub(crate) fn par_for(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= 1 << 18 && threads() > 1
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major `m × n`.
+///
+/// With `parallel`, the product is cut into one piece per thread, each computed on one thread:
+/// along `k` when `k` dwarfs the output (each thread sums part of the depth into its own buffer,
+/// then the parts are added), otherwise along the longer of `m` and `n`. On this project's shapes
+/// that is up to 2x faster than letting the `gemm` crate split the product itself.
+pub(crate) fn gemm<T: Float>(
+    dst: &mut [T],
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert!(
+        rhs.rows == k && dst.len() >= m * n && lhs.fits() && rhs.fits(),
+        "gemm: inconsistent operands ({m}x{k} · {}x{n} into {})",
+        rhs.rows,
+        dst.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(T::ZERO);
+        }
+        return;
+    }
+    // SAFETY: `dst` holds `m × n` initialized elements and the operands fit their slices (checked
+    // above); `dst` is borrowed mutably, so it cannot alias them.
+    unsafe { gemm_raw(dst.as_mut_ptr(), lhs, rhs, accumulate, parallel) }
+}
+
+/// A new row-major `m × n` matrix `lhs · rhs`, written by the product itself (no zeroing pass).
+pub(crate) fn product<T: Float>(lhs: Mat<'_, T>, rhs: Mat<'_, T>, parallel: bool) -> Vec<T> {
+    let len = lhs.rows * rhs.cols;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    product_into(&mut out.spare_capacity_mut()[..len], lhs, rhs, parallel);
+    // SAFETY: `product_into` initialized all `len` elements.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes the row-major `m × n` product `lhs · rhs` into uninitialized `dst` (exactly `m × n`
+/// long) and returns it initialized.
+pub(crate) fn product_into<'a, T: Float>(
+    dst: &'a mut [MaybeUninit<T>],
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    parallel: bool,
+) -> &'a mut [T] {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert!(
+        rhs.rows == k && dst.len() == m * n && lhs.fits() && rhs.fits(),
+        "product: inconsistent operands ({m}x{k} · {}x{n} into {})",
+        rhs.rows,
+        dst.len()
+    );
+    if k == 0 || m == 0 || n == 0 {
+        return zeroed(dst);
+    }
+    // SAFETY: without accumulation the product writes every element of `dst` before any read (the
+    // `gemm` crate stores `lhs · rhs` on its first pass over the depth, and reads `dst` only on
+    // later passes, after writing it); the operands fit their slices (checked above).
+    unsafe {
+        gemm_raw(dst.as_mut_ptr().cast::<T>(), lhs, rhs, false, parallel);
+        &mut *(dst as *mut [MaybeUninit<T>] as *mut [T])
+    }
+}
+
+/// A pointer that may cross to another worker thread (each thread writes a disjoint part).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the pieces of a split product write disjoint elements, and the caller waits for all
+// of them before touching `dst` again.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// # Safety
+/// `dst` must be valid for writes of `m × n` elements (and reads, when `accumulate`), the
+/// operands must fit their slices, and nothing else may access `dst` meanwhile.
+unsafe fn gemm_raw<T: Float>(
+    dst: *mut T,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let parts = if parallel && par_for(m, n, k) { threads() } else { 1 };
+    gemm_split(dst, lhs, rhs, accumulate, parts)
+}
+
+/// [`gemm_raw`] cut into `parts` pieces.
+///
+/// # Safety
+/// As [`gemm_raw`].
+unsafe fn gemm_split<T: Float>(
+    dst: *mut T,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    accumulate: bool,
+    parts: usize,
+) {
+    use rayon::prelude::*;
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if parts <= 1 {
+        return gemm_one(dst, n, lhs, rhs, accumulate);
+    }
+    let dst = SendPtr(dst);
+    if k >= 8 * m.max(n) {
+        // Split the depth: piece 0 goes to `dst`, the others to buffers added in afterwards.
+        let cuts = cuts(k, parts, 16);
+        let ((s0, len0), rest) = (cuts[0], &cuts[1..]);
+        let (_, extra) = rayon::join(
+            || {
+                let d = dst;
+                gemm_one(d.0, n, lhs.cols_range(s0, len0), rhs.rows_range(s0, len0), accumulate)
+            },
+            || {
+                rest.par_iter()
+                    .map(|&(s, len)| {
+                        let mut buf: Vec<T> = Vec::with_capacity(m * n);
+                        gemm_one(buf.as_mut_ptr(), n, lhs.cols_range(s, len), rhs.rows_range(s, len), false);
+                        buf.set_len(m * n);
+                        buf
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        let out = std::slice::from_raw_parts_mut(dst.0, m * n);
+        for part in &extra {
+            for (o, &v) in out.iter_mut().zip(part) {
+                *o += v;
+            }
+        }
+    } else if m >= n {
+        cuts(m, parts, 16).into_par_iter().for_each(|(s, len)| {
+            let d = dst;
+            gemm_one(d.0.add(s * n), n, lhs.rows_range(s, len), rhs, accumulate)
+        });
+    } else {
+        cuts(n, parts, 16).into_par_iter().for_each(|(s, len)| {
+            let d = dst;
+            gemm_one(d.0.add(s), n, lhs, rhs.cols_range(s, len), accumulate)
+        });
+    }
+}
+
+/// `parts` near-equal pieces `(start, len)` of `0..total`, each a multiple of `align` but the last.
+fn cuts(total: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
+    let step = total.div_ceil(parts).div_ceil(align) * align;
+    (0..total).step_by(step.max(1)).map(|s| (s, step.min(total - s))).collect()
+}
+
+/// One product on this thread into `dst` (row stride `dst_rs`).
+///
+/// # Safety
+/// As [`gemm_raw`], for the `lhs.rows × rhs.cols` block of `dst` with row stride `dst_rs`.
+unsafe fn gemm_one<T: Float>(dst: *mut T, dst_rs: usize, lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool) {
+    ::gemm::gemm(
+        lhs.rows,
+        rhs.cols,
+        lhs.cols,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs.data.as_ptr(),
+        lhs.cs as isize,
+        lhs.rs as isize,
+        rhs.data.as_ptr(),
+        rhs.cs as isize,
+        rhs.rs as isize,
+        T::ONE,
+        T::ONE,
+        false,
+        false,
+        false,
+        ::gemm::Parallelism::None,
+    )
+}
+
+/// Sums `parts` element-wise into the first (all of the same length).
+pub(crate) fn sum_into_first<T: Float>(mut parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut first = if parts.is_empty() { Vec::new() } else { parts.swap_remove(0) };
+    for p in &parts {
+        for (a, &b) in first.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_matches_the_naive_product_for_every_layout() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let at: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(); // aᵀ stored row-major
+        let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let naive: Vec<f64> =
+            (0..m * n).map(|ij| (0..k).map(|l| a[ij / n * k + l] * b[l * n + ij % n]).sum()).collect();
+        for (lhs, rhs) in [
+            (Mat::rows(&a, m, k), Mat::rows(&b, k, n)),
+            (Mat::transposed(&at, k, m), Mat::rows(&b, k, n)),
+            (Mat::rows(&a, m, k), Mat::transposed(&bt, n, k)),
+            (Mat::transposed(&at, k, m), Mat::transposed(&bt, n, k)),
+        ] {
+            for parallel in [false, true] {
+                let mut dst = vec![1.0; m * n];
+                gemm(&mut dst, lhs, rhs, true, parallel);
+                for (d, e) in dst.iter().zip(&naive) {
+                    assert!((d - (e + 1.0)).abs() < 1e-12);
+                }
+                gemm(&mut dst, lhs, rhs, false, parallel);
+                for (d, e) in dst.iter().zip(&naive) {
+                    assert!((d - e).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_products_match_the_unsplit_one() {
+        // Shapes that take each cut: along m, along n, along k (k ≥ 8·max(m, n)).
+        for (m, k, n) in [(70, 9, 33), (21, 10, 75), (5, 300, 7), (1, 40, 1)] {
+            let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let mut one = vec![0.5; m * n];
+            gemm(&mut one, Mat::rows(&a, m, k), Mat::rows(&b, k, n), true, false);
+            for parts in [2, 3, 5] {
+                for rhs in [Mat::rows(&b, k, n), Mat::transposed(&bt, n, k)] {
+                    let mut split = vec![0.5; m * n];
+                    // SAFETY: `split` holds m × n elements; the operands fit.
+                    unsafe { gemm_split(split.as_mut_ptr(), Mat::rows(&a, m, k), rhs, true, parts) };
+                    for (x, y) in split.iter().zip(&one) {
+                        assert!((x - y).abs() < 1e-12, "{m}x{k}x{n} in {parts}");
+                    }
+                }
+            }
+            let fresh = product(Mat::rows(&a, m, k), Mat::rows(&b, k, n), true);
+            assert!(fresh.iter().zip(&one).all(|(x, y)| (x + 0.5 - y).abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn host_slice_borrows_contiguous_cpu_tensors_only() {
+        let t = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((3, 4)).unwrap();
+        assert_eq!(host_slice::<f32>(&t).unwrap().get().len(), 12);
+        assert!(host_slice::<f64>(&t).is_none(), "wrong dtype");
+        assert!(host_slice::<f32>(&t.t().unwrap()).is_none(), "not contiguous");
+        let part = t.narrow(0, 1, 2).unwrap();
+        assert_eq!(host_slice::<f32>(&part).unwrap().get(), &[4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+    }
+
+    #[test]
+    fn filled_writes_every_chunk() {
+        let v: Vec<f32> = filled(10, 3, || (), |_, i, part| part.fill(i as f32));
+        assert_eq!(v, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0]);
+    }
+}
