@@ -135,8 +135,10 @@ impl LinReg {
         let w = tape.param(self.store.get("w").expect("w"));
         let b = tape.param(self.store.get("b").expect("b"));
         let n = batch.len();
-        let pred = Var::constant(batch.x.clone()).matmul(&w)?.add(&b)?.reshape(n)?;
-        pred.sub(&Var::constant(batch.y.clone()))?.sqr()?.mean_all()?.scale(0.5)
+        // `X·w + b` as one op (w is d2l's [5, 1], so the layer's weight is its transpose); the
+        // labels take the prediction's shape [n, 1] (d2l's `y.reshape(y_hat.shape)`).
+        let pred = Var::constant(batch.x.clone()).linear(&w.t()?, Some(&b))?;
+        pred.mse_loss(&Var::constant(batch.y.reshape((n, 1))?))?.scale(0.5)
     }
 }
 

@@ -69,7 +69,7 @@ impl Model {
     pub fn loss(&self, tape: &Tape) -> crate::optim::Result<Var> {
         let b = tape.param(self.param("b"));
         let w = tape.param(self.param("w"));
-        Ok(self.x.mul(&w)?.add(&b)?.sub(&self.y)?.sqr()?.mean_all()?)
+        Ok(self.x.mul(&w)?.add(&b)?.mse_loss(&self.y)?)
     }
 
     /// The parameter named `name` (`b` or `w`).

@@ -194,8 +194,18 @@ impl Tape {
                 None => ids.push(None),
             }
         }
-        let needs: Vec<bool> = ids.iter().map(Option::is_some).collect();
-        let op = make_op(&needs);
+        let mut small = [false; 4];
+        let long: Vec<bool>;
+        let needs: &[bool] = if ids.len() <= small.len() {
+            for (n, id) in small.iter_mut().zip(&ids) {
+                *n = id.is_some();
+            }
+            &small[..ids.len()]
+        } else {
+            long = ids.iter().map(Option::is_some).collect();
+            &long
+        };
+        let op = make_op(needs);
         let id = inner.nodes.len();
         inner.nodes.push(Node { kind: NodeKind::Op(op), inputs: ids, shape: value.shape().clone() });
         drop(inner);
@@ -228,11 +238,21 @@ impl Tape {
             match node.kind {
                 NodeKind::Param(param) => out.insert(param.id(), grad),
                 NodeKind::Op(op) => {
-                    let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
+                    let mut small = [false; 4];
+                    let long: Vec<bool>;
+                    let needs: &[bool] = if node.inputs.len() <= small.len() {
+                        for (n, id) in small.iter_mut().zip(&node.inputs) {
+                            *n = id.is_some();
+                        }
+                        &small[..node.inputs.len()]
+                    } else {
+                        long = node.inputs.iter().map(Option::is_some).collect();
+                        &long
+                    };
                     let name = op.name();
                     let input_grads = crate::profile::scope_with(
                         || format!("backward {name} {:?}", node.shape.dims()),
-                        || op.backward(&grad, &needs),
+                        || op.backward(&grad, needs),
                     )?;
                     for (input, g) in node.inputs.iter().zip(input_grads) {
                         if let (Some(input), Some(g)) = (input, g) {

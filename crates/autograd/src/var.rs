@@ -102,7 +102,13 @@ impl Var {
         if self.elem_count() != 1 {
             return Err(Error::NotScalar(self.shape().clone()));
         }
-        Ok(self.value.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
+        let host = crate::cpu::with_float!(self.dtype(), T => {
+            crate::cpu::host_slice::<T>(&self.value).map(|s| candle_core::WithDType::to_f64(s.get()[0]))
+        });
+        match host.flatten() {
+            Some(v) => Ok(v),
+            None => Ok(self.value.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0]),
+        }
     }
 
     /// Reverse-mode differentiation from this scalar. Returns the gradient of every parameter

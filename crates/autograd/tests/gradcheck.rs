@@ -72,6 +72,30 @@ fn linear_with_and_without_bias() {
 }
 
 #[test]
+fn losses() {
+    gradcheck!("mse_loss", inputs(90, &[&[4, 3], &[4, 3]], -1.0, 1.0), |v| v[0].mse_loss(&v[1]));
+    gradcheck!("mse_loss of a product", inputs(91, &[&[5, 2], &[2, 1], &[5, 1]], -1.0, 1.0), |v| v[0]
+        .matmul(&v[1])?
+        .mse_loss(&v[2]));
+    gradcheck!("cross_entropy", inputs(92, &[&[5, 5]], -3.0, 3.0), |v| v[0]
+        .cross_entropy(&ids(&[2, 0, 4, 4, 1])));
+    gradcheck!("cross_entropy after linear", inputs(93, &[&[5, 3], &[5, 3], &[5]], -1.0, 1.0), |v| v[0]
+        .linear(&v[1], Some(&v[2]))?
+        .cross_entropy(&ids(&[2, 0, 4, 4, 1])));
+}
+
+#[test]
+fn matmul_of_transposed_views_on_the_cpu_kernel() {
+    // x·wᵀ with w a parameter: the gradient of w reaches it through the transpose.
+    gradcheck!("x·wᵀ", inputs(28, &[&[6, 4], &[3, 4]], -1.0, 1.0), |v| v[0]
+        .matmul(&v[1].transpose(0, 1)?));
+    gradcheck!("aᵀ·bᵀ", inputs(29, &[&[4, 6], &[3, 4]], -1.0, 1.0), |v| v[0]
+        .transpose(0, 1)?
+        .matmul(&v[1].transpose(0, 1)?));
+    gradcheck!("matrix·vector", inputs(30, &[&[7, 5], &[5, 1]], -1.0, 1.0), |v| v[0].matmul(&v[1]));
+}
+
+#[test]
 fn reductions() {
     let xs = inputs(30, &[&[3, 4, 5]], -1.0, 1.0);
     gradcheck!("sum_all", xs, |v| v[0].sum_all());

@@ -72,15 +72,17 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
     let snapshots = run["params"].as_array().unwrap();
     let mut compared = 0;
     for step in 0..snapshots.len() {
-        // In f32 some runs are ill-conditioned: torch's own f32 and f64 trajectories drift apart.
-        // Beyond the step where they differ by more than our tolerance, a comparison in f32 would
+        // In f32 some runs are ill-conditioned: torch's own f32 and f64 trajectories drift apart
+        // (the drift doubles every step). Our f32 run rounds differently from torch's, so each can
+        // be that far from the exact trajectory and the two up to twice as far from each other.
+        // Beyond the step where twice the drift exceeds our tolerance, a comparison in f32 would
         // measure rounding noise, not the optimizer; stop there.
         if let Some(r64) = reference_f64 {
             let drift = NAMES
                 .iter()
                 .map(|n| rel(&floats(&snapshots[step][*n]), &floats(&r64["params"][step][*n])))
                 .fold(0.0, f64::max);
-            if drift > tol {
+            if 2.0 * drift > tol {
                 break;
             }
         }

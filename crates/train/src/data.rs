@@ -52,6 +52,13 @@ impl Dataset {
 
     /// The examples at `ids`, in that order.
     pub fn select(&self, ids: &[u32]) -> Result<Self> {
+        let n = self.len();
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= n) {
+            return Err(Error::InvalidArgument(format!("example {bad} out of range for {n} examples")));
+        }
+        if let (Some(x), Some(y)) = (gather_rows(&self.x, ids)?, gather_rows(&self.y, ids)?) {
+            return Ok(Self { x, y });
+        }
         let ids = Tensor::from_slice(ids, ids.len(), self.x.device())?;
         Ok(Self { x: self.x.index_select(&ids, 0)?, y: self.y.index_select(&ids, 0)? })
     }
@@ -60,6 +67,37 @@ impl Dataset {
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         Ok(Self { x: self.x.to_device(device)?, y: self.y.to_device(device)? })
     }
+}
+
+/// Rows `ids` of a contiguous CPU tensor, copied straight from its storage (a batch every step:
+/// no index tensor, no generic strided walk); `None` for other tensors.
+fn gather_rows(t: &Tensor, ids: &[u32]) -> Result<Option<Tensor>> {
+    use candle_core::{CpuStorage, Storage};
+    if !t.device().is_cpu() || t.rank() == 0 {
+        return Ok(None);
+    }
+    let row: usize = t.dims()[1..].iter().product();
+    let mut dims = t.dims().to_vec();
+    dims[0] = ids.len();
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+        return Ok(None);
+    };
+    fn pick<T: candle_core::WithDType>(v: &[T], row: usize, ids: &[u32], dims: Vec<usize>) -> Result<Tensor> {
+        let mut out = Vec::with_capacity(ids.len() * row);
+        for &i in ids {
+            out.extend_from_slice(&v[i as usize * row..][..row]);
+        }
+        Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
+    }
+    Ok(Some(match cpu {
+        CpuStorage::F32(v) => pick(&v[start..end], row, ids, dims)?,
+        CpuStorage::F64(v) => pick(&v[start..end], row, ids, dims)?,
+        CpuStorage::U32(v) => pick(&v[start..end], row, ids, dims)?,
+        CpuStorage::U8(v) => pick(&v[start..end], row, ids, dims)?,
+        CpuStorage::I64(v) => pick(&v[start..end], row, ids, dims)?,
+        _ => return Ok(None),
+    }))
 }
 
 /// Batching over a [`Dataset`]: in order, or shuffled with a permutation that depends only on the

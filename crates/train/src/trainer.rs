@@ -204,12 +204,11 @@ pub fn train(
             let loss = task.loss(&tape, &batch)?;
             let value = loss.to_scalar_f64()?;
             let mut grads = loss.backward()?;
-            let trainable = opt.params();
             if let Some(v) = cfg.clip_value {
-                clip::clip_grad_value(&mut grads, &trainable, v)?;
+                clip::clip_grad_value(&mut grads, &opt.params(), v)?;
             }
             if let Some(m) = cfg.clip_norm {
-                clip::clip_grad_norm(&mut grads, &trainable, m)?;
+                clip::clip_grad_norm(&mut grads, &opt.params(), m)?;
             }
             match opt.step(&grads)? {
                 StepOutcome::Applied => {}

@@ -45,6 +45,7 @@ pub(crate) trait Float:
     + Sync
     + PartialOrd
     + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
     + 'static
@@ -103,6 +104,27 @@ pub(crate) fn host_slice<T: Float>(t: &Tensor) -> Option<HostSlice<'_, T>> {
         _ => return None,
     };
     Some(HostSlice { _guard: guard, ptr, len, _t: PhantomData })
+}
+
+/// A 2-D CPU tensor of dtype `T` as a matrix view on its storage, whatever its strides (a
+/// transposed view reads in place).
+pub(crate) fn host_matrix<T: Float>(t: &Tensor) -> Option<(HostSlice<'_, T>, usize, usize)> {
+    if !t.device().is_cpu() || t.dtype() != T::DTYPE || t.rank() != 2 {
+        return None;
+    }
+    let (guard, layout) = t.storage_and_layout();
+    let (rows, cols) = (layout.dims()[0], layout.dims()[1]);
+    let (rs, cs) = (layout.stride()[0], layout.stride()[1]);
+    let start = layout.start_offset();
+    let extent = if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
+    let (ptr, len) = match &*guard {
+        Storage::Cpu(cpu) => {
+            let part = T::cpu_storage_as_slice(cpu).ok()?.get(start..start + extent)?;
+            (part.as_ptr(), part.len())
+        }
+        _ => return None,
+    };
+    Some((HostSlice { _guard: guard, ptr, len, _t: PhantomData }, rs, cs))
 }
 
 /// A CPU tensor owning `values` (no copy).
@@ -176,6 +198,16 @@ impl<'a, T> Mat<'a, T> {
     /// The transpose of a row-major `rows × cols` matrix stored in `data` (a `cols × rows` view).
     pub(crate) fn transposed(data: &'a [T], rows: usize, cols: usize) -> Self {
         Self { data, rows: cols, cols: rows, rs: 1, cs: cols }
+    }
+
+    /// A `rows × cols` view with the given strides.
+    pub(crate) fn strided(data: &'a [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        Self { data, rows, cols, rs, cs }
+    }
+
+    /// The transpose, as a view.
+    pub(crate) fn t(&self) -> Self {
+        Self { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
 
     /// Rows `start..start + len`.
@@ -362,6 +394,20 @@ fn cuts(total: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
 /// # Safety
 /// As [`gemm_raw`], for the `lhs.rows × rhs.cols` block of `dst` with row stride `dst_rs`.
 unsafe fn gemm_one<T: Float>(dst: *mut T, dst_rs: usize, lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if n == 1 && m * k <= 1 << 16 {
+        // A matrix times a vector (a small model's linear layer): a dot product per row is
+        // cheaper than the general product's set-up.
+        for i in 0..m {
+            let mut acc = T::ZERO;
+            for l in 0..k {
+                acc += *lhs.data.get_unchecked(i * lhs.rs + l * lhs.cs) * *rhs.data.get_unchecked(l * rhs.rs);
+            }
+            let d = dst.add(i * dst_rs);
+            *d = if accumulate { *d + acc } else { acc };
+        }
+        return;
+    }
     ::gemm::gemm(
         lhs.rows,
         rhs.cols,

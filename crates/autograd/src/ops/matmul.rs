@@ -14,6 +14,8 @@ pub(crate) struct MatmulOp {
     rhs: Option<Tensor>,
     lhs_shape: Shape,
     rhs_shape: Shape,
+    /// Whether `rhs` was a column-major 2-D view (so its gradient is made in the same layout).
+    b_col_major: bool,
 }
 
 /// `y = x·Wᵀ + b` over the last dimension of `x` (PyTorch's `F.linear`): with `G` the output
@@ -105,18 +107,18 @@ impl Var {
                 msg: format!("dtype mismatch: {:?} and {:?}", self.dtype(), rhs.dtype()),
             });
         }
-        let value = if a[..a.len() - 2] == b[..b.len() - 2] {
-            self.value().matmul(rhs.value())
-        } else {
-            self.value().broadcast_matmul(rhs.value())
-        }
-        .op("matmul")?;
+        let value = match host_product(self.value(), rhs.value(), false, false)? {
+            Some(v) => v,
+            None if a[..a.len() - 2] == b[..b.len() - 2] => self.value().matmul(rhs.value()).op("matmul")?,
+            None => self.value().broadcast_matmul(rhs.value()).op("matmul")?,
+        };
         Tape::record("matmul", &[self, rhs], value, |needs| {
             Op::Matmul(MatmulOp {
                 lhs: needs[1].then(|| self.value().clone()),
                 rhs: needs[0].then(|| rhs.value().clone()),
                 lhs_shape: self.shape().clone(),
                 rhs_shape: rhs.shape().clone(),
+                b_col_major: column_major(rhs.value()),
             })
         })
     }
@@ -238,14 +240,60 @@ fn product(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// `op(a) · op(b)` (`op` transposing where asked) by Taper's CPU kernel, for 2-D f32/f64 CPU
+/// operands of any strides; `None` otherwise.
+fn host_product(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Option<Tensor>> {
+    if a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() {
+        return Ok(None);
+    }
+    let out = with_float!(a.dtype(), T => {
+        match (cpu::host_matrix::<T>(a), cpu::host_matrix::<T>(b)) {
+            (Some((sa, ars, acs)), Some((sb, brs, bcs))) => {
+                let (ad, bd) = (a.dims(), b.dims());
+                let ma = cpu::Mat::strided(sa.get(), ad[0], ad[1], ars, acs);
+                let mb = cpu::Mat::strided(sb.get(), bd[0], bd[1], brs, bcs);
+                let (ma, mb) = (if ta { ma.t() } else { ma }, if tb { mb.t() } else { mb });
+                let (m, n) = (ma.rows, mb.cols);
+                let parallel = cpu::par_for(m, n, ma.cols);
+                Some(cpu::tensor(cpu::product(ma, mb, parallel), &[m, n]))
+            }
+            _ => None,
+        }
+    });
+    out.flatten().transpose()
+}
+
+/// Whether a 2-D tensor is laid out column by column (the transpose of a contiguous matrix).
+fn column_major(t: &Tensor) -> bool {
+    let (dims, stride) = (t.dims(), t.stride());
+    dims.len() == 2 && dims[0] > 1 && dims[1] > 1 && stride == [1, dims[0]]
+}
+
 impl MatmulOp {
     pub(crate) fn backward(self, g: &Tensor, _needs: &[bool]) -> Result<InputGrads> {
         let ga = match &self.rhs {
-            Some(b) => Some(reduce_to_shape(&product(g, &b.t()?)?, &self.lhs_shape)?),
+            Some(b) => Some(match host_product(g, b, false, true)? {
+                Some(ga) => ga,
+                None => reduce_to_shape(&product(g, &b.t()?)?, &self.lhs_shape)?,
+            }),
             None => None,
         };
         let gb = match &self.lhs {
-            Some(a) => Some(reduce_to_shape(&product(&a.t()?, g)?, &self.rhs_shape)?),
+            Some(a) => {
+                // `b` a transposed view (`x·Wᵀ`): make its gradient the same transposed view of
+                // a contiguous buffer, so that after the transpose's own rule the parameter's
+                // gradient is contiguous.
+                let b_col_major = self.rhs_shape.rank() == 2 && self.b_col_major;
+                let host = if b_col_major {
+                    host_product(g, a, true, false)?.map(|gbt| gbt.t()).transpose()?
+                } else {
+                    host_product(a, g, true, false)?
+                };
+                Some(match host {
+                    Some(gb) => gb,
+                    None => reduce_to_shape(&product(&a.t()?, g)?, &self.rhs_shape)?,
+                })
+            }
             None => None,
         };
         Ok(vec![ga, gb])

@@ -7,6 +7,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod conv;
+pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
 pub(crate) mod shape;
@@ -27,6 +28,7 @@ pub(crate) enum Op {
     Shape(shape::ShapeOp),
     Softmax(softmax::SoftmaxOp),
     Conv(conv::ConvOp),
+    Loss(loss::LossOp),
 }
 
 /// Gradients for an op's inputs, in argument order; `None` where the input needs none.
@@ -44,6 +46,7 @@ impl Op {
             Op::Shape(op) => op.name(),
             Op::Softmax(op) => op.name(),
             Op::Conv(op) => op.name(),
+            Op::Loss(op) => op.name(),
         }
     }
 
@@ -59,6 +62,7 @@ impl Op {
             Op::Shape(op) => op.backward(grad, needs),
             Op::Softmax(op) => op.backward(grad).map(|g| vec![Some(g)]),
             Op::Conv(op) => op.backward(grad, needs),
+            Op::Loss(op) => op.backward(grad, needs),
         }
     }
 }

@@ -44,6 +44,8 @@ pub trait Ad: Clone + Sized {
     fn conv2d(&self, k: &Self, stride: usize, padding: usize) -> Result<Self>;
     fn conv2d_bias(&self, k: &Self, b: &Self, stride: usize, padding: usize) -> Result<Self>;
     fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self>;
+    fn mse_loss(&self, t: &Self) -> Result<Self>;
+    fn cross_entropy(&self, labels: &Tensor) -> Result<Self>;
     fn max_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn avg_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn broadcast_as(&self, dims: &[usize]) -> Result<Self>;
@@ -155,6 +157,12 @@ impl Ad for Var {
     }
     fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self> {
         Ok(Var::linear(self, w, b)?)
+    }
+    fn mse_loss(&self, t: &Self) -> Result<Self> {
+        Ok(Var::mse_loss(self, t)?)
+    }
+    fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
+        Ok(Var::cross_entropy(self, labels)?)
     }
     fn max_pool2d(&self, k: usize, s: usize) -> Result<Self> {
         Ok(Var::max_pool2d(self, k, s)?)
@@ -273,6 +281,12 @@ impl Ad for Tensor {
     fn conv2d_bias(&self, k: &Self, b: &Self, s: usize, p: usize) -> Result<Self> {
         let c = b.dims()[0];
         Ok(Tensor::conv2d(self, k, p, s, 1, 1)?.broadcast_add(&b.reshape((1, c, 1, 1))?)?)
+    }
+    fn mse_loss(&self, t: &Self) -> Result<Self> {
+        Ok((self - t)?.sqr()?.mean_all()?)
+    }
+    fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
+        Ok(candle_nn::loss::cross_entropy(self, labels)?)
     }
     fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self> {
         let y = self.broadcast_matmul(&w.t()?)?;
