@@ -39,6 +39,7 @@ mod var;
 
 pub use error::{Error, Result};
 pub use grads::Grads;
+pub use ops::Activation;
 pub use param::{Param, ParamId, ParamStore};
 pub use tape::Tape;
 pub use var::Var;

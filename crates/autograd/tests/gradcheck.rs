@@ -96,6 +96,18 @@ fn matmul_of_transposed_views_on_the_cpu_kernel() {
 }
 
 #[test]
+fn fused_activations() {
+    gradcheck!("conv2d + bias + relu", inputs(56, &[&[2, 3, 5, 6], &[4, 3, 3, 3], &[4]], -1.0, 1.0), |v| v
+        [0]
+    .conv2d_bias_relu(&v[1], &v[2], 1, 1));
+    gradcheck!("conv2d + relu stride 2", inputs(57, &[&[2, 2, 7, 7], &[3, 2, 3, 3], &[3]], -1.0, 1.0), |v| v
+        [0]
+    .conv2d_bias_relu(&v[1], &v[2], 2, 1));
+    gradcheck!("linear + relu", inputs(31, &[&[6, 4], &[5, 4], &[5]], -1.0, 1.0), |v| v[0]
+        .linear_relu(&v[1], &v[2]));
+}
+
+#[test]
 fn reductions() {
     let xs = inputs(30, &[&[3, 4, 5]], -1.0, 1.0);
     gradcheck!("sum_all", xs, |v| v[0].sum_all());

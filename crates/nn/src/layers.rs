@@ -1,4 +1,4 @@
-use taper_autograd::{profile, Error, Param, Result, Tape, Var};
+use taper_autograd::{profile, Activation, Error, Param, Result, Tape, Var};
 
 use crate::Builder;
 
@@ -11,6 +11,18 @@ pub trait Module {
     fn describe(&self) -> String {
         let full = std::any::type_name::<Self>();
         full.rsplit("::").next().unwrap_or(full).to_lowercase()
+    }
+
+    /// The activation this layer is, if it is nothing else (the ReLU layer), so that
+    /// [`Sequential`] can fuse it into the layer before.
+    fn activation(&self) -> Option<Activation> {
+        None
+    }
+
+    /// `act(self.forward(x))`. Layers with a fused op ([`Linear`], [`Conv2d`]) compute it in one;
+    /// the default applies `act` as its own op.
+    fn forward_activated(&self, tape: &Tape, x: &Var, act: Activation) -> Result<Var> {
+        act.apply(&self.forward(tape, x)?)
     }
 }
 
@@ -40,8 +52,12 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        self.forward_activated(tape, x, Activation::Identity)
+    }
+
+    fn forward_activated(&self, tape: &Tape, x: &Var, act: Activation) -> Result<Var> {
         let bias = self.bias.as_ref().map(|b| tape.param(b));
-        x.linear(&tape.param(&self.weight), bias.as_ref())
+        x.linear_fused(&tape.param(&self.weight), bias.as_ref(), act)
     }
 
     fn describe(&self) -> String {
@@ -94,8 +110,12 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        self.forward_activated(tape, x, Activation::Identity)
+    }
+
+    fn forward_activated(&self, tape: &Tape, x: &Var, act: Activation) -> Result<Var> {
         let bias = self.bias.as_ref().map(|b| tape.param(b));
-        x.conv2d_with_bias(&tape.param(&self.weight), bias.as_ref(), self.stride, self.padding)
+        x.conv2d_fused(&tape.param(&self.weight), bias.as_ref(), self.stride, self.padding, act)
     }
 
     fn describe(&self) -> String {
@@ -155,6 +175,10 @@ impl Module for ReLU {
     fn forward(&self, _tape: &Tape, x: &Var) -> Result<Var> {
         x.relu()
     }
+
+    fn activation(&self) -> Option<Activation> {
+        Some(Activation::Relu)
+    }
 }
 
 /// `tanh x`.
@@ -213,10 +237,29 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Runs the layers in order. A layer followed by an activation layer (a ReLU) runs as one
+    /// fused op ([`Module::forward_activated`]): the same values and gradients, fewer passes.
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
         let mut y = x.clone();
-        for layer in &self.layers {
-            y = profile::scope_with(|| format!("forward {}", layer.describe()), || layer.forward(tape, &y))?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            let layer = &self.layers[i];
+            match self.layers.get(i + 1).and_then(|next| next.activation()) {
+                Some(act) if layer.activation().is_none() => {
+                    y = profile::scope_with(
+                        || format!("forward {} + {act:?}", layer.describe()).to_lowercase(),
+                        || layer.forward_activated(tape, &y, act),
+                    )?;
+                    i += 2;
+                }
+                _ => {
+                    y = profile::scope_with(
+                        || format!("forward {}", layer.describe()),
+                        || layer.forward(tape, &y),
+                    )?;
+                    i += 1;
+                }
+            }
         }
         Ok(y)
     }

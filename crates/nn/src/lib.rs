@@ -64,6 +64,41 @@ mod tests {
         assert_eq!(w, host(&lin2.weight.value()));
     }
 
+    /// A layer followed by a ReLU runs as one fused op inside `Sequential`: exactly the values
+    /// and gradients of running the two layers one after the other.
+    #[test]
+    fn sequential_fusion_changes_nothing_but_speed() {
+        for dtype in [DType::F64, DType::F32] {
+            let mut b = Builder::new(5, dtype, &Device::Cpu);
+            let net = Sequential::new()
+                .add(Conv2d::new(&mut b, "c1", 2, 4, 3, 1, 1).unwrap())
+                .add(ReLU)
+                .add(MaxPool2d::new(2))
+                .add(Flatten)
+                .add(Linear::new(&mut b, "fc1", 4 * 3 * 3, 8).unwrap())
+                .add(ReLU)
+                .add(Linear::new(&mut b, "fc2", 8, 3).unwrap());
+            let store = b.into_store();
+            let x = Var::constant(
+                taper_tensor::SeededRng::new(1).normal((5, 2, 6, 6), 0.0, 1.0, dtype, &Device::Cpu).unwrap(),
+            );
+            let labels = Tensor::new(&[0u32, 2, 1, 1, 0], &Device::Cpu).unwrap();
+            let run = |fused: bool| {
+                let tape = Tape::new();
+                let logits = if fused {
+                    net.forward(&tape, &x).unwrap()
+                } else {
+                    net.layers().iter().fold(x.clone(), |h, l| l.forward(&tape, &h).unwrap())
+                };
+                let loss = cross_entropy(&logits, &labels).unwrap();
+                let grads = loss.backward().unwrap();
+                let g: Vec<Vec<f64>> = store.params().iter().map(|p| host(grads.get(p).unwrap())).collect();
+                (loss.to_scalar_f64().unwrap(), g)
+            };
+            assert_eq!(run(true), run(false), "{dtype:?}");
+        }
+    }
+
     #[test]
     fn layers_compute_what_pytorch_does() {
         let tape = Tape::new();

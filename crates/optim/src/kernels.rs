@@ -1,11 +1,11 @@
 //! The fused in-place CPU kernel: one pass over a parameter, its gradient and its state buffers,
-//! split across cores with rayon, running a [`Rule`]'s update on scalars.
+//! split across cores on `taper_tensor::parallel`'s pool, running a [`Rule`]'s update on scalars.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
 
 use candle_core::{CpuStorage, InplaceOp2, Layout, Storage, Tensor};
-use rayon::prelude::*;
+use taper_tensor::parallel;
 
 use crate::elem::Elem;
 use crate::rule::Rule;
@@ -108,11 +108,14 @@ where
         .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
         .collect();
     let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| dispatch::<T, R, K>(rule, c, p, g, s);
-    if tasks.len() > 1 {
-        tasks.into_par_iter().for_each(body);
-    } else {
-        tasks.into_iter().for_each(body);
-    }
+    // Each parallel task takes its chunk out of a slot.
+    let slots: Vec<std::sync::Mutex<Option<Task<'_, T, K>>>> =
+        tasks.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
+    parallel::for_each(slots.len(), |i| {
+        if let Some(task) = slots[i].lock().ok().and_then(|mut t| t.take()) {
+            body(task)
+        }
+    });
 }
 
 /// Runs [`chunk`] compiled for the widest vector extension this CPU has: the update is inlined
@@ -215,7 +218,9 @@ unsafe fn chunk_finite_avx2<T: Finite>(v: &[T]) -> bool {
 }
 
 fn slice_finite<T: Finite>(v: &[T]) -> bool {
-    v.par_chunks(CHUNK).all(|c| {
+    let chunks = v.len().div_ceil(CHUNK);
+    parallel::map(chunks, |i| {
+        let c = &v[i * CHUNK..v.len().min((i + 1) * CHUNK)];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -229,6 +234,8 @@ fn slice_finite<T: Finite>(v: &[T]) -> bool {
         }
         chunk_finite(c)
     })
+    .into_iter()
+    .all(|ok| ok)
 }
 
 /// Whether every element of `t` is finite. One read-only pass (parallel and vectorized on the

@@ -11,6 +11,7 @@
 
 mod device;
 mod error;
+pub mod parallel;
 mod rng;
 
 pub use candle_core::{DType, Device, Shape, Tensor, D};

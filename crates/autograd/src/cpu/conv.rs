@@ -16,11 +16,12 @@
 //! image and every product runs on one thread on cache-resident operands. A 1×1 kernel with
 //! stride 1 and no padding needs no `col` at all: the image is its own `col`.
 
-use rayon::prelude::*;
-
 use std::mem::MaybeUninit;
 
-use super::{gemm, par_for, product_into, sum_into_first, threads, written, zeroed, Float, Mat};
+use super::{
+    gemm, par_for, pieces, product_into, sum_into_first, take, threads, written, zeroed, Float, Mat,
+};
+use taper_tensor::parallel;
 
 /// The shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +155,7 @@ fn col2im_add<T: Float>(g: &Geom, col: &[T], gx: &mut [T]) {
 
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `w` (`[c_out, c_in, k_h, k_w]`), plus
 /// `bias` (`[c_out]`) if given: `[batch, c_out, o_h, o_w]`, all row-major.
-pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
     let (p, window, in_len, out_len) = (g.positions(), g.window(), g.in_len(), g.out_len());
     // With a single image, let the product itself use every thread instead.
     let inner = g.batch == 1 && par_for(g.c_out, p, window);
@@ -168,7 +169,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) 
             col
         };
         let (lhs, rhs) = (Mat::rows(w, g.c_out, window), Mat::rows(rhs, window, p));
-        match bias {
+        let out = match bias {
             Some(bias) => {
                 for (row, &v) in out.chunks_mut(p).zip(bias) {
                     row.fill(MaybeUninit::new(v));
@@ -176,10 +177,13 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) 
                 // SAFETY: every row was just written with its bias.
                 let out = unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) };
                 gemm(out, lhs, rhs, true, inner);
+                out
             }
-            None => {
-                product_into(out, lhs, rhs, inner);
-            }
+            None => product_into(out, lhs, rhs, inner),
+        };
+        if relu {
+            // While the image's output is in cache (NaN stays NaN, as in the ReLU op).
+            relu_in_place(out);
         }
     };
     // SAFETY: `fill` writes every element of each image's output: the bias rows and then the
@@ -195,13 +199,16 @@ pub(crate) struct Grads<T> {
 }
 
 /// Backward of [`forward`] given the output gradient `gy`: the input gradient when `w` is given,
-/// the kernel gradient when `x` is given, the bias gradient when `bias` is set.
+/// the kernel gradient when `x` is given, the bias gradient when `bias` is set. With `relu_out`
+/// (the forward's output when it applied ReLU), each image's `gy` is first masked where the
+/// output is not positive, in a per-worker buffer.
 pub(crate) fn backward<T: Float>(
     g: &Geom,
     x: Option<&[T]>,
     w: Option<&[T]>,
     gy: &[T],
     bias: bool,
+    relu_out: Option<&[T]>,
 ) -> Grads<T> {
     let (p, window, in_len, out_len) = (g.positions(), g.window(), g.in_len(), g.out_len());
     let per = g.per_group();
@@ -209,51 +216,56 @@ pub(crate) fn backward<T: Float>(
     let n_gx = if w.is_some() { g.batch * in_len } else { 0 };
     let mut gx: Vec<T> = Vec::with_capacity(n_gx);
     let groups = g.batch.div_ceil(per);
-    let mut gx_parts: Vec<Option<_>> =
-        gx.spare_capacity_mut()[..n_gx].chunks_mut(per * in_len).map(Some).collect();
-    gx_parts.resize_with(groups, || None);
+    let gx_parts = pieces(&mut gx.spare_capacity_mut()[..n_gx], per * in_len);
 
-    let partials: Vec<(Vec<T>, Vec<T>)> = gx_parts
-        .into_par_iter()
-        .enumerate()
-        .map(|(group, mut gx_part)| {
-            let needs_col = !g.pointwise();
-            let mut col = vec![T::ZERO; if x.is_some() && needs_col { window * p } else { 0 }];
-            let mut gcol = vec![T::ZERO; if w.is_some() && needs_col { window * p } else { 0 }];
-            let mut gw = vec![T::ZERO; if x.is_some() { g.c_out * window } else { 0 }];
-            let mut gb = vec![T::ZERO; if bias { g.c_out } else { 0 }];
-            let images = group * per..((group + 1) * per).min(g.batch);
-            for (i, b) in images.enumerate() {
-                let gyb = &gy[b * out_len..][..out_len];
-                if let Some(x) = x {
-                    let xb = &x[b * in_len..][..in_len];
-                    let cols: &[T] = if needs_col {
-                        im2col(g, xb, &mut col);
-                        &col
-                    } else {
-                        xb
-                    };
-                    gemm(&mut gw, Mat::rows(gyb, g.c_out, p), Mat::transposed(cols, window, p), i > 0, inner);
-                }
-                if bias {
-                    for (acc, row) in gb.iter_mut().zip(gyb.chunks(p)) {
-                        *acc += sum(row);
+    let partials: Vec<(Vec<T>, Vec<T>)> = parallel::map(groups, |group| {
+        let mut gx_part = gx_parts.get(group).and_then(take);
+        let needs_col = !g.pointwise();
+        let mut col = vec![T::ZERO; if x.is_some() && needs_col { window * p } else { 0 }];
+        let mut gcol = vec![T::ZERO; if w.is_some() && needs_col { window * p } else { 0 }];
+        let mut gw = vec![T::ZERO; if x.is_some() { g.c_out * window } else { 0 }];
+        let mut gb = vec![T::ZERO; if bias { g.c_out } else { 0 }];
+        let mut masked = vec![T::ZERO; if relu_out.is_some() { out_len } else { 0 }];
+        let images = group * per..((group + 1) * per).min(g.batch);
+        for (i, b) in images.enumerate() {
+            let gyb = &gy[b * out_len..][..out_len];
+            let gyb: &[T] = match relu_out {
+                Some(out) => {
+                    for ((m, &gv), &o) in masked.iter_mut().zip(gyb).zip(&out[b * out_len..][..out_len]) {
+                        *m = if o > T::ZERO { gv } else { T::ZERO };
                     }
+                    &masked
                 }
-                if let (Some(w), Some(part)) = (w, gx_part.as_deref_mut()) {
-                    let gxb = zeroed(&mut part[i * in_len..][..in_len]);
-                    let wt = Mat::transposed(w, g.c_out, window);
-                    if needs_col {
-                        gemm(&mut gcol, wt, Mat::rows(gyb, g.c_out, p), false, inner);
-                        col2im_add(g, &gcol, gxb);
-                    } else {
-                        gemm(gxb, wt, Mat::rows(gyb, g.c_out, p), false, inner);
-                    }
+                None => gyb,
+            };
+            if let Some(x) = x {
+                let xb = &x[b * in_len..][..in_len];
+                let cols: &[T] = if needs_col {
+                    im2col(g, xb, &mut col);
+                    &col
+                } else {
+                    xb
+                };
+                gemm(&mut gw, Mat::rows(gyb, g.c_out, p), Mat::transposed(cols, window, p), i > 0, inner);
+            }
+            if bias {
+                for (acc, row) in gb.iter_mut().zip(gyb.chunks(p)) {
+                    *acc += sum(row);
                 }
             }
-            (gw, gb)
-        })
-        .collect();
+            if let (Some(w), Some(part)) = (w, gx_part.as_deref_mut()) {
+                let gxb = zeroed(&mut part[i * in_len..][..in_len]);
+                let wt = Mat::transposed(w, g.c_out, window);
+                if needs_col {
+                    gemm(&mut gcol, wt, Mat::rows(gyb, g.c_out, p), false, inner);
+                    col2im_add(g, &gcol, gxb);
+                } else {
+                    gemm(gxb, wt, Mat::rows(gyb, g.c_out, p), false, inner);
+                }
+            }
+        }
+        (gw, gb)
+    });
     // SAFETY: the groups' chunks cover `0..n_gx`, and each image's slice was zeroed before use.
     unsafe { gx.set_len(n_gx) };
 
@@ -263,6 +275,14 @@ pub(crate) fn backward<T: Float>(
         x: w.map(|_| gx),
         w: x.map(|_| if g.batch == 0 { zeros(g.c_out * window) } else { sum_into_first(gws) }),
         bias: bias.then(|| if g.batch == 0 { zeros(g.c_out) } else { sum_into_first(gbs) }),
+    }
+}
+
+/// `max(v, 0)` in place (NaN stays NaN). Every element is stored, a select rather than a
+/// conditional store, so the loop vectorizes instead of branching on the sign.
+pub(crate) fn relu_in_place<T: Float>(xs: &mut [T]) {
+    for v in xs {
+        *v = if *v < T::ZERO { T::ZERO } else { *v };
     }
 }
 
@@ -343,10 +363,12 @@ mod tests {
             let w = values(g.c_out * g.window(), 7.0);
             let bias = values(g.c_out, 3.0);
             let expect = naive(&g, &x, &w);
-            let got = forward(&g, &x, &w, None);
+            let got = forward(&g, &x, &w, None, false);
             assert_eq!(got.len(), expect.len());
             assert!(got.iter().zip(&expect).all(|(a, b)| (a - b).abs() < 1e-12), "{g:?}");
-            let got = forward(&g, &x, &w, Some(&bias));
+            let relu = forward(&g, &x, &w, Some(&bias), true);
+            let got = forward(&g, &x, &w, Some(&bias), false);
+            assert!(relu.iter().zip(&got).all(|(r, v)| *r == v.max(0.0)), "{g:?} with ReLU");
             let p = g.positions();
             for (i, (a, b)) in got.iter().zip(&expect).enumerate() {
                 assert!((a - b - bias[i / p % g.c_out]).abs() < 1e-12, "{g:?} with bias");
@@ -365,7 +387,7 @@ mod tests {
             let y = naive(&g, &x, &w);
             let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
             let lhs = dot(&gy, &y);
-            let grads = backward(&g, Some(&x), Some(&w), &gy, true);
+            let grads = backward(&g, Some(&x), Some(&w), &gy, true, None);
             let (gx, gw, gb) = (grads.x.unwrap(), grads.w.unwrap(), grads.bias.unwrap());
             assert!((dot(&gx, &x) - lhs).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}: input gradient");
             assert!((dot(&gw, &w) - lhs).abs() < 1e-9 * lhs.abs().max(1.0), "{g:?}: kernel gradient");
@@ -375,9 +397,18 @@ mod tests {
                     (0..g.batch).map(|b| gy[(b * g.c_out + co) * p..][..p].iter().sum::<f64>()).sum();
                 assert!((v - expect).abs() < 1e-9, "{g:?}: bias gradient");
             }
-            let only_w = backward(&g, Some(&x), None, &gy, false);
+            let only_w = backward(&g, Some(&x), None, &gy, false, None);
             assert!(only_w.x.is_none() && only_w.bias.is_none());
             assert_eq!(only_w.w.unwrap(), gw);
+            // Through a ReLU: the same as masking gy first.
+            let out = forward(&g, &x, &w, None, true);
+            let masked: Vec<f64> =
+                gy.iter().zip(&out).map(|(&d, &o)| if o > 0.0 { d } else { 0.0 }).collect();
+            let fused = backward(&g, Some(&x), Some(&w), &gy, true, Some(&out));
+            let plain = backward(&g, Some(&x), Some(&w), &masked, true, None);
+            assert_eq!(fused.x, plain.x);
+            assert_eq!(fused.w, plain.w);
+            assert_eq!(fused.bias, plain.bias);
         }
     }
 

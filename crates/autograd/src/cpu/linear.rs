@@ -4,7 +4,8 @@
 
 use super::{gemm, par_for, product, Float, Mat};
 
-/// `x` is `[n, fan_in]`, `w` is `[fan_out, fan_in]`, `bias` is `[fan_out]`: `[n, fan_out]`.
+/// `x` is `[n, fan_in]`, `w` is `[fan_out, fan_in]`, `bias` is `[fan_out]`: `[n, fan_out]`,
+/// through a ReLU when `relu`.
 pub(crate) fn forward<T: Float>(
     x: &[T],
     w: &[T],
@@ -12,17 +13,22 @@ pub(crate) fn forward<T: Float>(
     n: usize,
     fan_in: usize,
     fan_out: usize,
+    relu: bool,
 ) -> Vec<T> {
     let (x, wt, parallel) =
         (Mat::rows(x, n, fan_in), Mat::transposed(w, fan_out, fan_in), par_for(n, fan_out, fan_in));
-    match bias {
+    let mut y = match bias {
         Some(b) => {
             let mut y: Vec<T> = b.iter().copied().cycle().take(n * fan_out).collect();
             gemm(&mut y, x, wt, true, parallel);
             y
         }
         None => product(x, wt, parallel),
+    };
+    if relu {
+        super::conv::relu_in_place(&mut y);
     }
+    y
 }
 
 /// `∂x = g·W`: `[n, fan_in]`.
@@ -60,7 +66,9 @@ mod tests {
         let w: Vec<f64> = (0..fo * fi).map(|i| (i as f64 * 0.7).cos()).collect();
         let b = [0.5, -1.0, 2.0];
         let g: Vec<f64> = (0..n * fo).map(|i| (i as f64 * 1.1).sin()).collect();
-        let y = forward(&x, &w, Some(&b), n, fi, fo);
+        let y = forward(&x, &w, Some(&b), n, fi, fo, false);
+        let r = forward(&x, &w, Some(&b), n, fi, fo, true);
+        assert!(r.iter().zip(&y).all(|(r, y)| *r == y.max(0.0)));
         for r in 0..n {
             for o in 0..fo {
                 let e: f64 = (0..fi).map(|i| x[r * fi + i] * w[o * fi + i]).sum::<f64>() + b[o];

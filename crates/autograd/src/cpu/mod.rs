@@ -3,7 +3,8 @@
 //! The rules in `ops/` decide *what* to compute; where a candle kernel would make extra passes
 //! over memory or is slow on the CPU (convolution backward, pooling with saved indices, gradients
 //! laid out like their parameters), they call a kernel from here instead. Every kernel works on
-//! plain slices, runs the batch (or the planes) in parallel with rayon, and uses the `gemm` crate
+//! plain slices, runs the batch (or the planes) in parallel on `taper_tensor::parallel`'s pool, and
+//! uses the `gemm` crate
 //! (candle's own matrix product) for the heavy lifting. Other devices and dtypes keep candle's
 //! kernels: see each rule's `match`.
 
@@ -14,8 +15,10 @@ pub(crate) mod pool;
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::sync::Mutex;
 
 use candle_core::{Device, Storage, StorageRef, Tensor, WithDType};
+use taper_tensor::parallel;
 
 use crate::Result;
 
@@ -156,15 +159,33 @@ pub(crate) unsafe fn written<T: Float, S>(
     init: impl Fn() -> S + Sync + Send,
     fill: impl Fn(&mut S, usize, &mut [MaybeUninit<T>]) + Sync + Send,
 ) -> Vec<T> {
-    use rayon::prelude::*;
+    let chunk = chunk.max(1);
     let mut v: Vec<T> = Vec::with_capacity(n);
-    v.spare_capacity_mut()[..n]
-        .par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each_init(init, |state, (i, part)| fill(state, i, part));
-    // SAFETY: the chunks cover `0..n`, and the caller guarantees `fill` initialized each.
+    // One contiguous run of chunks per thread, each with one scratch state.
+    let chunks = n.div_ceil(chunk);
+    let per = chunks.div_ceil(threads()).max(1);
+    let runs = pieces(&mut v.spare_capacity_mut()[..n], per * chunk);
+    parallel::for_each(runs.len(), |r| {
+        let Some(run) = take(&runs[r]) else { return };
+        let mut state = init();
+        for (j, part) in run.chunks_mut(chunk).enumerate() {
+            fill(&mut state, r * per + j, part);
+        }
+    });
+    // SAFETY: the runs cover `0..n`, and the caller guarantees `fill` initialized each chunk.
     v.set_len(n);
     v
+}
+
+/// `data` cut into consecutive `chunk`-long pieces (the last may be shorter), each in a slot that
+/// one parallel task takes with [`take`].
+pub(crate) fn pieces<T>(data: &mut [T], chunk: usize) -> Vec<Mutex<Option<&mut [T]>>> {
+    data.chunks_mut(chunk.max(1)).map(|c| Mutex::new(Some(c))).collect()
+}
+
+/// Takes the piece out of a slot made by [`pieces`] (`None` if already taken).
+pub(crate) fn take<'a, T>(slot: &Mutex<Option<&'a mut [T]>>) -> Option<&'a mut [T]> {
+    slot.lock().ok().and_then(|mut s| s.take())
 }
 
 /// Zeroes uninitialized memory and hands it back as initialized.
@@ -174,9 +195,9 @@ pub(crate) fn zeroed<T: Float>(part: &mut [MaybeUninit<T>]) -> &mut [T] {
     unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
-/// The number of worker threads kernels split their work over.
+/// The number of threads kernels split their work over.
 pub(crate) fn threads() -> usize {
-    rayon::current_num_threads().max(1)
+    parallel::threads()
 }
 
 /// A matrix view on a slice: element `(i, j)` is `data[i·rs + j·cs]`.
@@ -338,7 +359,6 @@ unsafe fn gemm_split<T: Float>(
     accumulate: bool,
     parts: usize,
 ) {
-    use rayon::prelude::*;
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     if parts <= 1 {
         return gemm_one(dst, n, lhs, rhs, accumulate);
@@ -347,37 +367,35 @@ unsafe fn gemm_split<T: Float>(
     if k >= 8 * m.max(n) {
         // Split the depth: piece 0 goes to `dst`, the others to buffers added in afterwards.
         let cuts = cuts(k, parts, 16);
-        let ((s0, len0), rest) = (cuts[0], &cuts[1..]);
-        let (_, extra) = rayon::join(
-            || {
+        let extra = parallel::map(cuts.len(), |i| {
+            let (s, len) = cuts[i];
+            let (lhs, rhs) = (lhs.cols_range(s, len), rhs.rows_range(s, len));
+            if i == 0 {
                 let d = dst;
-                gemm_one(d.0, n, lhs.cols_range(s0, len0), rhs.rows_range(s0, len0), accumulate)
-            },
-            || {
-                rest.par_iter()
-                    .map(|&(s, len)| {
-                        let mut buf: Vec<T> = Vec::with_capacity(m * n);
-                        gemm_one(buf.as_mut_ptr(), n, lhs.cols_range(s, len), rhs.rows_range(s, len), false);
-                        buf.set_len(m * n);
-                        buf
-                    })
-                    .collect::<Vec<_>>()
-            },
-        );
+                gemm_one(d.0, n, lhs, rhs, accumulate);
+                return Vec::new();
+            }
+            let mut buf: Vec<T> = Vec::with_capacity(m * n);
+            gemm_one(buf.as_mut_ptr(), n, lhs, rhs, false);
+            buf.set_len(m * n);
+            buf
+        });
         let out = std::slice::from_raw_parts_mut(dst.0, m * n);
-        for part in &extra {
+        for part in &extra[1..] {
             for (o, &v) in out.iter_mut().zip(part) {
                 *o += v;
             }
         }
     } else if m >= n {
-        cuts(m, parts, 16).into_par_iter().for_each(|(s, len)| {
-            let d = dst;
+        let cuts = cuts(m, parts, 16);
+        parallel::for_each(cuts.len(), |i| {
+            let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s * n), n, lhs.rows_range(s, len), rhs, accumulate)
         });
     } else {
-        cuts(n, parts, 16).into_par_iter().for_each(|(s, len)| {
-            let d = dst;
+        let cuts = cuts(n, parts, 16);
+        parallel::for_each(cuts.len(), |i| {
+            let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s), n, lhs, rhs.cols_range(s, len), accumulate)
         });
     }

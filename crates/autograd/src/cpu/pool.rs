@@ -4,9 +4,9 @@
 //! first maximal one in row-major order, or a NaN, as PyTorch's), so that the backward pass is one
 //! scatter of the output gradient: no window is scanned twice and no mask is built.
 
-use rayon::prelude::*;
+use taper_tensor::parallel;
 
-use super::{filled, threads, Float};
+use super::{filled, pieces, take, threads, Float};
 
 /// The shapes of one pooling: `planes = batch·channels` planes of `h × w`, `k × k` windows moved
 /// by `stride`, no padding.
@@ -40,19 +40,20 @@ pub(crate) fn max_forward<T: Float>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<u32>) {
     let mut out = vec![T::ZERO; n];
     let mut idx = vec![0u32; n];
     let per = g.planes_per_task();
-    out.par_chunks_mut(per * oh * ow)
-        .zip(idx.par_chunks_mut(per * oh * ow))
-        .zip(x.par_chunks(per * hw))
-        .for_each(|((out, idx), x)| {
-            if g.k == 2 && g.stride == 2 {
-                return max_planes_2x2(g, x, out, idx);
+    let (outs, idxs) = (pieces(&mut out, per * oh * ow), pieces(&mut idx, per * oh * ow));
+    parallel::for_each(outs.len(), |t| {
+        let (Some(out), Some(idx)) = (take(&outs[t]), take(&idxs[t])) else { return };
+        let x = &x[t * per * hw..][..out.len() / (oh * ow).max(1) * hw];
+        if g.k == 2 && g.stride == 2 {
+            return max_planes_2x2(g, x, out, idx);
+        }
+        for ((out, idx), x) in out.chunks_mut(oh * ow).zip(idx.chunks_mut(oh * ow)).zip(x.chunks(hw)) {
+            for (i, (out, idx)) in out.chunks_mut(ow).zip(idx.chunks_mut(ow)).enumerate() {
+                max_row(g, x, i * g.stride * g.w, out, idx);
             }
-            for ((out, idx), x) in out.chunks_mut(oh * ow).zip(idx.chunks_mut(oh * ow)).zip(x.chunks(hw)) {
-                for (i, (out, idx)) in out.chunks_mut(ow).zip(idx.chunks_mut(ow)).enumerate() {
-                    max_row(g, x, i * g.stride * g.w, out, idx);
-                }
-            }
-        });
+        }
+    });
+    drop((outs, idxs));
     (out, idx)
 }
 

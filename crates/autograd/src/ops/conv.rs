@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{InputGrads, Op};
+use super::{Activation, InputGrads, Op};
 use crate::cpu::{self, conv::Geom, host_slice, pool, with_float, Float};
 use crate::error::OpContext;
 use crate::tape::Tape;
@@ -18,7 +18,8 @@ pub(crate) enum ConvOp {
     /// gradient, `∂x = conv_transpose2d(G, w)`, `∂w = Σ_b G_b ⋆ x_b` (the input correlated with the
     /// output gradient), `∂b = Σ_{b,y,x} G`. `x` is saved only if `w` needs a gradient and `w` only
     /// if `x` does.
-    Conv2d { x: Option<Tensor>, w: Option<Tensor>, geom: Geom, bias: bool },
+    /// With `relu_out` (the output, when the op applied ReLU), `G` is masked where it is 0 first.
+    Conv2d { x: Option<Tensor>, w: Option<Tensor>, geom: Geom, bias: bool, relu_out: Option<Tensor> },
     /// Max over `k×k` windows: the gradient goes to the first maximal element of each window.
     MaxPool2d { saved: PoolSaved, geom: pool::Geom, x_dims: [usize; 4] },
     /// Mean over `k×k` windows: each element of a window gets `g / k²`.
@@ -86,6 +87,18 @@ impl Var {
         stride: usize,
         padding: usize,
     ) -> Result<Var> {
+        self.conv2d_fused(kernel, bias, stride, padding, Activation::Identity)
+    }
+
+    /// [`Var::conv2d_with_bias`] followed by `act`, in one op: `act(conv2d(x, w) + b)`.
+    pub fn conv2d_fused(
+        &self,
+        kernel: &Var,
+        bias: Option<&Var>,
+        stride: usize,
+        padding: usize,
+        act: Activation,
+    ) -> Result<Var> {
         let [batch, c_in, h, w] = dims4("conv2d", self, "input")?;
         let [c_out, kc, kh, kw] = dims4("conv2d", kernel, "kernel")?;
         if c_in != kc {
@@ -110,13 +123,17 @@ impl Var {
             check_dtype("conv2d", self, b)?;
         }
         let geom = Geom { batch, c_in, h, w, c_out, kh, kw, stride, pad: padding };
-        let value = conv_forward(&geom, self.value(), kernel.value(), bias.map(Var::value)).op("conv2d")?;
+        let relu = act == Activation::Relu;
+        let value =
+            conv_forward(&geom, self.value(), kernel.value(), bias.map(Var::value), relu).op("conv2d")?;
+        let out = relu.then(|| value.clone());
         let record = |needs: &[bool]| {
             Op::Conv(ConvOp::Conv2d {
                 x: needs[1].then(|| self.value().clone()),
                 w: needs[0].then(|| kernel.value().clone()),
                 geom,
                 bias: bias.is_some(),
+                relu_out: out,
             })
         };
         match bias {
@@ -160,14 +177,20 @@ fn pool_geom([b, c, h, w]: [usize; 4], k: usize, stride: usize) -> pool::Geom {
 
 /// The convolution's value: Taper's kernel for contiguous-able CPU f32/f64 operands, candle's
 /// elsewhere.
-fn conv_forward(g: &Geom, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+fn conv_forward(
+    g: &Geom,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         let bias = bias.map(Tensor::contiguous).transpose()?;
         let host = with_float!(x.dtype(), T => {
             match (host_slice::<T>(&x), host_slice::<T>(&w), bias.as_ref().map(host_slice::<T>)) {
-                (Some(xs), Some(ws), None) => Some(cpu::conv::forward(g, xs.get(), ws.get(), None)),
-                (Some(xs), Some(ws), Some(Some(bs))) => Some(cpu::conv::forward(g, xs.get(), ws.get(), Some(bs.get()))),
+                (Some(xs), Some(ws), None) => Some(cpu::conv::forward(g, xs.get(), ws.get(), None, relu)),
+                (Some(xs), Some(ws), Some(Some(bs))) => Some(cpu::conv::forward(g, xs.get(), ws.get(), Some(bs.get()), relu)),
                 _ => None,
             }
             .map(|out| Tensor::from_vec(out, (g.batch, g.c_out, g.oh(), g.ow()), &Device::Cpu))
@@ -177,9 +200,14 @@ fn conv_forward(g: &Geom, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> cand
         }
     }
     let y = x.conv2d(w, g.pad, g.stride, 1, 1)?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, g.c_out, 1, 1))?),
-        None => Ok(y),
+    let y = match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, g.c_out, 1, 1))?)?,
+        None => y,
+    };
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
     }
 }
 
@@ -200,16 +228,23 @@ impl ConvOp {
 
     pub(crate) fn backward(self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
         match self {
-            ConvOp::Conv2d { x, w, geom, bias } => {
+            ConvOp::Conv2d { x, w, geom, bias, relu_out } => {
                 let want_bias = bias && needs.get(2).copied().unwrap_or(false);
                 let host = if g.device().is_cpu() {
-                    conv_backward_host(&geom, x.as_ref(), w.as_ref(), g, want_bias)?
+                    conv_backward_host(&geom, x.as_ref(), w.as_ref(), g, want_bias, relu_out.as_ref())?
                 } else {
                     None
                 };
                 let (gx, gw, gb) = match host {
                     Some(grads) => grads,
-                    None => conv_backward_candle(&geom, x.as_ref(), w.as_ref(), g, want_bias)?,
+                    None => {
+                        // out ≥ 0, so its sign is the ReLU's mask.
+                        let g = match &relu_out {
+                            Some(out) => (g * out.sign()?)?,
+                            None => g.clone(),
+                        };
+                        conv_backward_candle(&geom, x.as_ref(), w.as_ref(), &g, want_bias)?
+                    }
                 };
                 let mut grads = vec![gx, gw];
                 if bias {
@@ -248,15 +283,25 @@ fn conv_backward_host(
     w: Option<&Tensor>,
     gy: &Tensor,
     bias: bool,
+    relu_out: Option<&Tensor>,
 ) -> Result<Option<ConvGrads>> {
     let gy = gy.contiguous()?;
+    let relu_out = relu_out.map(Tensor::contiguous).transpose()?;
     let x = x.map(Tensor::contiguous).transpose()?;
     let w = w.map(Tensor::contiguous).transpose()?;
     let out = with_float!(gy.dtype(), T => {
         let Some(gys) = host_slice::<T>(&gy) else { return Ok(None) };
         let xs = match &x { Some(x) => match host_slice::<T>(x) { Some(s) => Some(s), None => return Ok(None) }, None => None };
         let ws = match &w { Some(w) => match host_slice::<T>(w) { Some(s) => Some(s), None => return Ok(None) }, None => None };
-        let grads = cpu::conv::backward(g, xs.as_ref().map(|s| s.get()), ws.as_ref().map(|s| s.get()), gys.get(), bias);
+        let outs = match &relu_out { Some(o) => match host_slice::<T>(o) { Some(s) => Some(s), None => return Ok(None) }, None => None };
+        let grads = cpu::conv::backward(
+            g,
+            xs.as_ref().map(|s| s.get()),
+            ws.as_ref().map(|s| s.get()),
+            gys.get(),
+            bias,
+            outs.as_ref().map(|s| s.get()),
+        );
         let gx = grads.x.map(|v| cpu::tensor(v, &[g.batch, g.c_in, g.h, g.w])).transpose()?;
         let gw = grads.w.map(|v| cpu::tensor(v, &[g.c_out, g.c_in, g.kh, g.kw])).transpose()?;
         let gb = grads.bias.map(|v| cpu::tensor(v, &[g.c_out])).transpose()?;

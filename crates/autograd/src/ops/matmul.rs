@@ -2,7 +2,7 @@
 
 use candle_core::{Shape, Tensor};
 
-use super::{reduce_to_shape, InputGrads, Op};
+use super::{reduce_to_shape, Activation, InputGrads, Op};
 use crate::cpu::{self, host_slice, with_float};
 use crate::error::OpContext;
 use crate::tape::Tape;
@@ -27,6 +27,8 @@ pub(crate) struct LinearOp {
     w: Option<Tensor>,
     x_shape: Shape,
     bias: bool,
+    /// The output, when the op applied ReLU: `G` is masked where it is 0 first.
+    relu_out: Option<Tensor>,
 }
 
 impl Var {
@@ -37,6 +39,11 @@ impl Var {
     /// written into the output before the product adds to it, and the weight's gradient comes out
     /// in the weight's own layout.
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+        self.linear_fused(weight, bias, Activation::Identity)
+    }
+
+    /// [`Var::linear`] followed by `act`, in one op: `act(self·weightᵀ + bias)`.
+    pub fn linear_fused(&self, weight: &Var, bias: Option<&Var>, act: Activation) -> Result<Var> {
         let (xd, wd) = (self.dims(), weight.dims());
         let &[fan_out, fan_in] = wd else {
             return Err(Error::InvalidArgument {
@@ -69,19 +76,28 @@ impl Var {
             }
         }
         let n = self.elem_count() / fan_in.max(1);
-        let x2 = self.value().reshape((n, fan_in)).op("linear")?;
-        let y = linear_forward(&x2, weight.value(), bias.map(Var::value), n, fan_in, fan_out).op("linear")?;
+        // Already [n, in] (the usual case): no reshape, which would allocate a new tensor.
+        let x2 = if xd.len() == 2 {
+            self.value().clone()
+        } else {
+            self.value().reshape((n, fan_in)).op("linear")?
+        };
+        let relu = act == Activation::Relu;
+        let y = linear_forward(&x2, weight.value(), bias.map(Var::value), n, fan_in, fan_out, relu)
+            .op("linear")?;
         let mut out_dims = xd.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = fan_out;
         }
-        let value = y.reshape(out_dims).op("linear")?;
+        let value = if xd.len() == 2 { y } else { y.reshape(out_dims).op("linear")? };
+        let out = relu.then(|| value.clone());
         let record = |needs: &[bool]| {
             Op::Linear(LinearOp {
                 x: needs[1].then(|| x2.clone()),
                 w: needs[0].then(|| weight.value().clone()),
                 x_shape: self.shape().clone(),
                 bias: bias.is_some(),
+                relu_out: out,
             })
         };
         match bias {
@@ -143,15 +159,16 @@ fn linear_forward(
     n: usize,
     fan_in: usize,
     fan_out: usize,
+    relu: bool,
 ) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         let b = b.map(Tensor::contiguous).transpose()?;
         let host = with_float!(x.dtype(), T => {
             match (host_slice::<T>(&x), host_slice::<T>(&w), b.as_ref().map(host_slice::<T>)) {
-                (Some(xs), Some(ws), None) => Some(cpu::linear::forward(xs.get(), ws.get(), None, n, fan_in, fan_out)),
+                (Some(xs), Some(ws), None) => Some(cpu::linear::forward(xs.get(), ws.get(), None, n, fan_in, fan_out, relu)),
                 (Some(xs), Some(ws), Some(Some(bs))) => {
-                    Some(cpu::linear::forward(xs.get(), ws.get(), Some(bs.get()), n, fan_in, fan_out))
+                    Some(cpu::linear::forward(xs.get(), ws.get(), Some(bs.get()), n, fan_in, fan_out, relu))
                 }
                 _ => None,
             }
@@ -162,9 +179,14 @@ fn linear_forward(
         }
     }
     let y = x.matmul(&w.t()?)?;
-    match b {
-        Some(b) => y.broadcast_add(b),
-        None => Ok(y),
+    let y = match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
     }
 }
 
@@ -176,7 +198,11 @@ impl LinearOp {
             (None, None) => (0, 0),
         };
         let fan_out = g.dims().last().copied().unwrap_or(0);
-        let g = g.reshape((n, fan_out))?;
+        let g = match &self.relu_out {
+            Some(out) => super::unary::relu_grad(out, g)?,
+            None => g.clone(),
+        };
+        let g = if g.rank() == 2 { g } else { g.reshape((n, fan_out))? };
         let want_bias = self.bias && needs.get(2).copied().unwrap_or(false);
         let host =
             if g.device().is_cpu() { self.host_backward(&g, want_bias, n, fan_in, fan_out)? } else { None };
@@ -188,7 +214,10 @@ impl LinearOp {
                 if want_bias { Some(g.sum(0)?) } else { None },
             ),
         };
-        let gx = gx.map(|gx| gx.reshape(self.x_shape.clone())).transpose()?;
+        let gx = match gx {
+            Some(gx) if gx.dims() != self.x_shape.dims() => Some(gx.reshape(self.x_shape.clone())?),
+            other => other,
+        };
         let mut grads = vec![gx, gw];
         if self.bias {
             grads.push(gb);

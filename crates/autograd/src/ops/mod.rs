@@ -18,6 +18,29 @@ use candle_core::{Shape, Tensor};
 
 use crate::Result;
 
+/// An activation that a layer op ([`crate::Var::conv2d_fused`], [`crate::Var::linear_fused`])
+/// applies to its output in the same pass, and differentiates in its own rule: on the CPU the
+/// output is activated while it is in cache, and the backward pass masks the output gradient
+/// image by image instead of in a separate op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// No activation.
+    #[default]
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation as its own op (what the fused ops compute in one).
+    pub fn apply(self, x: &crate::Var) -> Result<crate::Var> {
+        match self {
+            Activation::Identity => Ok(x.clone()),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
 /// A recorded op with what its backward rule needs.
 pub(crate) enum Op {
     Binary(binary::BinaryOp),

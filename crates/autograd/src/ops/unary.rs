@@ -176,7 +176,7 @@ fn relu_value(x: &Tensor) -> candle_core::Result<Tensor> {
 
 /// ReLU's backward from its output: `g` where `out > 0`. One pass on the CPU; elsewhere
 /// `g·sign(out)` (out ≥ 0, so its sign is the mask).
-fn relu_grad(out: &Tensor, g: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_grad(out: &Tensor, g: &Tensor) -> Result<Tensor> {
     let g = if out.device().is_cpu() { g.contiguous()? } else { g.clone() };
     let host = with_float!(out.dtype(), T => match (host_slice::<T>(out), host_slice::<T>(&g)) {
         (Some(o), Some(gs)) => Some(cpu::tensor(cpu::elementwise::relu_backward(o.get(), gs.get()), out.dims())),

@@ -45,6 +45,8 @@ pub trait Ad: Clone + Sized {
     fn conv2d_bias(&self, k: &Self, b: &Self, stride: usize, padding: usize) -> Result<Self>;
     fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self>;
     fn mse_loss(&self, t: &Self) -> Result<Self>;
+    fn conv2d_bias_relu(&self, k: &Self, b: &Self, stride: usize, padding: usize) -> Result<Self>;
+    fn linear_relu(&self, w: &Self, b: &Self) -> Result<Self>;
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self>;
     fn max_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn avg_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
@@ -160,6 +162,12 @@ impl Ad for Var {
     }
     fn mse_loss(&self, t: &Self) -> Result<Self> {
         Ok(Var::mse_loss(self, t)?)
+    }
+    fn conv2d_bias_relu(&self, k: &Self, b: &Self, s: usize, p: usize) -> Result<Self> {
+        Ok(Var::conv2d_fused(self, k, Some(b), s, p, taper_autograd::Activation::Relu)?)
+    }
+    fn linear_relu(&self, w: &Self, b: &Self) -> Result<Self> {
+        Ok(Var::linear_fused(self, w, Some(b), taper_autograd::Activation::Relu)?)
     }
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
         Ok(Var::cross_entropy(self, labels)?)
@@ -284,6 +292,12 @@ impl Ad for Tensor {
     }
     fn mse_loss(&self, t: &Self) -> Result<Self> {
         Ok((self - t)?.sqr()?.mean_all()?)
+    }
+    fn conv2d_bias_relu(&self, k: &Self, b: &Self, s: usize, p: usize) -> Result<Self> {
+        Ok(Ad::conv2d_bias(self, k, b, s, p)?.relu()?)
+    }
+    fn linear_relu(&self, w: &Self, b: &Self) -> Result<Self> {
+        Ok(Ad::linear(self, w, Some(b))?.relu()?)
     }
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
         Ok(candle_nn::loss::cross_entropy(self, labels)?)
