@@ -7,9 +7,9 @@ peak resident memory (VmHWM) for the training-step workloads.
 
 Rerun (from the repo root):
 
-    /work/venvs/torch/bin/python benches/compare_pytorch.py                 # cargo bench + torch
-    /work/venvs/torch/bin/python benches/compare_pytorch.py --skip-cargo    # reuse target/criterion
-    /work/venvs/torch/bin/python benches/compare_pytorch.py --torch-only --json /tmp/t.json
+    /tmp/torch/bin/python benches/compare_pytorch.py                 # cargo bench + torch
+    /tmp/torch/bin/python benches/compare_pytorch.py --skip-cargo    # reuse target/criterion
+    /tmp/torch/bin/python benches/compare_pytorch.py --torch-only --json /tmp/t.json
 
 Options: --threads N (torch.set_num_threads and RAYON_NUM_THREADS, default 2),
 --json PATH (dump every number). Taper numbers come from
@@ -196,6 +196,21 @@ def peak_rss_subprocess(kind, threads):
         return None
 
 
+MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+
+
+def timed_child(kind, threads):
+    """The training step timed in a fresh child process that has glibc's malloc set up as
+    taper::tensor::init_cpu sets it up for Taper (trim threshold 1 GiB, mmap threshold 32 MiB)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(threads), "--_time", kind]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **MALLOC_ENV))
+    try:
+        return float(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"warning: timing child for {kind} failed:\n{res.stderr}", file=sys.stderr)
+        return None
+
+
 def airfoil_data():
     torch.manual_seed(0)
     return torch.randn(1500, 5), torch.randn(1500)
@@ -222,8 +237,34 @@ def airfoil_concise(X, y, batch=10, lr=0.05):
     return epoch
 
 
+def airfoil_train_ch7(X, y, batch=10, lr=0.05):
+    """The documents' d2l `train_ch7` as d2lzh_pytorch writes it: linreg + squared_loss, manual
+    sgd, a shuffled `DataLoader` over a `TensorDataset`, the loss over all rows every 100
+    examples."""
+    w = torch.nn.Parameter(torch.normal(0.0, 0.01, size=(X.shape[1], 1)), requires_grad=True)
+    b = torch.nn.Parameter(torch.zeros(1), requires_grad=True)
+    net = lambda Xb: torch.mm(Xb, w) + b  # d2l.linreg
+    sq = lambda yh, yt: (yh - yt.view(yh.size())) ** 2 / 2  # d2l.squared_loss
+    data_iter = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch, shuffle=True)
+
+    def epoch():
+        for batch_i, (Xb, yb) in enumerate(data_iter):
+            l = sq(net(Xb), yb).mean()
+            if w.grad is not None:
+                w.grad.data.zero_()
+                b.grad.data.zero_()
+            l.backward()
+            for p in (w, b):  # d2l.sgd
+                p.data -= lr * p.grad.data
+            if (batch_i + 1) * batch % 100 == 0:
+                sq(net(X), y).mean().item()
+
+    return epoch
+
+
 def airfoil_scratch(X, y, batch=10, lr=0.05):
-    """d2l train_ch11 from scratch: raw w/b, manual sgd, full-data loss every 100 examples."""
+    """train_ch7 without its DataLoader (batches by index, a stricter baseline): raw w/b, manual
+    sgd, full-data loss every 100 examples."""
     w = torch.normal(0.0, 0.01, size=(5, 1), requires_grad=True)
     b = torch.zeros(1, requires_grad=True)
     net = lambda Xb: Xb @ w + b  # d2l.linreg
@@ -252,7 +293,8 @@ def airfoil_scratch(X, y, batch=10, lr=0.05):
 
 def bench_airfoil():
     X, y = airfoil_data()
-    return (median_time(airfoil_concise(X, y), 1, 5), median_time(airfoil_scratch(X, y), 1, 5))
+    return (median_time(airfoil_concise(X, y), 1, 5), median_time(airfoil_train_ch7(X, y), 1, 5),
+            median_time(airfoil_scratch(X, y), 1, 5))
 
 
 # ----------------------------------------------------------------------------- report
@@ -261,24 +303,37 @@ def collect(args):
     for name, variant, ns in bench_optimizers():
         rows.append((f"optimizer step 10M f32: {name}", taper_ns(OPT_GROUP, name), ns, variant,
                      False))
+        unchecked = taper_ns(OPT_GROUP, f"{name}_unchecked")
+        if "fused" in variant and unchecked is not None:
+            # PyTorch's optimizers do not check gradients for NaN/Inf; NonFinite::Unchecked is
+            # the same contract.
+            rows.append((f"optimizer step 10M f32: {name}, unchecked", unchecked, ns, variant,
+                         False))
     print("optimizers done", file=sys.stderr)
 
-    mlp_taper = taper_ns(MLP_GROUP, "taper_tape")
+    mlp_taper = taper_ns(MLP_GROUP, "taper_step")
     rows.append(("MLP 784-256-10 b64 step (SGD)", mlp_taper, bench_train_step("mlp"),
                  "nn.Sequential + SGD", True))
-    rows.append(("MLP 784-256-10 b64 step (SGD)", mlp_taper, taper_ns(MLP_GROUP, "candle_backprop"),
-                 "candle backprop (Rust)", True))
-    conv = bench_train_step("convnet")
-    rows.append(("ConvNet b64 step (Adam)", taper_ns(CONV_GROUP, "taper_tape"), conv,
+    rows.append(("MLP 784-256-10 b64 step (SGD)", mlp_taper, timed_child("mlp", args.threads),
+                 "same, PyTorch run with init_cpu's malloc settings", True))
+    rows.append(("MLP 784-256-10 b64 forward + backward (tape overhead)",
+                 taper_ns(MLP_GROUP, "taper_fwd_bwd"), taper_ns(MLP_GROUP, "candle_fwd_bwd"),
+                 "candle's own backprop (Rust)", True))
+    conv_taper = taper_ns(CONV_GROUP, "taper_tape")
+    rows.append(("ConvNet b64 step (Adam)", conv_taper, bench_train_step("convnet"),
                  "nn.Sequential + Adam", True))
+    rows.append(("ConvNet b64 step (Adam)", conv_taper, timed_child("convnet", args.threads),
+                 "same, PyTorch run with init_cpu's malloc settings", True))
     print("train steps done", file=sys.stderr)
 
-    concise, scratch = bench_airfoil()
+    concise, ch7, scratch = bench_airfoil()
     air_taper = taper_ns(AIRFOIL_GROUP, "taper_sgd")
-    rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, concise,
-                 "d2l concise (nn.Linear + optim.SGD)", False))
+    rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, ch7,
+                 "d2l train_ch7 (the documents': DataLoader)", False))
     rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, scratch,
-                 "d2l train_ch7 (from scratch)", False))
+                 "train_ch7 batched by index, no DataLoader (stricter)", False))
+    rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, concise,
+                 "nn.Linear + optim.SGD, batched by index", False))
     print("airfoil done", file=sys.stderr)
 
     for label, kind, group in (("MLP 784-256-10 b64 step", "mlp", MLP_GROUP),
@@ -312,9 +367,13 @@ def main():
     g.add_argument("--torch-only", action="store_true", help="skip cargo and criterion results")
     g.add_argument("--skip-cargo", action="store_true", help="reuse existing criterion results")
     ap.add_argument("--_peak", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
+    ap.add_argument("--_time", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args._time:  # child process: time the step alone, print the median (ns)
+        print(bench_train_step(args._time))
+        return
     if args._peak:  # child process: run the step alone, print VmHWM (MiB)
         step = train_step_fn(args._peak)
         for _ in range(10):

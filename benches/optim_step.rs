@@ -23,8 +23,10 @@ fn bench(c: &mut Criterion) {
         ("adamw", "adamw:lr=0.001,weight_decay=0.01", KernelPath::Auto),
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
         // Without the NaN/Inf check of every gradient (one read pass), as PyTorch's optimizers.
+        ("sgd_momentum_unchecked", "sgd:lr=0.01,momentum=0.9", KernelPath::Auto),
         ("adagrad_unchecked", "adagrad:lr=0.01", KernelPath::Auto),
         ("adam_unchecked", "adam:lr=0.001", KernelPath::Auto),
+        ("adamw_unchecked", "adamw:lr=0.001,weight_decay=0.01", KernelPath::Auto),
     ];
     for (name, spec, path) in cases {
         // A fresh parameter per optimizer, so that no case inherits another's trajectory.
