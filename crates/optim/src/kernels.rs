@@ -169,15 +169,58 @@ where
     let n = p.len();
     let g = &g[..n];
     let mut s = s.map(|b| &mut b[..n]);
-    for i in 0..n {
-        let mut pe = p[i];
-        let mut st: [T; K] = std::array::from_fn(|j| s[j][i]);
-        let Ok(()) = rule.update(c, &mut pe, &g[i], &mut st);
-        p[i] = pe;
-        for (j, b) in s.iter_mut().enumerate() {
-            b[i] = st[j];
+    let ahead = PREFETCH_BYTES / std::mem::size_of::<T>().max(1);
+    let mut start = 0;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        prefetch_block(p, start + ahead);
+        prefetch_block(g, start + ahead);
+        for b in s.iter() {
+            prefetch_block(b, start + ahead);
+        }
+        for i in start..end {
+            let mut pe = p[i];
+            let mut st: [T; K] = std::array::from_fn(|j| s[j][i]);
+            let Ok(()) = rule.update(c, &mut pe, &g[i], &mut st);
+            p[i] = pe;
+            for (j, b) in s.iter_mut().enumerate() {
+                b[i] = st[j];
+            }
+        }
+        start = end;
+    }
+}
+
+/// Elements per block of the update loop: each block first prefetches the block
+/// [`PREFETCH_BYTES`] ahead in every stream, then updates its own elements (vectorized).
+const BLOCK: usize = 64;
+
+/// How far ahead, in bytes, the update loop prefetches each of its streams (parameter, gradient,
+/// each state buffer). The hardware prefetcher does not cross 4 KiB pages and tracks few
+/// streams; with 3 to 5 streams per element it leaves the loop waiting on memory at each page.
+/// One page ahead, issued in software, made the 10M-parameter steps 15 to 25 % faster on the
+/// benchmark machine (docs/PERFORMANCE.md); 2 KiB and 4 KiB ahead measured alike.
+const PREFETCH_BYTES: usize = 4096;
+
+/// Asks the CPU to bring `v[at..at + BLOCK]` into L1, one request per cache line. A hint only:
+/// it never faults, and does nothing past the end of `v` or off x86-64.
+#[inline(always)]
+fn prefetch_block<T>(v: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < v.len() {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let size = std::mem::size_of::<T>().max(1);
+        let base = v.as_ptr().wrapping_add(at).cast::<i8>();
+        let mut byte = 0;
+        while byte < BLOCK * size {
+            // SAFETY: `_mm_prefetch` is a hint that never faults, whatever the address; the
+            // pointer is never dereferenced.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(byte)) };
+            byte += 64;
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, at);
 }
 
 /// Floats whose finiteness the gradient check tests.
