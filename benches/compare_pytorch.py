@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
 """Compare Taper's criterion benchmarks against the same workloads in PyTorch (CPU).
 
-Prints one markdown table (workload | Taper | PyTorch | ratio | PyTorch variant, where
-ratio = PyTorch time / Taper time, so > 1 means Taper is faster) plus a small table of
-peak resident memory (VmHWM) for the training-step workloads.
+Prints one markdown table (workload | Taper | PyTorch | ratio | ratio per round | PyTorch
+variant, where ratio = PyTorch time / Taper time, so > 1 means Taper is faster) plus a small
+table of peak resident memory (VmHWM) for the training-step workloads.
+
+The two sides run in alternating rounds (cargo bench, then PyTorch; --rounds, default 3): this
+machine is shared, and its memory bandwidth in particular swings by up to 2x from one process to
+the next. Each time shown is the median over rounds, its ratio is the ratio of those medians, and
+"ratio per round" lists every round's own ratio so that the spread is visible.
+
+Set up once (outside the repo; any PyTorch 2.x CPU build):
+
+    python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy
 
 Rerun (from the repo root):
 
@@ -11,10 +20,14 @@ Rerun (from the repo root):
     /tmp/torch/bin/python benches/compare_pytorch.py --skip-cargo    # reuse target/criterion
     /tmp/torch/bin/python benches/compare_pytorch.py --torch-only --json /tmp/t.json
 
-Options: --threads N (torch.set_num_threads and RAYON_NUM_THREADS, default 2),
---json PATH (dump every number). Taper numbers come from
-target/criterion/<group>/<function>/new/estimates.json (median point estimate, ns) and
-peak memory from target/criterion-memory/<group>.txt (MiB); missing results print "—".
+Options: --threads N (torch.set_num_threads and RAYON_NUM_THREADS, default 2), --rounds N,
+--json PATH (dump every number, every round too). Taper's training-step and airfoil numbers
+come from target/criterion/<group>/<function>/new/estimates.json (median point estimate, ns),
+peak memory from target/criterion-memory/<group>.txt (MiB); missing results print "—". With
+--skip-cargo every round reads the same criterion results. The optimizer rows are finer still:
+memory-bound steps swing with the machine's bandwidth within seconds, so Taper's steps
+(examples/optim_step --serve, the workload of benches/optim_step.rs) alternate with PyTorch's in
+bursts of five steps within one window per optimizer.
 """
 import argparse
 import datetime
@@ -34,21 +47,24 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
 DASH = "—"
 
-OPT_GROUP = "optim_step_10M_f32"
 MLP_GROUP = "mlp_784_256_10_batch64_step"
 CONV_GROUP = "convnet_batch64_step"
 AIRFOIL_GROUP = "airfoil_epoch"
 BATCH = 64
 
-# (criterion function id, torch class, kwargs)
+# (criterion function id, Taper spec as in benches/optim_step.rs, torch class, kwargs)
 OPTIMIZERS = [
-    ("sgd_momentum", torch.optim.SGD, dict(lr=0.01, momentum=0.9)),
-    ("adagrad", torch.optim.Adagrad, dict(lr=0.01)),
-    ("rmsprop", torch.optim.RMSprop, dict(lr=0.01)),
-    ("adadelta", torch.optim.Adadelta, dict(lr=1.0)),
-    ("adam", torch.optim.Adam, dict(lr=1e-3)),
-    ("adamw", torch.optim.AdamW, dict(lr=1e-3, weight_decay=0.01)),
+    ("sgd_momentum", "sgd:lr=0.01,momentum=0.9", torch.optim.SGD, dict(lr=0.01, momentum=0.9)),
+    ("adagrad", "adagrad:lr=0.01", torch.optim.Adagrad, dict(lr=0.01)),
+    ("rmsprop", "rmsprop:lr=0.01", torch.optim.RMSprop, dict(lr=0.01)),
+    ("adadelta", "adadelta:lr=1.0", torch.optim.Adadelta, dict(lr=1.0)),
+    ("adam", "adam:lr=0.001", torch.optim.Adam, dict(lr=1e-3)),
+    ("adamw", "adamw:lr=0.001,weight_decay=0.01", torch.optim.AdamW,
+     dict(lr=1e-3, weight_decay=0.01)),
 ]
+OPT_NUMEL = 10_000_000
+OPT_SECONDS = 6.0  # interleaved timing per optimizer and round
+THREADS = 2  # set from --threads
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -97,13 +113,19 @@ def vm_hwm_mib():
 
 # ----------------------------------------------------------------------------- Taper side
 def run_cargo(threads):
-    benches = ["optim_step", "mlp_step"] + [
+    # The optimizer rows come from examples/optim_step, interleaved with PyTorch (see
+    # bench_optimizers); `cargo bench --bench optim_step` measures the same steps alone.
+    benches = ["mlp_step"] + [
         b for b in ("convnet_step", "airfoil_epoch") if (REPO / "benches" / f"{b}.rs").exists()
     ]
     cmd = ["cargo", "bench"]
     for b in benches:
         cmd += ["--bench", b]
     cmd += ["--", "--warm-up-time", "1", "--measurement-time", "5"]
+    build = ["cargo", "build", "--release", "--example", "optim_step"]
+    print("running:", " ".join(build), file=sys.stderr)
+    if subprocess.run(build, cwd=REPO).returncode != 0:
+        print("warning: could not build examples/optim_step", file=sys.stderr)
     print("running:", " ".join(cmd), file=sys.stderr)
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
@@ -128,22 +150,74 @@ def taper_mem(group):
 
 
 # ----------------------------------------------------------------------------- workloads
+def taper_server(spec, unchecked, threads):
+    """examples/optim_step in --serve mode (one f32 parameter of OPT_NUMEL), or None."""
+    exe = TARGET / "release" / "examples" / "optim_step"
+    if not exe.exists():
+        return None
+    cmd = [str(exe), "--optimizer", spec, "--numel", str(OPT_NUMEL), "--serve"]
+    if unchecked:
+        cmd.append("--unchecked")
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, RAYON_NUM_THREADS=str(THREADS)))
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        return None
+    return proc
+
+
+def server_steps(proc, n):
+    proc.stdin.write(f"{n}\n")
+    proc.stdin.flush()
+    return [int(x) for x in proc.stdout.readline().split()]
+
+
 def bench_optimizers():
-    """[(function id, variant, ns)] for each optimizer, default and (if supported) fused."""
+    """[(function id, variant, taper_ns, taper_unchecked_ns, torch_ns)] per optimizer and
+    PyTorch variant (default, and fused=True where supported).
+
+    Memory-bound steps on a shared machine: the sides alternate in bursts of a few steps for
+    OPT_SECONDS (Taper's in examples/optim_step --serve processes, checked and unchecked), so a
+    slow spell lands on all of them; each figure is the median of its own steps."""
     out = []
     torch.manual_seed(0)
-    grad = torch.randn(10_000_000)
-    for name, cls, kw in OPTIMIZERS:
+    grad = torch.randn(OPT_NUMEL)
+    for name, spec, cls, kw in OPTIMIZERS:
+        torch_opts = {}
         for variant, extra in (("default (foreach=None)", {}), ("fused=True", {"fused": True})):
-            p = nn.Parameter(torch.randn(10_000_000))
+            p = nn.Parameter(torch.randn(OPT_NUMEL))
             p.grad = grad.clone()
             try:
                 opt = cls([p], **kw, **extra)
                 opt.step()  # fused may only fail at step time
             except (RuntimeError, TypeError, ValueError):
                 continue
-            out.append((name, f"{cls.__name__} {variant}", median_time(opt.step, 3, 20)))
-            del opt, p
+            torch_opts[f"{cls.__name__} {variant}"] = opt
+        servers = {u: taper_server(spec, u, THREADS) for u in (False, True)}
+        times = {k: [] for k in list(torch_opts) + [False, True]}
+        t_end = time.perf_counter() + OPT_SECONDS
+        while time.perf_counter() < t_end or min(len(v) for v in times.values()) < 5:
+            for variant, opt in torch_opts.items():
+                burst = 2 if "default" in variant else 5  # the unfused steps are ~10x slower
+                opt.step()
+                for _ in range(burst):
+                    t0 = time.perf_counter_ns()
+                    opt.step()
+                    times[variant].append(time.perf_counter_ns() - t0)
+            for u, proc in servers.items():
+                if proc is None:
+                    times[u].append(None)
+                    continue
+                times[u] += server_steps(proc, 6)[1:]  # the first of a burst is untimed
+        for proc in servers.values():
+            if proc is not None:
+                proc.stdin.close()
+                proc.wait()
+        med = lambda v: statistics.median(v) if v and None not in v else None
+        for variant in torch_opts:
+            out.append((name, variant, med(times[False]), med(times[True]),
+                        statistics.median(times[variant])))
+        del torch_opts
     return out
 
 
@@ -300,14 +374,13 @@ def bench_airfoil():
 # ----------------------------------------------------------------------------- report
 def collect(args):
     rows, mem = [], []  # rows: (workload, taper_ns, other_ns, variant, throughput?)
-    for name, variant, ns in bench_optimizers():
-        rows.append((f"optimizer step 10M f32: {name}", taper_ns(OPT_GROUP, name), ns, variant,
-                     False))
-        unchecked = taper_ns(OPT_GROUP, f"{name}_unchecked")
-        if "fused" in variant and unchecked is not None:
+    for name, variant, taper, unchecked, ns in bench_optimizers():
+        label = f"{variant}, interleaved"
+        rows.append((f"optimizer step 10M f32: {name}", taper, ns, label, False))
+        if "fused" in variant:
             # PyTorch's optimizers do not check gradients for NaN/Inf; NonFinite::Unchecked is
             # the same contract.
-            rows.append((f"optimizer step 10M f32: {name}, unchecked", unchecked, ns, variant,
+            rows.append((f"optimizer step 10M f32: {name}, unchecked", unchecked, ns, label,
                          False))
     print("optimizers done", file=sys.stderr)
 
@@ -342,15 +415,46 @@ def collect(args):
     return rows, mem
 
 
+def merge_rounds(rounds):
+    """Median of each cell over rounds; rows keep the first round's order.
+
+    rounds: [(rows, mem)] from collect(). Returns (rows, mem) with a list of per-round ratios
+    appended to each row."""
+    med = lambda vs: statistics.median(vs) if vs else None
+    keyed = {}
+    for rows, _ in rounds:
+        for wl, t, o, variant, thr in rows:
+            k = keyed.setdefault((wl, variant), dict(t=[], o=[], r=[], thr=thr))
+            if t:
+                k["t"].append(t)
+            if o:
+                k["o"].append(o)
+            if t and o:
+                k["r"].append(o / t)
+    rows = [(wl, med(k["t"]), med(k["o"]), variant, k["thr"], k["r"])
+            for (wl, variant), k in keyed.items()]
+    mkeyed = {}
+    for _, mem in rounds:
+        for wl, t, o in mem:
+            k = mkeyed.setdefault(wl, ([], []))
+            if t is not None:
+                k[0].append(t)
+            if o is not None:
+                k[1].append(o)
+    mem = [(wl, med(t), med(o)) for wl, (t, o) in mkeyed.items()]
+    return rows, mem
+
+
 def render(header, rows, mem):
     lines = [header, "",
-             "| workload | Taper | PyTorch | ratio | PyTorch variant |",
-             "|---|---:|---:|---:|---|"]
-    for wl, t, o, variant, thr in rows:
+             "| workload | Taper | PyTorch | ratio | ratio per round | PyTorch variant |",
+             "|---|---:|---:|---:|---|---|"]
+    for wl, t, o, variant, thr, per_round in rows:
         ratio = f"{o / t:.2f}×" if t and o else DASH
+        spread = ", ".join(f"{r:.2f}" for r in per_round) or DASH
         tt = fmt_ns(t) + (fmt_imgs(t) if thr else "")
         oo = fmt_ns(o) + (fmt_imgs(o) if thr else "")
-        lines.append(f"| {wl} | {tt} | {oo} | {ratio} | {variant} |")
+        lines.append(f"| {wl} | {tt} | {oo} | {ratio} | {spread} | {variant} |")
     lines += ["", "peak resident memory (VmHWM), MiB", "",
               "| workload | Taper | PyTorch |", "|---|---:|---:|"]
     for wl, t, o in mem:
@@ -363,6 +467,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2, help="torch threads / RAYON_NUM_THREADS")
     ap.add_argument("--json", metavar="PATH", help="also write all numbers as JSON")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of (cargo bench, PyTorch); the table shows each cell's median "
+                         "and every round's ratio (default 3)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--torch-only", action="store_true", help="skip cargo and criterion results")
     g.add_argument("--skip-cargo", action="store_true", help="reuse existing criterion results")
@@ -370,6 +477,8 @@ def main():
     ap.add_argument("--_time", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    global THREADS
+    THREADS = args.threads
 
     if args._time:  # child process: time the step alone, print the median (ns)
         print(bench_train_step(args._time))
@@ -385,26 +494,32 @@ def main():
     meta = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), cpu=cpu_model(),
                 threads=args.threads, torch=torch.__version__, loadavg_1m=os.getloadavg()[0])
     header = (f"{meta['date']} · {meta['cpu']} · {args.threads} threads · torch {meta['torch']}"
-              f" · load avg {meta['loadavg_1m']:.2f}")
+              f" · load avg {meta['loadavg_1m']:.2f} · median of {args.rounds} rounds")
     if meta["loadavg_1m"] > 0.5:
         print("warning: machine is busy (load avg > 0.5); timings will be noisy", file=sys.stderr)
-    if not (args.torch_only or args.skip_cargo):
-        run_cargo(args.threads)
     if args.torch_only:  # never read stale criterion results
         global TARGET
         TARGET = Path("/nonexistent-taper-target")
 
-    rows, mem = collect(args)
+    # Rounds alternate the two sides, so that a slow spell of this shared machine lands on both.
+    rounds = []
+    for r in range(max(args.rounds, 1)):
+        print(f"round {r + 1} of {args.rounds}", file=sys.stderr)
+        if not (args.torch_only or args.skip_cargo):
+            run_cargo(args.threads)
+        rounds.append(collect(args))
+    rows, mem = merge_rounds(rounds)
     print(render(header, rows, mem))
     print(f"\n(total {time.perf_counter() - t_start:.1f} s)", file=sys.stderr)
 
     if args.json:
-        data = dict(meta, rows=[dict(workload=w, taper_ns=t, other_ns=o, variant=v,
-                                     ratio=(o / t if t and o else None))
-                                for w, t, o, v, _ in rows],
-                    peak_rss_mib=[dict(workload=w, taper=t, pytorch=o) for w, t, o in mem])
+        row_json = lambda rs: [dict(workload=w, taper_ns=t, other_ns=o, variant=v,
+                                    ratio=(o / t if t and o else None))
+                               for w, t, o, v, *_ in rs]
+        data = dict(meta, rounds=args.rounds, rows=row_json(rows),
+                    peak_rss_mib=[dict(workload=w, taper=t, pytorch=o) for w, t, o in mem],
+                    per_round=[row_json(rs) for rs, _ in rounds])
         Path(args.json).write_text(json.dumps(data, indent=2))
-
 
 if __name__ == "__main__":
     main()
