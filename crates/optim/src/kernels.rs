@@ -319,7 +319,7 @@ mod tests {
     fn tasks_cover_whole_cache_lines_and_never_get_small() {
         for n in [1, 63, MIN_TASK, MIN_TASK + 1, 70_000, 10_000_001] {
             let len = task_len(n);
-            assert!(len >= MIN_TASK && len % 64 == 0, "n = {n}: task of {len}");
+            assert!(len >= MIN_TASK && len.is_multiple_of(64), "n = {n}: task of {len}");
             assert!(n.div_ceil(len) <= parallel::threads().max(1), "n = {n}: more tasks than threads");
         }
     }
