@@ -159,7 +159,7 @@ def taper_server(spec, unchecked, threads):
     if unchecked:
         cmd.append("--unchecked")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, RAYON_NUM_THREADS=str(THREADS)))
+                            env=dict(os.environ, RAYON_NUM_THREADS=str(threads)))
     if proc.stdout.readline().strip() != "ready":
         proc.kill()
         return None
@@ -208,7 +208,7 @@ def bench_optimizers():
                 if proc is None:
                     times[u].append(None)
                     continue
-                times[u] += server_steps(proc, 6)[1:]  # the first of a burst is untimed
+                times[u] += server_steps(proc, 6)[1:]  # the first of a burst is discarded
         for proc in servers.values():
             if proc is not None:
                 proc.stdin.close()
@@ -520,6 +520,7 @@ def main():
                     peak_rss_mib=[dict(workload=w, taper=t, pytorch=o) for w, t, o in mem],
                     per_round=[row_json(rs) for rs, _ in rounds])
         Path(args.json).write_text(json.dumps(data, indent=2))
+
 
 if __name__ == "__main__":
     main()
