@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 
-use crate::optim::{self, OptimSpec, Optimizer};
+use crate::optim::{self, Adagrad, Engine, OptimSpec, Optimizer, RmsProp};
 
 /// The problem the rates are measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,31 +43,27 @@ impl Rates {
 }
 
 /// `η / √(s + ε)` (or `η / (√s + ε)` in PyTorch's placement), from the optimizer's own state:
-/// AdaGrad's `sum`, RMSprop's `square_avg` (and AdaGrad's decayed `η_t`).
+/// AdaGrad's `sum` (with its decayed `η_t = η / (1 + (t - 1)·lr_decay)`), RMSprop's
+/// `square_avg`. Hyperparameters are read from the typed rule, buffers one parameter at a time.
 fn effective(opt: &dyn Optimizer, step: usize) -> optim::Result<Vec<f64>> {
-    let spec = opt.spec();
-    let get = |k: &str| -> f64 {
-        spec.options.iter().find(|(key, _)| key == k).and_then(|(_, v)| v.parse().ok()).unwrap_or(0.0)
+    let any = opt.as_any();
+    let (lr, eps, inside, buffer) = if let Some(e) = any.downcast_ref::<Engine<Adagrad>>() {
+        let r = e.rule();
+        (r.lr / (1.0 + (step as f64 - 1.0) * r.lr_decay), r.eps, r.eps_in_sqrt, "sum")
+    } else if let Some(e) = any.downcast_ref::<Engine<RmsProp>>() {
+        let r = e.rule();
+        (r.lr, r.eps, r.eps_in_sqrt, "square_avg")
+    } else {
+        return Err(optim::Error::InvalidArgument(format!(
+            "effective learning rate is defined here for adagrad and rmsprop, not `{}`",
+            opt.name()
+        )));
     };
-    let inside = spec.options.iter().any(|(k, v)| k == "eps_in_sqrt" && v == "true");
-    let (lr, eps) = (opt.learning_rate(), get("eps"));
-    let lr = lr / (1.0 + (step as f64 - 1.0) * get("lr_decay"));
-    let buffer = match spec.name.as_str() {
-        "adagrad" => ".sum",
-        "rmsprop" => ".square_avg",
-        other => {
-            return Err(optim::Error::InvalidArgument(format!(
-                "effective learning rate is defined here for adagrad and rmsprop, not `{other}`"
-            )))
-        }
-    };
-    let state = opt.export_state()?;
     let mut out = Vec::new();
-    for (name, t) in &state.tensors {
-        if name.ends_with(buffer) {
-            for s in t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()? {
-                out.push(if inside { lr / (s + eps).sqrt() } else { lr / (s.sqrt() + eps) });
-            }
+    for p in opt.params() {
+        let Some(s) = opt.buffer(&p, buffer)? else { continue };
+        for s in s.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()? {
+            out.push(if inside { lr / (s + eps).sqrt() } else { lr / (s.sqrt() + eps) });
         }
     }
     Ok(out)

@@ -1,6 +1,6 @@
 //! Adadelta (Zeiler, 2012; PyTorch's `torch.optim.Adadelta`).
 
-use crate::elem::{ema_sq, Elem};
+use crate::elem::{coupled_weight_decay, ema_sq, Elem};
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
@@ -54,8 +54,9 @@ impl Rule for Adadelta {
 
     #[inline(always)]
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
-        let [square_avg, acc_delta] = s else { unreachable!("adadelta keeps two buffers") };
+        let g = coupled_weight_decay(g, p, self.weight_decay)?;
+        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
+        let [square_avg, acc_delta] = s else { return Ok(()) };
         *square_avg = ema_sq(square_avg, &g, self.rho)?;
         let std = square_avg.affine(1.0, self.eps)?.sqrt()?;
         let delta = acc_delta.affine(1.0, self.eps)?.sqrt()?.div(&std)?.mul(&g)?;

@@ -1,6 +1,6 @@
 //! AdaGrad (Duchi et al., 2011; PyTorch's `torch.optim.Adagrad`).
 
-use crate::elem::{addcdiv, root_plus_eps, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, root_plus_eps, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::Result;
@@ -72,7 +72,7 @@ impl Rule for Adagrad {
 
     #[inline(always)]
     fn update<E: Elem>(&self, clr: &f64, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        let g = coupled_weight_decay(g, p, self.weight_decay)?;
         let sum = &mut s[0];
         *sum = sum.add(&g.mul(&g)?)?;
         let std = root_plus_eps(sum, self.eps, self.eps_in_sqrt)?;

@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba, 2015; PyTorch's `torch.optim.Adam`).
 
-use crate::elem::{addcdiv, ema_sq, lerp, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, Elem};
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
@@ -73,8 +73,8 @@ impl Adam {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let (exp_avg, rest) = s.split_first_mut().expect("exp_avg is always kept");
-        let (exp_avg_sq, rest) = rest.split_first_mut().expect("exp_avg_sq is always kept");
+        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
+        let [exp_avg, exp_avg_sq, rest @ ..] = s else { return Ok(()) };
         *exp_avg = lerp(exp_avg, g, 1.0 - self.beta1)?;
         *exp_avg_sq = ema_sq(exp_avg_sq, g, self.beta2)?;
         let second = match rest {
@@ -137,7 +137,7 @@ impl Rule for Adam {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        let g = coupled_weight_decay(g, p, self.weight_decay)?;
         self.moments_and_step(c, p, &g, s)
     }
 

@@ -130,6 +130,17 @@ impl Elem for Tensor {
     }
 }
 
+/// `g + λ·p`: PyTorch's coupled L2 penalty (`weight_decay` of SGD, Adagrad, RMSprop, Adadelta,
+/// Adam), or `g` itself when `λ = 0`.
+#[inline(always)]
+pub fn coupled_weight_decay<E: Elem>(g: &E, p: &E, weight_decay: f64) -> Result<E, E::Err> {
+    if weight_decay != 0.0 {
+        g.add_scaled(p, weight_decay)
+    } else {
+        Ok(g.clone())
+    }
+}
+
 /// `a + w·(b - a)`, as PyTorch's `lerp_` computes it: for `|w| ≥ 0.5` it uses the form
 /// `b - (b - a)·(1 - w)`, which is exact at `w = 1`.
 #[inline(always)]

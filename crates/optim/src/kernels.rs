@@ -11,6 +11,9 @@ use crate::elem::Elem;
 use crate::rule::Rule;
 use crate::Result;
 
+/// The most state buffers a rule may keep and still run on the fused kernel (Adan keeps four).
+pub(crate) const MAX_BUFFERS: usize = 4;
+
 /// Fewest elements per parallel task: below this, splitting costs more than it saves.
 const MIN_TASK: usize = 1 << 15;
 
@@ -97,7 +100,8 @@ where
         [a] => kernel::<T, R, 1>(rule, c, p, g, [a]),
         [a, b] => kernel::<T, R, 2>(rule, c, p, g, [a, b]),
         [a, b, d] => kernel::<T, R, 3>(rule, c, p, g, [a, b, d]),
-        _ => candle_core::bail!("fused optimizer step: at most 3 state buffers"),
+        [a, b, d, e] => kernel::<T, R, 4>(rule, c, p, g, [a, b, d, e]),
+        _ => candle_core::bail!("fused optimizer step: at most {MAX_BUFFERS} state buffers"),
     }
     Ok(())
 }

@@ -106,11 +106,12 @@ pub enum StepOutcome {
 ///
 /// Tensors are named `{param}.{buffer}` with PyTorch's buffer names (`fc1.weight.square_avg`);
 /// scalars hold each parameter's step count (`{param}.step`) and each group's learning rate
-/// (`group.{i}.lr`); `spec` is the canonical spec of the first group.
+/// (`group.{i}.lr`); `groups` holds every group's canonical spec, which an import restores (as
+/// PyTorch's `load_state_dict` restores each group's hyperparameters).
 #[derive(Debug, Clone)]
 pub struct OptimState {
-    /// The canonical spec of the optimizer that saved the state.
-    pub spec: String,
+    /// The canonical spec of each parameter group, in order.
+    pub groups: Vec<String>,
     /// Step counts and learning rates.
     pub scalars: BTreeMap<String, f64>,
     /// Per-parameter buffers.
@@ -124,10 +125,14 @@ pub trait Optimizer {
     /// The canonical spec of the first parameter group: every option spelled out, so that
     /// spec → optimizer → spec round-trips.
     fn spec(&self) -> OptimSpec;
+    /// The canonical spec of one group (`None` past the last group).
+    fn group_spec(&self, group: usize) -> Option<OptimSpec>;
     /// Every parameter, in group order.
     fn params(&self) -> Vec<Param>;
-    /// One update of every parameter that has a gradient in `grads`. Every gradient is checked
-    /// first (shape, dtype, finiteness), so an error leaves all parameters unchanged.
+    /// One update of every parameter that has a gradient in `grads`. All or nothing: every
+    /// gradient is checked first (shape, dtype, device, finiteness) and every update that can
+    /// fail is computed before any is stored, so an error leaves all parameters and all state
+    /// unchanged.
     fn step(&mut self, grads: &Grads) -> Result<StepOutcome>;
     /// The first group's learning rate.
     fn learning_rate(&self) -> f64;
@@ -142,10 +147,19 @@ pub trait Optimizer {
     /// Adds a parameter group whose options (`"lr=0.1,momentum=0.9"`) override the first
     /// group's.
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()>;
-    /// The whole state (step counts, every buffer, learning rates), copied.
+    /// The number of steps `param` has taken (`None` before its first).
+    fn step_count(&self, param: &Param) -> Option<u64>;
+    /// A copy of one of `param`'s state buffers, by its name (`square_avg`); `None` if the
+    /// optimizer keeps no such buffer for it (yet).
+    fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>>;
+    /// The optimizer as [`Any`](std::any::Any), for typed access to its hyperparameters:
+    /// `opt.as_any().downcast_ref::<Engine<RmsProp>>().map(|e| e.rule().alpha)`.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The whole state (step counts, every buffer, learning rates, group specs), copied.
     fn export_state(&self) -> Result<OptimState>;
     /// Restores a state exported by the same optimizer over parameters of the same names and
-    /// shapes; anything that does not fit is an error naming it, and nothing changes then.
+    /// shapes, with the same number of groups, whose hyperparameters it restores; anything
+    /// that does not fit is an error naming it, and nothing changes then.
     fn import_state(&mut self, state: &OptimState) -> Result<()>;
     /// Forgets all state (buffers and step counts), as if no step had been taken.
     fn reset_state(&mut self);

@@ -1,6 +1,6 @@
 //! RMSprop (Tieleman & Hinton, 2012; PyTorch's `torch.optim.RMSprop`).
 
-use crate::elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, root_plus_eps, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::Result;
@@ -79,7 +79,7 @@ impl Rule for RmsProp {
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         // Buffers: [square_avg, grad_avg if centered, momentum_buffer if momentum > 0]. No
         // panicking paths here: the fused kernel's loop must stay vectorizable.
-        let g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        let g = coupled_weight_decay(g, p, self.weight_decay)?;
         let (square_avg, rest) = s.split_at_mut(1);
         let square_avg = &mut square_avg[0];
         *square_avg = ema_sq(square_avg, &g, self.alpha)?;

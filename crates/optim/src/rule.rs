@@ -2,6 +2,7 @@
 //! from the bookkeeping every optimizer shares ([`Engine`]: parameter groups, lazily created
 //! state, finite checks, choosing the fused or composed path, saving and loading state).
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -89,6 +90,18 @@ enum Buffers {
     Tensors(Vec<Tensor>),
 }
 
+impl Buffers {
+    /// Whether these are host buffers the fused kernel can update in place for a parameter of
+    /// `dtype` with `len` elements, `count` buffers.
+    fn fit_fused(&self, dtype: DType, len: usize, count: usize) -> bool {
+        match (self, dtype) {
+            (Buffers::F32(v), DType::F32) => v.len() == count && v.iter().all(|b| b.len() == len),
+            (Buffers::F64(v), DType::F64) => v.len() == count && v.iter().all(|b| b.len() == len),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ParamState {
     step: u64,
@@ -102,16 +115,68 @@ struct Group<R> {
 }
 
 /// The shared bookkeeping around a [`Rule`]; `Engine<R>` is the [`Optimizer`].
+///
+/// A step runs in three phases so that a failure changes nothing: *plan* checks every gradient
+/// (shape, dtype, device, finiteness) and decides each parameter's path; *stage* does everything
+/// else that can fail (state buffers created or converted, the composed path's new values and
+/// buffers computed into fresh tensors); *commit* stores the staged values and runs the fused
+/// in-place kernels, whose inputs the two phases before have validated.
 #[derive(Debug, Clone)]
 pub struct Engine<R: Rule> {
     groups: Vec<Group<R>>,
     state: HashMap<ParamId, ParamState>,
     path: KernelPath,
     non_finite: NonFinite,
+    /// Test hook: the stage phase fails after this many composed updates (a stand-in for a
+    /// device error midway, which the CPU cannot produce on demand).
+    #[cfg(test)]
+    fail_after_composed: Option<usize>,
 }
 
-fn fused_capable(p: &Tensor) -> bool {
-    p.device().is_cpu() && p.is_contiguous() && matches!(p.dtype(), DType::F32 | DType::F64)
+/// Whether the fused kernel can update `p` with `buffers` state buffers.
+fn fused_capable(p: &Tensor, buffers: usize) -> bool {
+    p.device().is_cpu()
+        && p.is_contiguous()
+        && matches!(p.dtype(), DType::F32 | DType::F64)
+        && buffers <= kernels::MAX_BUFFERS
+}
+
+/// Parameters must be floating point: the update rules divide and take roots.
+fn check_float(params: &[Param]) -> Result<()> {
+    match params.iter().find(|p| !p.dtype().is_float()) {
+        Some(p) => Err(Error::InvalidArgument(format!(
+            "parameter `{}` is {:?}: optimizers update floating-point parameters only",
+            p.name(),
+            p.dtype()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One parameter's update, decided by [`Engine::plan`] before anything changes.
+struct Planned {
+    group: usize,
+    param: Param,
+    /// The gradient (contiguous when `fused`).
+    grad: Tensor,
+    fused: bool,
+}
+
+/// What [`Engine::plan`] found.
+enum Plan {
+    /// Update these parameters.
+    Update(Vec<Planned>),
+    /// This parameter's gradient holds NaN or Inf.
+    NonFinite(String),
+}
+
+/// What [`Engine::stage`] computed for one planned parameter.
+struct Staged {
+    /// The state to store: new, converted, or (composed path) updated. `None`: the fused kernel
+    /// updates the existing host buffers in place.
+    state: Option<ParamState>,
+    /// The composed path's new value.
+    value: Option<Tensor>,
 }
 
 impl<R: Rule> Engine<R> {
@@ -119,11 +184,14 @@ impl<R: Rule> Engine<R> {
     pub fn new(rule: R, params: Vec<Param>) -> Result<Self> {
         rule.validate()?;
         check_unique::<R>(&params, &[])?;
+        check_float(&params)?;
         Ok(Self {
             groups: vec![Group { rule, params }],
             state: HashMap::new(),
             path: KernelPath::Auto,
             non_finite: NonFinite::Error,
+            #[cfg(test)]
+            fail_after_composed: None,
         })
     }
 
@@ -132,13 +200,20 @@ impl<R: Rule> Engine<R> {
         &self.groups[0].rule
     }
 
-    fn uses_fused(&self, p: &Tensor) -> Result<bool> {
+    /// A group's hyperparameters.
+    pub fn group_rule(&self, group: usize) -> Option<&R> {
+        self.groups.get(group).map(|g| &g.rule)
+    }
+
+    fn uses_fused(&self, p: &Tensor, buffers: usize) -> Result<bool> {
         match self.path {
-            KernelPath::Auto => Ok(fused_capable(p)),
+            KernelPath::Auto => Ok(fused_capable(p, buffers)),
             KernelPath::Composed => Ok(false),
-            KernelPath::Fused if fused_capable(p) => Ok(true),
+            KernelPath::Fused if fused_capable(p, buffers) => Ok(true),
             KernelPath::Fused => Err(Error::InvalidArgument(format!(
-                "the fused kernel needs a contiguous f32/f64 parameter on the CPU, got {:?} on {:?}",
+                "the fused kernel needs a contiguous f32/f64 parameter on the CPU and at most {} state \
+                 buffers, got {:?} on {:?} with {buffers}",
+                kernels::MAX_BUFFERS,
                 p.dtype(),
                 p.device().location()
             ))),
@@ -162,30 +237,141 @@ impl<R: Rule> Engine<R> {
         })
     }
 
-    /// Checks every gradient before touching any parameter, so a bad one leaves all unchanged.
-    fn check_grads(&self, grads: &Grads) -> Result<Option<String>> {
-        for group in &self.groups {
+    /// Checks every gradient (shape, dtype, device, finiteness) and decides each parameter's
+    /// path, changing nothing.
+    fn plan(&self, grads: &Grads) -> Result<Plan> {
+        let mut plan = Vec::new();
+        for (gi, group) in self.groups.iter().enumerate() {
+            let buffers = group.rule.buffers().len();
             for p in &group.params {
                 let Some(g) = grads.get(p) else { continue };
                 let v = p.value();
-                if g.dims() != v.dims() || g.dtype() != v.dtype() {
+                if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
                     return Err(Error::GradientMismatch {
                         param: p.name().to_string(),
                         msg: format!(
-                            "gradient is {:?} {:?}, parameter is {:?} {:?}",
+                            "gradient is {:?} {:?} on {:?}, parameter is {:?} {:?} on {:?}",
                             g.dtype(),
                             g.dims(),
+                            g.device().location(),
                             v.dtype(),
-                            v.dims()
+                            v.dims(),
+                            v.device().location()
                         ),
                     });
                 }
                 if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
-                    return Ok(Some(p.name().to_string()));
+                    return Ok(Plan::NonFinite(p.name().to_string()));
                 }
+                let fused = self.uses_fused(&v, buffers)?;
+                let grad = if fused { g.contiguous()? } else { g.clone() };
+                plan.push(Planned { group: gi, param: p.clone(), grad, fused });
             }
         }
-        Ok(None)
+        Ok(Plan::Update(plan))
+    }
+
+    /// Everything of a step that can fail, writing nothing: state buffers in the form each
+    /// path needs, and the composed path's updates computed into new tensors.
+    fn stage(&self, plan: &[Planned]) -> Result<Vec<Staged>> {
+        let mut staged = Vec::with_capacity(plan.len());
+        #[cfg(test)]
+        let mut composed = 0;
+        for item in plan {
+            let rule = &self.groups[item.group].rule;
+            let value = item.param.value();
+            let count = rule.buffers().len();
+            let existing = self.state.get(&item.param.id());
+            if item.fused {
+                let state = match existing {
+                    Some(st) if st.buffers.fit_fused(value.dtype(), value.elem_count(), count) => None,
+                    Some(st) => Some(ParamState { step: st.step, buffers: to_host(&st.buffers, &value)? }),
+                    None => Some(ParamState { step: 0, buffers: Self::fresh_buffers(rule, &value, true)? }),
+                };
+                if let Some(st) = &state {
+                    if !st.buffers.fit_fused(value.dtype(), value.elem_count(), count) {
+                        return Err(Error::State(format!(
+                            "`{}`: saved buffers do not fit the fused kernel",
+                            item.param.name()
+                        )));
+                    }
+                }
+                staged.push(Staged { state, value: None });
+                continue;
+            }
+            let step = existing.map_or(0, |st| st.step) + 1;
+            let mut buffers = match existing {
+                Some(st) => host_tensors(&st.buffers, value.dims(), value.device())?,
+                None => match Self::fresh_buffers(rule, &value, false)? {
+                    Buffers::Tensors(ts) => ts,
+                    host => host_tensors(&host, value.dims(), value.device())?,
+                },
+            };
+            if buffers.len() != count {
+                return Err(Error::State(format!(
+                    "`{}` has {} state buffers, the options need {count}",
+                    item.param.name(),
+                    buffers.len()
+                )));
+            }
+            let mut p = value.clone();
+            rule.update(&rule.coeffs(step), &mut p, &item.grad, &mut buffers)?;
+            if p.dims() != value.dims() || p.dtype() != value.dtype() {
+                return Err(Error::InvalidArgument(format!(
+                    "`{}`'s update made a {:?} {:?} value from a {:?} {:?} parameter",
+                    R::NAME,
+                    p.dtype(),
+                    p.dims(),
+                    value.dtype(),
+                    value.dims()
+                )));
+            }
+            #[cfg(test)]
+            {
+                composed += 1;
+                if self.fail_after_composed.is_some_and(|n| composed > n) {
+                    return Err(Error::InvalidArgument("injected failure".into()));
+                }
+            }
+            staged.push(Staged {
+                state: Some(ParamState { step, buffers: Buffers::Tensors(buffers) }),
+                value: Some(p),
+            });
+        }
+        Ok(staged)
+    }
+
+    /// Stores what [`Engine::stage`] computed and runs the fused kernels. The plan and the stage
+    /// checked every input of the kernels (contiguous f32/f64 CPU parameter, gradient of its
+    /// shape and dtype, host buffers of its length), which are all the ways they can fail.
+    fn commit(&mut self, plan: Vec<Planned>, staged: Vec<Staged>) -> Result<()> {
+        for (item, st) in plan.into_iter().zip(staged) {
+            let id = item.param.id();
+            if let Some(value) = st.value {
+                item.param.set(value)?;
+            }
+            if let Some(state) = st.state {
+                self.state.insert(id, state);
+            }
+            if !item.fused {
+                continue;
+            }
+            let rule = &self.groups[item.group].rule;
+            let Some(state) = self.state.get_mut(&id) else { continue };
+            let c = rule.coeffs(state.step + 1);
+            let value = item.param.value();
+            match &mut state.buffers {
+                Buffers::F32(s) => {
+                    kernels::fused_step(rule, &c, &value, &item.grad, kernels::HostMut::F32(s))?
+                }
+                Buffers::F64(s) => {
+                    kernels::fused_step(rule, &c, &value, &item.grad, kernels::HostMut::F64(s))?
+                }
+                Buffers::Tensors(_) => continue,
+            }
+            state.step += 1;
+        }
+        Ok(())
     }
 }
 
@@ -199,21 +385,21 @@ fn check_unique<R: Rule>(new: &[Param], existing: &[&Group<R>]) -> Result<()> {
     Ok(())
 }
 
-fn to_host<T: candle_core::WithDType>(t: &Tensor) -> Result<Vec<T>> {
-    Ok(t.flatten_all()?.to_vec1::<T>()?)
+fn host_vec<T: candle_core::WithDType>(t: &Tensor) -> Result<Vec<T>> {
+    Ok(t.flatten_all()?.to_dtype(T::DTYPE)?.to_device(&Device::Cpu)?.to_vec1::<T>()?)
 }
 
-fn convert(buffers: Buffers, p: &Tensor, fused: bool) -> Result<Buffers> {
-    Ok(match (buffers, fused) {
-        (b @ (Buffers::F32(_) | Buffers::F64(_)), true) | (b @ Buffers::Tensors(_), false) => b,
-        (Buffers::Tensors(ts), true) => match p.dtype() {
-            DType::F32 => Buffers::F32(ts.iter().map(to_host::<f32>).collect::<Result<_>>()?),
-            _ => Buffers::F64(ts.iter().map(to_host::<f64>).collect::<Result<_>>()?),
-        },
-        (host, false) => Buffers::Tensors(host_tensors(&host, p.dims(), p.device())?),
+/// Buffers as host vectors in `p`'s dtype (for the fused kernel), copied.
+fn to_host(b: &Buffers, p: &Tensor) -> Result<Buffers> {
+    let ts = host_tensors(b, p.dims(), &Device::Cpu)?;
+    Ok(match p.dtype() {
+        DType::F32 => Buffers::F32(ts.iter().map(host_vec::<f32>).collect::<Result<_>>()?),
+        _ => Buffers::F64(ts.iter().map(host_vec::<f64>).collect::<Result<_>>()?),
     })
 }
 
+/// Buffers as tensors of shape `dims` on `device`, copied (host vectors) or shared (tensors:
+/// updates make new tensors, so sharing is safe).
 fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tensor>> {
     Ok(match b {
         Buffers::F32(v) => {
@@ -222,8 +408,21 @@ fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tens
         Buffers::F64(v) => {
             v.iter().map(|x| Tensor::from_slice(x, dims, device)).collect::<candle_core::Result<_>>()?
         }
-        Buffers::Tensors(ts) => ts.iter().map(|t| t.copy()).collect::<candle_core::Result<_>>()?,
+        Buffers::Tensors(ts) => ts.iter().map(|t| t.to_device(device)).collect::<candle_core::Result<_>>()?,
     })
+}
+
+fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidValue {
+            optimizer,
+            key: "lr".into(),
+            value: lr.to_string(),
+            allowed: "must be finite and >= 0".into(),
+        })
+    }
 }
 
 impl<R: Rule> Optimizer for Engine<R> {
@@ -235,46 +434,26 @@ impl<R: Rule> Optimizer for Engine<R> {
         self.groups[0].rule.to_spec()
     }
 
+    fn group_spec(&self, group: usize) -> Option<OptimSpec> {
+        self.groups.get(group).map(|g| g.rule.to_spec())
+    }
+
     fn params(&self) -> Vec<Param> {
         self.groups.iter().flat_map(|g| g.params.iter().cloned()).collect()
     }
 
     fn step(&mut self, grads: &Grads) -> Result<StepOutcome> {
-        if let Some(param) = self.check_grads(grads)? {
-            return match self.non_finite {
-                NonFinite::Error => Err(Error::NonFiniteGradient { param }),
-                NonFinite::Skip | NonFinite::Unchecked => Ok(StepOutcome::Skipped { param }),
-            };
-        }
-        for gi in 0..self.groups.len() {
-            for pi in 0..self.groups[gi].params.len() {
-                let param = self.groups[gi].params[pi].clone();
-                let Some(g) = grads.get(&param) else { continue };
-                let value = param.value();
-                let fused = self.uses_fused(&value)?;
-                let rule = &self.groups[gi].rule;
-                let mut st = match self.state.remove(&param.id()) {
-                    Some(st) => ParamState { step: st.step, buffers: convert(st.buffers, &value, fused)? },
-                    None => ParamState { step: 0, buffers: Self::fresh_buffers(rule, &value, fused)? },
-                };
-                st.step += 1;
-                let c = rule.coeffs(st.step);
-                match &mut st.buffers {
-                    Buffers::Tensors(s) => {
-                        let mut p = value;
-                        rule.update(&c, &mut p, g, s)?;
-                        param.set(p)?;
-                    }
-                    Buffers::F32(s) => {
-                        kernels::fused_step(rule, &c, &value, &g.contiguous()?, kernels::HostMut::F32(s))?
-                    }
-                    Buffers::F64(s) => {
-                        kernels::fused_step(rule, &c, &value, &g.contiguous()?, kernels::HostMut::F64(s))?
-                    }
+        let plan = match self.plan(grads)? {
+            Plan::Update(plan) => plan,
+            Plan::NonFinite(param) => {
+                return match self.non_finite {
+                    NonFinite::Error => Err(Error::NonFiniteGradient { param }),
+                    NonFinite::Skip | NonFinite::Unchecked => Ok(StepOutcome::Skipped { param }),
                 }
-                self.state.insert(param.id(), st);
             }
-        }
+        };
+        let staged = self.stage(&plan)?;
+        self.commit(plan, staged)?;
         Ok(StepOutcome::Applied)
     }
 
@@ -283,8 +462,9 @@ impl<R: Rule> Optimizer for Engine<R> {
     }
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        for i in 0..self.groups.len() {
-            self.set_group_learning_rate(i, lr)?;
+        valid_lr(R::NAME, lr)?;
+        for g in &mut self.groups {
+            g.rule.set_lr(lr);
         }
         Ok(())
     }
@@ -298,14 +478,7 @@ impl<R: Rule> Optimizer for Engine<R> {
     }
 
     fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::InvalidValue {
-                optimizer: R::NAME,
-                key: "lr".into(),
-                value: lr.to_string(),
-                allowed: "must be finite and >= 0".into(),
-            });
-        }
+        valid_lr(R::NAME, lr)?;
         let n = self.groups.len();
         let g = self
             .groups
@@ -332,13 +505,44 @@ impl<R: Rule> Optimizer for Engine<R> {
         let rule = R::from_spec(&spec)?;
         let existing: Vec<&Group<R>> = self.groups.iter().collect();
         check_unique(&params, &existing)?;
+        check_float(&params)?;
         self.groups.push(Group { rule, params });
         Ok(())
     }
 
+    fn step_count(&self, param: &Param) -> Option<u64> {
+        self.state.get(&param.id()).map(|st| st.step)
+    }
+
+    fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>> {
+        let Some(group) = self.groups.iter().find(|g| g.params.iter().any(|p| p.id() == param.id())) else {
+            return Ok(None);
+        };
+        let Some(i) = group.rule.buffers().iter().position(|b| *b == name) else { return Ok(None) };
+        let Some(st) = self.state.get(&param.id()) else { return Ok(None) };
+        let value = param.value();
+        let t = match &st.buffers {
+            Buffers::F32(v) => {
+                v.get(i).map(|b| Tensor::from_slice(b, value.dims(), value.device())).transpose()?
+            }
+            Buffers::F64(v) => {
+                v.get(i).map(|b| Tensor::from_slice(b, value.dims(), value.device())).transpose()?
+            }
+            Buffers::Tensors(ts) => ts.get(i).map(Tensor::copy).transpose()?,
+        };
+        Ok(t)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn export_state(&self) -> Result<OptimState> {
-        let mut out =
-            OptimState { spec: self.spec().to_string(), scalars: BTreeMap::new(), tensors: Vec::new() };
+        let mut out = OptimState {
+            groups: self.groups.iter().map(|g| g.rule.to_spec().to_string()).collect(),
+            scalars: BTreeMap::new(),
+            tensors: Vec::new(),
+        };
         for (gi, group) in self.groups.iter().enumerate() {
             out.scalars.insert(format!("group.{gi}.lr"), group.rule.lr());
             let names = group.rule.buffers();
@@ -346,7 +550,13 @@ impl<R: Rule> Optimizer for Engine<R> {
                 let Some(st) = self.state.get(&p.id()) else { continue };
                 out.scalars.insert(format!("{}.step", p.name()), st.step as f64);
                 let value = p.value();
-                for (name, t) in names.iter().zip(host_tensors(&st.buffers, value.dims(), value.device())?) {
+                let copies = match &st.buffers {
+                    Buffers::Tensors(ts) => {
+                        ts.iter().map(Tensor::copy).collect::<candle_core::Result<_>>()?
+                    }
+                    host => host_tensors(host, value.dims(), value.device())?,
+                };
+                for (name, t) in names.iter().zip(copies) {
                     out.tensors.push((format!("{}.{name}", p.name()), t));
                 }
             }
@@ -355,25 +565,40 @@ impl<R: Rule> Optimizer for Engine<R> {
     }
 
     fn import_state(&mut self, saved: &OptimState) -> Result<()> {
-        let saved_spec = OptimSpec::parse(&saved.spec)?;
-        if saved_spec.name != R::NAME {
+        // Validate everything first; change nothing until all of it fits.
+        if saved.groups.len() != self.groups.len() {
             return Err(Error::State(format!(
-                "it was saved by optimizer `{}` and this one is `{}`",
-                saved_spec.name,
-                R::NAME
+                "it was saved with {} parameter group(s), this optimizer has {}",
+                saved.groups.len(),
+                self.groups.len()
             )));
+        }
+        let mut scalars: HashMap<&str, f64> = saved.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let mut rules = Vec::with_capacity(self.groups.len());
+        for (gi, text) in saved.groups.iter().enumerate() {
+            let spec = OptimSpec::parse(text)?;
+            if spec.name != R::NAME {
+                return Err(Error::State(format!(
+                    "it was saved by optimizer `{}` and this one is `{}`",
+                    spec.name,
+                    R::NAME
+                )));
+            }
+            let mut rule = R::from_spec(&spec).map_err(|e| Error::State(format!("group {gi}: {e}")))?;
+            if let Some(lr) = scalars.remove(format!("group.{gi}.lr").as_str()) {
+                valid_lr(R::NAME, lr).map_err(|e| Error::State(format!("group {gi}: {e}")))?;
+                rule.set_lr(lr);
+            }
+            rules.push(rule);
         }
         let mut tensors: HashMap<&str, &Tensor> =
             saved.tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        let mut scalars: HashMap<&str, f64> = saved.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let mut new_state = HashMap::new();
-        let mut lrs = Vec::new();
-        for (gi, group) in self.groups.iter().enumerate() {
-            lrs.push(scalars.remove(format!("group.{gi}.lr").as_str()));
-            let names = group.rule.buffers();
+        for (group, rule) in self.groups.iter().zip(&rules) {
+            let names = rule.buffers();
             for p in &group.params {
                 let Some(step) = scalars.remove(format!("{}.step", p.name()).as_str()) else { continue };
-                if !(step >= 1.0 && step.fract() == 0.0) {
+                if !(step >= 1.0 && step.fract() == 0.0 && step < u64::MAX as f64) {
                     return Err(Error::State(format!("`{}.step` = {step} is not a step count", p.name())));
                 }
                 let value = p.value();
@@ -383,7 +608,7 @@ impl<R: Rule> Optimizer for Engine<R> {
                     let t = tensors.remove(key.as_str()).ok_or_else(|| {
                         Error::State(format!(
                             "buffer `{key}` is missing (options {} need it)",
-                            group.rule.to_spec()
+                            rule.to_spec()
                         ))
                     })?;
                     if t.dims() != value.dims() || t.dtype() != value.dtype() {
@@ -397,8 +622,11 @@ impl<R: Rule> Optimizer for Engine<R> {
                     }
                     bufs.push(t.to_device(value.device())?.copy()?);
                 }
-                let fused = self.uses_fused(&value)?;
-                let buffers = convert(Buffers::Tensors(bufs), &value, fused)?;
+                let buffers = if self.uses_fused(&value, names.len())? {
+                    to_host(&Buffers::Tensors(bufs), &value)?
+                } else {
+                    Buffers::Tensors(bufs)
+                };
                 new_state.insert(p.id(), ParamState { step: step as u64, buffers });
             }
         }
@@ -410,10 +638,8 @@ impl<R: Rule> Optimizer for Engine<R> {
         if let Some(key) = scalars.keys().next() {
             return Err(Error::State(format!("unexpected scalar `{key}`")));
         }
-        for (gi, lr) in lrs.into_iter().enumerate() {
-            if let Some(lr) = lr {
-                self.set_group_learning_rate(gi, lr)?;
-            }
+        for (group, rule) in self.groups.iter_mut().zip(rules) {
+            group.rule = rule;
         }
         self.state = new_state;
         Ok(())
@@ -429,5 +655,71 @@ impl<R: Rule> Optimizer for Engine<R> {
 
     fn set_non_finite(&mut self, policy: NonFinite) {
         self.non_finite = policy;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Adam, RmsProp};
+    use candle_core::Device;
+    use taper_autograd::ParamStore;
+
+    fn bytes(t: &Tensor) -> Vec<f64> {
+        t.flatten_all().and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1()).unwrap_or_default()
+    }
+
+    /// Every value, state tensor and scalar, printed exactly.
+    fn snapshot(opt: &dyn Optimizer, store: &ParamStore) -> String {
+        let state = opt.export_state().unwrap();
+        let values: Vec<Vec<f64>> = store.params().iter().map(|p| bytes(&p.value())).collect();
+        let tensors: Vec<(String, Vec<f64>)> =
+            state.tensors.iter().map(|(k, t)| (k.clone(), bytes(t))).collect();
+        format!("{values:?} {tensors:?} {:?} {:?}", state.scalars, state.groups)
+    }
+
+    fn setup() -> (ParamStore, Grads) {
+        let mut store = ParamStore::new();
+        let dev = Device::Cpu;
+        let a = store.insert("a", Tensor::new(&[1.0f32, -2.0, 3.0], &dev).unwrap()).unwrap();
+        let b = store.insert("b", Tensor::new(&[0.5f32, 0.25], &dev).unwrap()).unwrap();
+        let c = store.insert("c", Tensor::new(&[4.0f32, 5.0], &dev).unwrap()).unwrap();
+        let mut grads = Grads::default();
+        for (p, g) in [(&a, [0.1f32, 0.2, -0.3].as_slice()), (&b, &[1.0, -1.0]), (&c, &[0.5, 0.5])] {
+            grads.set(p, Tensor::new(g, &dev).unwrap());
+        }
+        (store, grads)
+    }
+
+    #[test]
+    fn a_failure_midway_through_the_composed_updates_changes_nothing() {
+        let (store, grads) = setup();
+        let mut opt = Engine::new(Adam::default(), store.trainable()).unwrap();
+        opt.set_kernel_path(KernelPath::Composed);
+        opt.step(&grads).unwrap();
+        let before = snapshot(&opt, &store);
+        // The update of `a` succeeds, that of `b` fails: `a` must not have moved.
+        opt.fail_after_composed = Some(1);
+        assert!(opt.step(&grads).unwrap_err().to_string().contains("injected"));
+        assert_eq!(snapshot(&opt, &store), before);
+        // And the next step is the step that would have been taken.
+        opt.fail_after_composed = None;
+        opt.step(&grads).unwrap();
+        assert_eq!(opt.step_count(&store.params()[1]), Some(2));
+    }
+
+    #[test]
+    fn a_failure_of_a_later_group_changes_no_earlier_one() {
+        // Two groups on different paths: group 0 fused, group 1 composed and failing.
+        let (store, grads) = setup();
+        let ps = store.trainable();
+        let mut opt = Engine::new(RmsProp::default(), vec![ps[0].clone()]).unwrap();
+        opt.add_param_group(vec![ps[1].clone(), ps[2].clone()], "momentum=0.9").unwrap();
+        opt.step(&grads).unwrap();
+        let before = snapshot(&opt, &store);
+        opt.set_kernel_path(KernelPath::Composed);
+        opt.fail_after_composed = Some(2);
+        assert!(opt.step(&grads).is_err());
+        assert_eq!(snapshot(&opt, &store), before);
     }
 }

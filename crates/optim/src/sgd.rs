@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum (PyTorch's `torch.optim.SGD`).
 
-use crate::elem::Elem;
+use crate::elem::{coupled_weight_decay, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::{Error, Result};
@@ -80,7 +80,7 @@ impl Rule for Sgd {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let mut g = if self.weight_decay != 0.0 { g.add_scaled(p, self.weight_decay)? } else { g.clone() };
+        let mut g = coupled_weight_decay(g, p, self.weight_decay)?;
         if let [buf] = s {
             *buf = buf.scale(c.keep)?.add_scaled(&g, c.take)?;
             g = if self.nesterov { g.add_scaled(buf, self.momentum)? } else { buf.clone() };

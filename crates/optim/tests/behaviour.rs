@@ -176,9 +176,11 @@ fn import_rejects_state_that_does_not_fit() {
     let mut rms = from_spec("rmsprop", a.params().to_vec()).unwrap();
     let err = rms.import_state(&saved).unwrap_err().to_string();
     assert!(err.contains("`adam`") && err.contains("`rmsprop`"), "{err}");
-    // Same optimizer, amsgrad needs a buffer the save lacks.
-    let mut ams = from_spec("adam:amsgrad=true", a.params().to_vec()).unwrap();
-    let err = ams.import_state(&saved).unwrap_err().to_string();
+    // Saved with amsgrad: the restored options need a buffer the save lacks.
+    let mut lacking = saved.clone();
+    lacking.groups[0] = lacking.groups[0].replace("amsgrad=false", "amsgrad=true");
+    let mut ams = from_spec("adam", a.params().to_vec()).unwrap();
+    let err = ams.import_state(&lacking).unwrap_err().to_string();
     assert!(err.contains("max_exp_avg_sq") && err.contains("missing"), "{err}");
     // A buffer of the wrong shape.
     let mut bad = saved.clone();
@@ -335,4 +337,112 @@ fn bad_specs_name_the_key_and_the_allowed_range() {
             assert!(err.contains(n), "{spec}: `{err}` should mention `{n}`");
         }
     }
+}
+
+// ---------------------------------------------------------------- all or nothing
+
+/// Every parameter's value and every state tensor and scalar, for byte-exact comparisons.
+fn snapshot(opt: &dyn Optimizer, s: &ParamStore) -> (Vec<Vec<f64>>, String) {
+    let state = opt.export_state().unwrap();
+    let tensors: Vec<(String, Vec<f64>)> = state
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()))
+        .collect();
+    (values(s), format!("{tensors:?} {:?} {:?}", state.scalars, state.groups))
+}
+
+#[test]
+fn a_forced_fused_step_on_a_parameter_it_cannot_take_changes_nothing() {
+    // `w` and `b` can take the fused kernel, `h` (f16) cannot; it comes last.
+    let mut s = store(DType::F32, 11);
+    let mut g = grads(&s);
+    let h = s
+        .insert("h", Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap().to_dtype(DType::F16).unwrap())
+        .unwrap();
+    g.set(&h, Tensor::new(&[0.5f32, -0.5], &Device::Cpu).unwrap().to_dtype(DType::F16).unwrap());
+    let mut opt = from_spec("adam:lr=0.1", s.params().to_vec()).unwrap();
+    opt.step(&g).unwrap(); // Auto: fused for w and b, composed for h.
+    let before = snapshot(opt.as_ref(), &s);
+    opt.set_kernel_path(KernelPath::Fused);
+    let err = opt.step(&g).unwrap_err().to_string();
+    assert!(err.contains("fused kernel") && err.contains("F16"), "{err}");
+    assert_eq!(snapshot(opt.as_ref(), &s), before, "w and b must not move when h cannot be updated");
+    opt.set_kernel_path(KernelPath::Auto);
+    opt.step(&g).unwrap();
+    assert_ne!(snapshot(opt.as_ref(), &s), before);
+}
+
+#[test]
+fn integer_parameters_are_refused_up_front() {
+    let mut s = ParamStore::new();
+    let n = s.insert("n", Tensor::new(&[1u32, 2], &Device::Cpu).unwrap()).unwrap();
+    let err = from_spec("sgd", vec![n.clone()]).err().unwrap().to_string();
+    assert!(err.contains("`n`") && err.contains("floating-point"), "{err}");
+    let w = store(DType::F32, 1).params()[0].clone();
+    let mut opt = from_spec("sgd", vec![w]).unwrap();
+    assert!(opt.add_param_group(vec![n], "lr=0.1").is_err());
+    assert_eq!(opt.num_groups(), 1);
+}
+
+#[test]
+fn every_groups_spec_is_saved_and_an_import_is_all_or_nothing() {
+    let a = store(DType::F64, 12);
+    let [w, b] = [a.params()[0].clone(), a.params()[1].clone()];
+    let mut opt = from_spec("sgd:lr=0.1,momentum=0.9", vec![w.clone()]).unwrap();
+    opt.add_param_group(vec![b.clone()], "lr=0.01,nesterov=true").unwrap();
+    train(opt.as_mut(), &a, 3);
+    let saved = opt.export_state().unwrap();
+    assert_eq!(saved.groups.len(), 2);
+    assert!(
+        saved.groups[1].contains("nesterov=true") && saved.groups[1].contains("lr=0.01"),
+        "{:?}",
+        saved.groups
+    );
+
+    // A fresh optimizer with other hyperparameters gets the saved ones back, group by group.
+    let mut other = from_spec("sgd:lr=0.5,momentum=0.9", vec![w.clone()]).unwrap();
+    other.add_param_group(vec![b.clone()], "lr=0.5").unwrap();
+    other.import_state(&saved).unwrap();
+    assert_eq!(other.group_spec(1), opt.group_spec(1));
+    assert_eq!(other.group_learning_rate(0), Some(0.1));
+
+    // A bad learning rate in group 1 must not set group 0's first.
+    let mut bad = saved.clone();
+    bad.scalars.insert("group.0.lr".into(), 0.3);
+    bad.scalars.insert("group.1.lr".into(), f64::NAN);
+    let mut fresh = from_spec("sgd:lr=0.5,momentum=0.9", vec![w.clone()]).unwrap();
+    fresh.add_param_group(vec![b.clone()], "lr=0.5").unwrap();
+    let before = snapshot(fresh.as_ref(), &a);
+    assert!(fresh.import_state(&bad).unwrap_err().to_string().contains("group 1"));
+    assert_eq!(fresh.group_learning_rate(0), Some(0.5));
+    assert_eq!(snapshot(fresh.as_ref(), &a), before);
+
+    // A group spec of another optimizer, or another number of groups: refused, nothing changed.
+    let mut foreign = saved.clone();
+    foreign.groups[1] = "adam:lr=0.01".into();
+    assert!(fresh.import_state(&foreign).unwrap_err().to_string().contains("`adam`"));
+    let mut one = saved.clone();
+    one.groups.pop();
+    assert!(fresh.import_state(&one).unwrap_err().to_string().contains("1 parameter group"));
+    assert_eq!(snapshot(fresh.as_ref(), &a), before);
+}
+
+#[test]
+fn typed_access_to_hyperparameters_and_buffers() {
+    use taper_optim::{Engine, RmsProp};
+    let a = store(DType::F32, 13);
+    let mut opt = from_spec("rmsprop:lr=0.01,alpha=0.9", a.params().to_vec()).unwrap();
+    let p = a.params()[1].clone();
+    assert_eq!(opt.step_count(&p), None);
+    assert!(opt.buffer(&p, "square_avg").unwrap().is_none());
+    train(opt.as_mut(), &a, 2);
+    let rule = opt.as_any().downcast_ref::<Engine<RmsProp>>().unwrap().rule();
+    assert_eq!(rule.alpha, 0.9);
+    assert_eq!(opt.step_count(&p), Some(2));
+    let sq = opt.buffer(&p, "square_avg").unwrap().unwrap();
+    let saved = opt.export_state().unwrap();
+    let exported = &saved.tensors.iter().find(|(k, _)| k == "b.square_avg").unwrap().1;
+    assert_eq!(sq.to_vec2::<f32>().unwrap(), exported.to_vec2::<f32>().unwrap());
+    assert!(opt.buffer(&p, "momentum_buffer").unwrap().is_none());
 }

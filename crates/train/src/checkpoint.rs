@@ -55,6 +55,10 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
     meta.insert("optimizer".to_string(), opt.spec().to_string());
     meta.insert(
+        "optimizer_groups".to_string(),
+        serde_json::to_string(&state.groups).map_err(|x| e(x.to_string()))?,
+    );
+    meta.insert(
         "optim_scalars".to_string(),
         serde_json::to_string(&state.scalars).map_err(|x| e(x.to_string()))?,
     );
@@ -153,7 +157,12 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
             return Err(e(format!("unexpected tensor `{name}` (neither model.* nor optim.*)")));
         }
     }
-    let optim = OptimState { spec: field("optimizer")?, scalars, tensors: optim_tensors };
+    // Every group's spec; checkpoints written before groups were recorded hold the first only.
+    let groups: Vec<String> = match meta.get("optimizer_groups") {
+        Some(text) => serde_json::from_str(text).map_err(|x| e(format!("bad optimizer_groups: {x}")))?,
+        None => vec![field("optimizer")?],
+    };
+    let optim = OptimState { groups, scalars, tensors: optim_tensors };
     Ok(Checkpoint { model, optim, progress })
 }
 
@@ -188,19 +197,31 @@ pub fn load(path: &Path, params: &ParamStore, opt: &mut dyn Optimizer) -> Result
     if !differences.is_empty() {
         return Err(e(differences.join("; ")));
     }
-    let saved = OptimSpec::parse(&ck.optim.spec).map_err(|x| e(x.to_string()))?;
-    if saved.name != opt.name() {
-        return Err(e(format!(
-            "saved with optimizer `{}` ({}), this run uses `{}`",
-            saved.name,
-            ck.optim.spec,
-            opt.name()
-        )));
+    for (gi, text) in ck.optim.groups.iter().enumerate() {
+        let saved = OptimSpec::parse(text).map_err(|x| e(format!("group {gi}: {x}")))?;
+        if saved.name != opt.name() {
+            return Err(e(format!(
+                "saved with optimizer `{}` ({text}), this run uses `{}`",
+                saved.name,
+                opt.name()
+            )));
+        }
     }
+    // Everything that can fail comes first: the values on the parameters' devices, then the
+    // optimizer's import (all or nothing); only then are the parameters set, which cannot fail
+    // (names, shapes and dtypes were checked above).
+    let values = params
+        .params()
+        .iter()
+        .map(|p| {
+            let t =
+                ck.model.get(p.name()).ok_or_else(|| e(format!("parameter `{}` is missing", p.name())))?;
+            Ok((p, t.to_device(&p.device())?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     opt.import_state(&ck.optim).map_err(|x| e(x.to_string()))?;
-    for p in params.params() {
-        let t = &ck.model[p.name()];
-        p.set(t.to_device(&p.device())?)?;
+    for (p, t) in values {
+        p.set(t)?;
     }
     Ok(ck.progress)
 }

@@ -185,7 +185,37 @@ fn header_holds_the_run_metadata() {
     assert_eq!(ck.progress.epoch, 1);
     assert_eq!(ck.progress.step, 10);
     assert_eq!(ck.progress.seed, 3);
-    assert!(ck.optim.spec.starts_with("adam:lr=0.01"));
+    assert_eq!(ck.optim.groups.len(), 1);
+    assert!(ck.optim.groups[0].starts_with("adam:lr=0.01"));
     assert!(ck.model.contains_key("fc1.weight"));
     assert!(ck.optim.tensors.iter().any(|(k, _)| k == "fc2.bias.exp_avg_sq"));
+}
+
+#[test]
+fn every_parameter_group_is_recorded_and_checked() {
+    let (_, store) = model();
+    let ps = store.trainable();
+    let (first, rest) = ps.split_at(2);
+    let mut opt = from_spec("sgd:lr=0.1,momentum=0.9", first.to_vec()).unwrap();
+    opt.add_param_group(rest.to_vec(), "lr=0.01,nesterov=true").unwrap();
+    let path = tmp("groups");
+    checkpoint::save(&path, &store, opt.as_ref(), &Progress::default()).unwrap();
+    let ck = checkpoint::read(&path).unwrap();
+    assert_eq!(ck.optim.groups.len(), 2);
+    assert!(ck.optim.groups[1].contains("nesterov=true"), "{:?}", ck.optim.groups);
+
+    // Loading into an optimizer with one group: refused, the model untouched.
+    let (_, fresh) = model();
+    let before = bits(&fresh);
+    let mut single = from_spec("sgd:lr=0.1,momentum=0.9", fresh.trainable()).unwrap();
+    let err = checkpoint::load(&path, &fresh, single.as_mut()).unwrap_err().to_string();
+    assert!(err.contains("2 parameter group"), "{err}");
+    assert_eq!(bits(&fresh), before);
+    // Into two groups: every group's options come back.
+    let fps = fresh.trainable();
+    let mut two = from_spec("sgd:lr=0.5,momentum=0.9", fps[..2].to_vec()).unwrap();
+    two.add_param_group(fps[2..].to_vec(), "lr=0.5").unwrap();
+    checkpoint::load(&path, &fresh, two.as_mut()).unwrap();
+    assert_eq!(two.group_spec(1), opt.group_spec(1));
+    assert_eq!(bits(&fresh), bits(&store));
 }
