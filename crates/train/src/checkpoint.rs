@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 use taper_autograd::ParamStore;
 use taper_optim::{OptimSpec, OptimState, Optimizer};
 
+use crate::trainer::Record;
 use crate::{Error, Result};
 
 /// The `format` tag in the header.
@@ -20,7 +21,7 @@ pub const FORMAT: &str = "taper-checkpoint";
 pub const FORMAT_VERSION: &str = "1";
 
 /// Where a run is: what the header records besides the tensors.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Progress {
     /// Optimizer steps taken.
     pub step: u64,
@@ -32,6 +33,24 @@ pub struct Progress {
     pub seed: u64,
     /// Free-form extra fields (example name, model, ...).
     pub extra: BTreeMap<String, String>,
+    /// The curve so far, so that a resumed run's curve is the uninterrupted run's.
+    pub records: Vec<Record>,
+    /// Sum and count of the batch losses since the last curve point.
+    pub window: (f64, u64),
+    /// Sum and count of the batch losses of the current epoch so far.
+    pub epoch_loss: (f64, u64),
+    /// Steps skipped for a non-finite gradient so far.
+    pub skipped: u64,
+}
+
+/// `a:b` with each f64 in its shortest exact form (NaN and infinities included, which JSON lacks).
+fn pair(a: f64, b: f64) -> String {
+    format!("{a}:{b}")
+}
+
+fn parse_pair(s: &str) -> Option<(f64, f64)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 fn ck_err(path: &Path) -> impl Fn(String) -> Error + '_ {
@@ -66,6 +85,11 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     meta.insert("epoch".to_string(), progress.epoch.to_string());
     meta.insert("batch_in_epoch".to_string(), progress.batch_in_epoch.to_string());
     meta.insert("seed".to_string(), progress.seed.to_string());
+    let records: Vec<String> = progress.records.iter().map(|r| pair(r.epoch, r.value)).collect();
+    meta.insert("records".to_string(), records.join(" "));
+    meta.insert("window".to_string(), pair(progress.window.0, progress.window.1 as f64));
+    meta.insert("epoch_loss".to_string(), pair(progress.epoch_loss.0, progress.epoch_loss.1 as f64));
+    meta.insert("skipped".to_string(), progress.skipped.to_string());
     for (k, v) in &progress.extra {
         meta.insert(format!("extra.{k}"), v.clone());
     }
@@ -99,6 +123,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::Io { path: path.to_path_buf(), source }
     })
+}
+
+/// A `sum:count` header field (absent: nothing summed).
+fn sum_count(meta: &HashMap<String, String>, key: &str) -> std::result::Result<(f64, u64), String> {
+    let Some(text) = meta.get(key) else { return Ok((0.0, 0)) };
+    match parse_pair(text) {
+        Some((sum, count)) if count >= 0.0 && count.fract() == 0.0 => Ok((sum, count as u64)),
+        _ => Err(format!("header field `{key}` is not sum:count")),
+    }
 }
 
 /// A checkpoint read from disk, not yet applied.
@@ -142,6 +175,21 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("extra.").map(|k| (k.to_string(), v.clone())))
             .collect(),
+        // Checkpoints written before the curve was carried have none of these: start empty.
+        records: match meta.get("records") {
+            Some(text) => text
+                .split_whitespace()
+                .map(|r| parse_pair(r).map(|(epoch, value)| Record { epoch, value }))
+                .collect::<Option<_>>()
+                .ok_or_else(|| e("header field `records` is not a list of epoch:value pairs".into()))?,
+            None => Vec::new(),
+        },
+        window: sum_count(&meta, "window").map_err(&e)?,
+        epoch_loss: sum_count(&meta, "epoch_loss").map_err(&e)?,
+        skipped: match meta.get("skipped") {
+            Some(v) => v.parse().map_err(|_| e("header field `skipped` is not a number".into()))?,
+            None => 0,
+        },
     };
     let scalars: BTreeMap<String, f64> =
         serde_json::from_str(&field("optim_scalars")?).map_err(|x| e(format!("bad optim_scalars: {x}")))?;

@@ -57,12 +57,16 @@ pub struct TrainConfig {
     pub resume: Option<PathBuf>,
     /// Show a progress bar (only ever drawn when stderr is a terminal).
     pub progress_bar: bool,
+    /// Stop after this many optimizer steps in all (a resumed run counts the saved ones), saving
+    /// a checkpoint of the position when `save` is set.
+    pub max_steps: Option<u64>,
     /// Extra header fields for checkpoints.
     pub extra: BTreeMap<String, String>,
 }
 
 impl TrainConfig {
-    /// Defaults: no clipping, schedule, checkpoints or progress bar; a record per epoch.
+    /// Defaults: no clipping, schedule, checkpoints or step limit; a record per epoch; a progress
+    /// bar when stderr is a terminal.
     pub fn new(epochs: usize, loader: Loader) -> Self {
         Self {
             epochs,
@@ -74,7 +78,8 @@ impl TrainConfig {
             save: None,
             save_every: None,
             resume: None,
-            progress_bar: false,
+            progress_bar: true,
+            max_steps: None,
             extra: BTreeMap::new(),
         }
     }
@@ -146,7 +151,158 @@ fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
     bar
 }
 
-/// Trains `params` with `opt` on `data` as `cfg` says, calling `task` for the loss.
+/// A run in progress: where it is (what a checkpoint records) and what it has measured.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    /// Training examples.
+    n: usize,
+    progress: Progress,
+    hist: History,
+    /// Examples seen since the run's start (before a resume included).
+    examples_seen: usize,
+    /// The next `examples_seen` at which a curve point is due (with `record_every > 0`).
+    next_record: usize,
+    /// Examples trained in this process, and since when (for the speed).
+    trained_here: usize,
+    started: Instant,
+}
+
+impl<'a> Run<'a> {
+    /// A fresh run, or the run a checkpoint left off.
+    fn start(cfg: &'a TrainConfig, n: usize, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Self> {
+        let mut progress = Progress { seed: cfg.loader.seed, ..Progress::default() };
+        if let Some(path) = &cfg.resume {
+            let saved = checkpoint::load(path, params, opt)?;
+            if saved.seed != cfg.loader.seed {
+                return Err(Error::Checkpoint {
+                    path: path.clone(),
+                    msg: format!(
+                        "saved by a run with seed {}, this run's seed is {}: use the same seed",
+                        saved.seed, cfg.loader.seed
+                    ),
+                });
+            }
+            progress = saved;
+        }
+        progress.extra = cfg.extra.clone();
+        // Examples seen: whole epochs, then the batches of the current epoch already consumed.
+        let in_epoch: usize = cfg
+            .loader
+            .epoch_batches(n, progress.epoch as usize)
+            .iter()
+            .take(progress.batch_in_epoch as usize)
+            .map(Vec::len)
+            .sum();
+        let examples_seen = progress.epoch as usize * n + in_epoch;
+        let next_record =
+            examples_seen.checked_div(cfg.record_every).map_or(0, |k| (k + 1) * cfg.record_every);
+        let hist = History {
+            records: progress.records.clone(),
+            steps: progress.step,
+            skipped: progress.skipped,
+            ..History::default()
+        };
+        Ok(Self {
+            cfg,
+            n,
+            progress,
+            hist,
+            examples_seen,
+            next_record,
+            trained_here: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether the step budget (`max_steps`) is spent.
+    fn done(&self) -> bool {
+        self.cfg.max_steps.is_some_and(|m| self.hist.steps >= m)
+    }
+
+    /// Adds a curve point: `task.record()`, else the mean batch loss since the last point.
+    fn record(&mut self, task: &mut dyn Task, epoch: f64) -> Result<()> {
+        let (sum, count) = self.progress.window;
+        let value = match task.record()? {
+            Some(v) => v,
+            None => sum / count.max(1) as f64,
+        };
+        self.progress.window = (0.0, 0);
+        self.hist.records.push(Record { epoch, value });
+        Ok(())
+    }
+
+    /// Books one trained batch of `size` examples with loss `value`.
+    fn count_batch(&mut self, task: &mut dyn Task, size: usize, value: f64) -> Result<()> {
+        self.hist.steps += 1;
+        self.progress.batch_in_epoch += 1;
+        let (sum, count) = self.progress.epoch_loss;
+        self.progress.epoch_loss = (sum + value, count + 1);
+        let (sum, count) = self.progress.window;
+        self.progress.window = (sum + value, count + 1);
+        self.examples_seen += size;
+        self.trained_here += size;
+        if self.cfg.record_every > 0 && self.examples_seen >= self.next_record {
+            self.next_record += self.cfg.record_every;
+            self.record(task, self.examples_seen as f64 / self.n as f64)?;
+        }
+        Ok(())
+    }
+
+    /// Ends epoch `epoch`: its mean loss and time, the per-epoch curve point, the position.
+    fn end_epoch(&mut self, task: &mut dyn Task, epoch: usize, seconds: f64) -> Result<()> {
+        let (sum, count) = self.progress.epoch_loss;
+        self.hist.epoch_seconds.push(seconds);
+        self.hist.epoch_loss.push(sum / count.max(1) as f64);
+        if self.cfg.record_every == 0 {
+            self.record(task, (epoch + 1) as f64)?;
+        }
+        self.progress.epoch = epoch as u64 + 1;
+        self.progress.batch_in_epoch = 0;
+        self.progress.epoch_loss = (0.0, 0);
+        Ok(())
+    }
+
+    /// Writes a checkpoint of where the run is.
+    fn save(&mut self, params: &ParamStore, opt: &dyn Optimizer) -> Result<()> {
+        let Some(path) = &self.cfg.save else { return Ok(()) };
+        self.progress.step = self.hist.steps;
+        self.progress.skipped = self.hist.skipped;
+        self.progress.records = self.hist.records.clone();
+        checkpoint::save(path, params, opt, &self.progress)
+    }
+
+    fn speed(&self) -> f64 {
+        self.trained_here as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+}
+
+/// One optimizer step on `batch`: loss, gradients, clipping, update. Returns the loss.
+fn train_step(
+    task: &mut dyn Task,
+    opt: &mut dyn Optimizer,
+    cfg: &TrainConfig,
+    batch: &Dataset,
+    hist: &mut History,
+) -> Result<f64> {
+    let tape = Tape::new();
+    let loss = task.loss(&tape, batch)?;
+    let value = loss.to_scalar_f64()?;
+    let mut grads = loss.backward()?;
+    if let Some(v) = cfg.clip_value {
+        clip::clip_grad_value(&mut grads, &opt.params(), v)?;
+    }
+    if let Some(m) = cfg.clip_norm {
+        clip::clip_grad_norm(&mut grads, &opt.params(), m)?;
+    }
+    if let StepOutcome::Skipped { .. } = opt.step(&grads)? {
+        hist.skipped += 1;
+    }
+    Ok(value)
+}
+
+/// Trains `params` with `opt` on `data` as `cfg` says, calling `task` for the loss. A run resumed
+/// from a checkpoint (`cfg.resume`) continues exactly where the saved run was: same parameters,
+/// optimizer state, data order and curve, so its [`History::records`] are the uninterrupted run's.
 pub fn train(
     task: &mut dyn Task,
     params: &ParamStore,
@@ -162,108 +318,50 @@ pub fn train(
         Some(spec) => Some(LrSchedule::new(schedule::parse(spec)?, opt)),
         None => None,
     };
-    let mut progress = Progress { seed: cfg.loader.seed, extra: cfg.extra.clone(), ..Progress::default() };
-    if let Some(path) = &cfg.resume {
-        let saved = checkpoint::load(path, params, opt)?;
-        if saved.seed != cfg.loader.seed {
-            return Err(Error::Checkpoint {
-                path: path.clone(),
-                msg: format!(
-                    "saved by a run with seed {}, this run's seed is {}: use the same seed",
-                    saved.seed, cfg.loader.seed
-                ),
-            });
-        }
-        progress = Progress { extra: cfg.extra.clone(), ..saved };
-    }
-    let mut hist = History { steps: progress.step, ..History::default() };
-    let batches_per_epoch = cfg.loader.batches(n);
-    let mut examples_seen = (progress.epoch as usize * n) as f64;
-    if progress.step == 0 && progress.epoch == 0 && cfg.record_every > 0 {
+    let mut run = Run::start(cfg, n, params, opt)?;
+    if run.hist.steps == 0 && run.progress.epoch == 0 && cfg.record_every > 0 {
         if let Some(v) = task.record()? {
-            hist.records.push(Record { epoch: 0.0, value: v });
+            run.hist.records.push(Record { epoch: 0.0, value: v });
         }
     }
-    let started = Instant::now();
-    let mut trained_examples = 0usize;
-    for epoch in progress.epoch as usize..cfg.epochs {
+    let batches_per_epoch = cfg.loader.batches(n);
+    for epoch in run.progress.epoch as usize..cfg.epochs {
+        if run.done() {
+            break;
+        }
         if let Some(s) = &sched {
             s.apply(opt, epoch as u64)?;
         }
         let t0 = Instant::now();
         let bar = progress_bar(cfg.progress_bar, batches_per_epoch as u64);
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        let skip = if epoch as u64 == progress.epoch { progress.batch_in_epoch as usize } else { 0 };
-        let (mut loss_sum, mut loss_count, mut since_record) = (0.0, 0usize, (0.0, 0usize));
-        // The next multiple of record_every past what has been seen (0 when not recording).
-        let mut next_record =
-            (examples_seen as usize).checked_div(cfg.record_every).map_or(0, |k| (k + 1) * cfg.record_every);
-        for (b, ids) in cfg.loader.epoch_batches(n, epoch).into_iter().enumerate().skip(skip) {
-            let batch = data.select(&ids)?;
-            let tape = Tape::new();
-            let loss = task.loss(&tape, &batch)?;
-            let value = loss.to_scalar_f64()?;
-            let mut grads = loss.backward()?;
-            if let Some(v) = cfg.clip_value {
-                clip::clip_grad_value(&mut grads, &opt.params(), v)?;
+        bar.set_position(run.progress.batch_in_epoch);
+        let skip = run.progress.batch_in_epoch as usize;
+        for ids in cfg.loader.epoch_batches(n, epoch).into_iter().skip(skip) {
+            if run.done() {
+                break;
             }
-            if let Some(m) = cfg.clip_norm {
-                clip::clip_grad_norm(&mut grads, &opt.params(), m)?;
-            }
-            match opt.step(&grads)? {
-                StepOutcome::Applied => {}
-                StepOutcome::Skipped { .. } => hist.skipped += 1,
-            }
-            hist.steps += 1;
-            loss_sum += value;
-            loss_count += 1;
-            since_record = (since_record.0 + value, since_record.1 + 1);
-            examples_seen += ids.len() as f64;
-            trained_examples += ids.len();
-            if cfg.record_every > 0 && examples_seen as usize >= next_record {
-                next_record += cfg.record_every;
-                let v = match task.record()? {
-                    Some(v) => v,
-                    None => since_record.0 / since_record.1.max(1) as f64,
-                };
-                since_record = (0.0, 0);
-                hist.records.push(Record { epoch: examples_seen / n as f64, value: v });
-            }
+            let value = train_step(task, opt, cfg, &data.select(&ids)?, &mut run.hist)?;
+            run.count_batch(task, ids.len(), value)?;
             bar.inc(1);
-            if b % 10 == 0 {
-                let rate = trained_examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("loss {:.4}  {rate:.0} ex/s", loss_sum / loss_count as f64));
+            if run.progress.batch_in_epoch % 10 == 1 {
+                let (sum, count) = run.progress.epoch_loss;
+                bar.set_message(format!("loss {:.4}  {:.0} ex/s", sum / count.max(1) as f64, run.speed()));
             }
-            if let (Some(path), Some(every)) = (&cfg.save, cfg.save_every) {
-                if every > 0 && hist.steps.is_multiple_of(every) {
-                    let p = Progress {
-                        step: hist.steps,
-                        epoch: epoch as u64,
-                        batch_in_epoch: b as u64 + 1,
-                        ..progress.clone()
-                    };
-                    checkpoint::save(path, params, opt, &p)?;
-                }
+            if cfg.save_every.is_some_and(|every| every > 0 && run.hist.steps.is_multiple_of(every)) {
+                run.save(params, opt)?;
             }
         }
         bar.finish_and_clear();
-        hist.epoch_seconds.push(t0.elapsed().as_secs_f64());
-        hist.epoch_loss.push(loss_sum / loss_count.max(1) as f64);
-        if cfg.record_every == 0 {
-            let v = match task.record()? {
-                Some(v) => v,
-                None => loss_sum / loss_count.max(1) as f64,
-            };
-            hist.records.push(Record { epoch: (epoch + 1) as f64, value: v });
+        if run.progress.batch_in_epoch as usize == batches_per_epoch {
+            run.end_epoch(task, epoch, t0.elapsed().as_secs_f64())?;
+            run.save(params, opt)?;
+            task.on_epoch(epoch, &run.hist)?;
+        } else {
+            // Stopped inside the epoch by `max_steps`: save the position for a resume.
+            run.save(params, opt)?;
         }
-        progress.epoch = epoch as u64 + 1;
-        progress.batch_in_epoch = 0;
-        progress.step = hist.steps;
-        if let Some(path) = &cfg.save {
-            checkpoint::save(path, params, opt, &progress)?;
-        }
-        task.on_epoch(epoch, &hist)?;
     }
-    hist.examples_per_second = trained_examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    Ok(hist)
+    run.hist.examples_per_second = run.speed();
+    Ok(run.hist)
 }

@@ -219,3 +219,50 @@ fn every_parameter_group_is_recorded_and_checked() {
     assert_eq!(two.group_spec(1), opt.group_spec(1));
     assert_eq!(bits(&fresh), bits(&store));
 }
+
+/// Trains as [`run`] does, recording a curve point every `record_every` examples (0: per epoch),
+/// stopping after `max_steps` steps; returns the history.
+fn curve(
+    epochs: usize,
+    save: Option<&Path>,
+    resume: Option<&Path>,
+    max_steps: Option<u64>,
+    record_every: usize,
+) -> taper_train::History {
+    let (mut task, store) = model();
+    let mut opt = from_spec("adam:lr=0.01", store.trainable()).unwrap();
+    let mut cfg = TrainConfig::new(epochs, Loader::new(32, true, false, 3).unwrap());
+    cfg.save = save.map(Path::to_path_buf);
+    cfg.resume = resume.map(Path::to_path_buf);
+    cfg.max_steps = max_steps;
+    cfg.record_every = record_every;
+    train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap()
+}
+
+fn points(h: &taper_train::History) -> Vec<(u64, u64)> {
+    h.records.iter().map(|r| (r.epoch.to_bits(), r.value.to_bits())).collect()
+}
+
+#[test]
+fn a_resumed_runs_curve_is_the_uninterrupted_runs() {
+    for record_every in [64, 100, 0] {
+        let straight = curve(3, None, None, None, record_every);
+        assert!(straight.records.len() >= 3, "{record_every}: {:?}", straight.records);
+        // 1 epoch, then resumed for the rest.
+        let path = tmp(&format!("curve-{record_every}"));
+        curve(1, Some(&path), None, None, record_every);
+        let resumed = curve(3, None, Some(&path), None, record_every);
+        assert_eq!(points(&resumed), points(&straight), "record_every {record_every}: epoch boundary");
+        // Stopped inside epoch 2 (step 14 = batch 4 of 10), then resumed, twice over.
+        let mid = tmp(&format!("curve-mid-{record_every}"));
+        let first = curve(3, Some(&mid), None, Some(14), record_every);
+        assert_eq!(first.steps, 14);
+        let ck = checkpoint::read(&mid).unwrap();
+        assert_eq!((ck.progress.epoch, ck.progress.batch_in_epoch), (1, 4));
+        curve(3, Some(&mid), Some(&mid), Some(23), record_every);
+        let resumed = curve(3, None, Some(&mid), None, record_every);
+        assert_eq!(points(&resumed), points(&straight), "record_every {record_every}: mid-epoch");
+        assert_eq!(resumed.epoch_loss.last(), straight.epoch_loss.last(), "the split epoch's mean loss");
+        assert_eq!(resumed.steps, straight.steps);
+    }
+}
