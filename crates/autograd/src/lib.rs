@@ -31,6 +31,7 @@
 mod cpu;
 mod error;
 mod grads;
+pub mod kernels;
 mod ops;
 mod param;
 pub mod profile;
@@ -39,6 +40,7 @@ mod var;
 
 pub use error::{Error, Result};
 pub use grads::Grads;
+pub use kernels::{with_kernels, Kernels};
 pub use ops::Activation;
 pub use param::{Param, ParamId, ParamStore};
 pub use tape::Tape;

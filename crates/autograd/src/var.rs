@@ -103,7 +103,7 @@ impl Var {
             return Err(Error::NotScalar(self.shape().clone()));
         }
         let host = crate::cpu::with_float!(self.dtype(), T => {
-            crate::cpu::host_slice::<T>(&self.value).map(|s| candle_core::WithDType::to_f64(s.get()[0]))
+            crate::cpu::host_view::<T>(&self.value).map(|s| candle_core::WithDType::to_f64(s.get()[0]))
         });
         match host.flatten() {
             Some(v) => Ok(v),

@@ -222,39 +222,38 @@ fn composite_uses_accumulate() {
         .log_softmax(1));
 }
 
-/// Taper's CPU kernels compute the same values as candle's conv2d and pooling (f32 and f64, with
-/// and without bias, every stride and padding the tests use).
-#[test]
-fn cpu_forward_values_match_candle() {
+/// Taper's ops compute the same values as candle's conv2d and pooling on the CPU (f32 and f64,
+/// with and without bias, every stride and padding the tests use), on every device and path.
+fn forward_values_match_candle(device: &Device) -> anyhow::Result<()> {
     use candle_core::DType;
-    use taper_autograd::Var;
-    for dtype in [DType::F64, DType::F32] {
-        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-        for (seed, xd, kd, stride, pad) in [
-            (1u64, [2usize, 3, 7, 6], [4usize, 3, 3, 3], 1usize, 1usize),
-            (2, [3, 1, 28, 28], [8, 1, 3, 3], 1, 1),
-            (3, [2, 2, 9, 8], [3, 2, 3, 3], 2, 0),
-            (4, [1, 4, 6, 6], [2, 4, 1, 1], 1, 0),
-            (5, [2, 2, 8, 8], [2, 2, 5, 5], 3, 2),
-        ] {
-            let t = inputs(seed, &[&xd, &kd, &[kd[0]]], -1.0, 1.0);
-            let (x, k, b) =
-                (t[0].to_dtype(dtype).unwrap(), t[1].to_dtype(dtype).unwrap(), t[2].to_dtype(dtype).unwrap());
-            let ours = Var::constant(x.clone())
-                .conv2d_with_bias(&Var::constant(k.clone()), Some(&Var::constant(b.clone())), stride, pad)
-                .unwrap();
-            let theirs = x
-                .conv2d(&k, pad, stride, 1, 1)
-                .unwrap()
-                .broadcast_add(&b.reshape((1, kd[0], 1, 1)).unwrap())
-                .unwrap();
-            let e = common::rel_err(ours.value(), &theirs);
-            assert!(e < tol, "conv2d {xd:?} {kd:?} s{stride} p{pad} {dtype:?}: {e:e}");
-            for (k, s) in [(2, 2), (3, 2), (2, 1)] {
-                let ours = Var::constant(x.clone()).max_pool2d(k, s).unwrap();
-                let theirs = x.max_pool2d_with_stride(k, s).unwrap();
-                assert_eq!(common::rel_err(ours.value(), &theirs), 0.0, "max_pool2d {k} {s}");
+    use taper_autograd::{with_kernels, Kernels, Var};
+    for kernels in [Kernels::Native, Kernels::Generic] {
+        for dtype in [DType::F64, DType::F32] {
+            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+            for (seed, xd, kd, stride, pad) in [
+                (1u64, [2usize, 3, 7, 6], [4usize, 3, 3, 3], 1usize, 1usize),
+                (2, [3, 1, 28, 28], [8, 1, 3, 3], 1, 1),
+                (3, [2, 2, 9, 8], [3, 2, 3, 3], 2, 0),
+                (4, [1, 4, 6, 6], [2, 4, 1, 1], 1, 0),
+                (5, [2, 2, 8, 8], [2, 2, 5, 5], 3, 2),
+            ] {
+                let t = inputs(seed, &[&xd, &kd, &[kd[0]]], -1.0, 1.0);
+                let (x, k, b) = (t[0].to_dtype(dtype)?, t[1].to_dtype(dtype)?, t[2].to_dtype(dtype)?);
+                let on = |t: &Tensor| Var::constant(t.to_device(device).unwrap());
+                let ours =
+                    with_kernels(kernels, || on(&x).conv2d_with_bias(&on(&k), Some(&on(&b)), stride, pad))?;
+                let theirs = x.conv2d(&k, pad, stride, 1, 1)?.broadcast_add(&b.reshape((1, kd[0], 1, 1))?)?;
+                let e = common::rel_err(&ours.value().to_device(&Device::Cpu)?, &theirs);
+                assert!(e < tol, "conv2d {xd:?} {kd:?} s{stride} p{pad} {dtype:?} {kernels:?}: {e:e}");
+                for (k, s) in [(2, 2), (3, 2), (2, 1)] {
+                    let ours = with_kernels(kernels, || on(&x).max_pool2d(k, s))?;
+                    let theirs = x.max_pool2d_with_stride(k, s)?;
+                    let e = common::rel_err(&ours.value().to_device(&Device::Cpu)?, &theirs);
+                    assert_eq!(e, 0.0, "max_pool2d {k} {s} {kernels:?}");
+                }
             }
         }
     }
+    Ok(())
 }
+taper_tensor::test_device!(forward_values_match_candle);

@@ -13,11 +13,13 @@ mod device;
 mod error;
 pub mod parallel;
 mod rng;
+mod testing;
 
 pub use candle_core::{DType, Device, Shape, Tensor, D};
 pub use device::{cuda_compiled, device_name, DeviceSpec};
 pub use error::{Error, Result};
 pub use rng::SeededRng;
+pub use testing::test_devices;
 
 /// Sets the process up for fast CPU work. Call it first thing in `main`, before any thread starts
 /// (it changes the environment, which is not safe while other threads read it); every example and

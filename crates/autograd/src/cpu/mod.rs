@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use candle_core::{Device, Storage, StorageRef, Tensor, WithDType};
 use taper_tensor::parallel;
 
+use crate::kernels::{kernels, Kernels};
 use crate::Result;
 
 /// Runs `$body` with `$T` bound to the Rust type of `$dtype` (f32 or f64); `None` for other dtypes.
@@ -91,8 +92,20 @@ impl<T> HostSlice<'_, T> {
     }
 }
 
-/// Borrows the elements of `t` when it is a contiguous CPU tensor of dtype `T`.
+/// Borrows the elements of `t` for a CPU kernel when it is a contiguous CPU tensor of dtype `T`
+/// and the calling thread takes the kernels ([`Kernels::Native`]); `None` sends the op down its
+/// device-generic path.
 pub(crate) fn host_slice<T: Float>(t: &Tensor) -> Option<HostSlice<'_, T>> {
+    if kernels() == Kernels::Generic {
+        return None;
+    }
+    host_view(t)
+}
+
+/// Borrows the elements of `t` when it is a contiguous CPU tensor of dtype `T`, whatever the
+/// kernel choice: for paths that read the host on every device (pooling's backward rules on a
+/// host copy, scalar reads).
+pub(crate) fn host_view<T: Float>(t: &Tensor) -> Option<HostSlice<'_, T>> {
     if !t.device().is_cpu() || t.dtype() != T::DTYPE {
         return None;
     }
@@ -112,7 +125,7 @@ pub(crate) fn host_slice<T: Float>(t: &Tensor) -> Option<HostSlice<'_, T>> {
 /// A 2-D CPU tensor of dtype `T` as a matrix view on its storage, whatever its strides (a
 /// transposed view reads in place).
 pub(crate) fn host_matrix<T: Float>(t: &Tensor) -> Option<(HostSlice<'_, T>, usize, usize)> {
-    if !t.device().is_cpu() || t.dtype() != T::DTYPE || t.rank() != 2 {
+    if kernels() == Kernels::Generic || !t.device().is_cpu() || t.dtype() != T::DTYPE || t.rank() != 2 {
         return None;
     }
     let (guard, layout) = t.storage_and_layout();

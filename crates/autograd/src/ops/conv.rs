@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::{Activation, InputGrads, Op};
-use crate::cpu::{self, conv::Geom, host_slice, pool, with_float, Float};
+use crate::cpu::{self, conv::Geom, host_slice, host_view, pool, with_float, Float};
 use crate::error::OpContext;
 use crate::tape::Tape;
 use crate::{Error, Result, Var};
@@ -259,7 +259,7 @@ impl ConvOp {
                 let dev = g.device().clone();
                 let g = g.to_device(&Device::Cpu)?.contiguous()?;
                 let gx = with_float!(g.dtype(), T => {
-                    let gs = host_slice::<T>(&g).ok_or(Error::InvalidArgument { op: "avg_pool2d", msg: "gradient not readable".into() })?;
+                    let gs = host_view::<T>(&g).ok_or(Error::InvalidArgument { op: "avg_pool2d", msg: "gradient not readable".into() })?;
                     cpu::tensor(pool::avg_backward(&geom, gs.get()), &x_dims)?
                 })
                 .ok_or_else(|| float_only("avg_pool2d", g.dtype()))?;
@@ -360,13 +360,13 @@ fn max_pool_backward(saved: PoolSaved, g: &pool::Geom, x_dims: [usize; 4], gy: &
     let dev = gy.device().clone();
     let gy = gy.to_device(&Device::Cpu)?.contiguous()?;
     let gx = with_float!(gy.dtype(), T => {
-        let gys = host_slice::<T>(&gy).ok_or_else(|| float_only("max_pool2d", gy.dtype()))?;
+        let gys = host_view::<T>(&gy).ok_or_else(|| float_only("max_pool2d", gy.dtype()))?;
         let gx = match saved {
             PoolSaved::Indices(idx) => pool::max_backward(g, &idx, gys.get()),
             PoolSaved::Input(x) => {
                 // Off the CPU: find the maxima again on a host copy of the input.
                 let x = x.to_device(&Device::Cpu)?.contiguous()?;
-                let xs = host_slice::<T>(&x).ok_or_else(|| float_only("max_pool2d", x.dtype()))?;
+                let xs = host_view::<T>(&x).ok_or_else(|| float_only("max_pool2d", x.dtype()))?;
                 let (_, idx) = pool::max_forward(g, xs.get());
                 pool::max_backward(g, &idx, gys.get())
             }

@@ -123,6 +123,8 @@ impl Var {
     /// Selects the entries at `ids` (a 1-D integer tensor) along `dim`.
     pub fn index_select<D: Dim>(&self, ids: &Tensor, dim: D) -> Result<Var> {
         let dim = dim.to_index(self.shape(), "index_select").op("index_select")?;
+        // Ids made on the host serve a value on any device.
+        let ids = &ids.to_device(self.device()).op("index_select")?;
         let value = self.value().index_select(ids, dim).op("index_select")?;
         Tape::record("index_select", &[self], value, |_| {
             Op::Shape(ShapeOp::IndexSelect { ids: ids.clone(), dim, input: self.shape().clone() })
@@ -132,6 +134,8 @@ impl Var {
     /// `out[i][j] = self[i][ids[i][j]]` along `dim` (PyTorch's `gather`).
     pub fn gather<D: Dim>(&self, ids: &Tensor, dim: D) -> Result<Var> {
         let dim = dim.to_index(self.shape(), "gather").op("gather")?;
+        // Ids made on the host serve a value on any device.
+        let ids = &ids.to_device(self.device()).op("gather")?;
         let value = self.value().gather(ids, dim).op("gather")?;
         Tape::record("gather", &[self], value, |_| {
             Op::Shape(ShapeOp::Gather { ids: ids.clone(), dim, input: self.shape().clone() })

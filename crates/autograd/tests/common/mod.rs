@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var as CVar};
-use taper_autograd::{ParamStore, Tape, Var};
+use taper_autograd::{with_kernels, Kernels, ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
 /// The ops under test, written once and run on both our `Var` and candle's `Tensor`.
@@ -335,8 +335,8 @@ fn weigh<T: Ad>(out: &T, weights: &Tensor) -> Result<T> {
     out.mul(&T::constant(weights))?.sum_all()
 }
 
-fn weights_for(out_dims: &[usize]) -> Tensor {
-    SeededRng::new(99).uniform(out_dims, -1.0, 1.0, DType::F64, &Device::Cpu).unwrap()
+fn weights_for(out_dims: &[usize], device: &Device) -> Tensor {
+    SeededRng::new(99).uniform(out_dims, -1.0, 1.0, DType::F64, device).unwrap()
 }
 
 /// Our gradients of `f` at `xs` (with the output weighed to a scalar).
@@ -350,7 +350,7 @@ where
     let tape = Tape::new();
     let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
     let out = f(&vars)?;
-    let loss = weigh(&out, &weights_for(out.dims()))?;
+    let loss = weigh(&out, &weights_for(out.dims(), out.device()))?;
     let grads = loss.backward()?;
     assert!(tape.is_empty(), "backward must empty the tape");
     Ok(params
@@ -367,7 +367,7 @@ where
     let vars: Vec<CVar> = xs.iter().map(|x| CVar::from_tensor(x).unwrap()).collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let out = f(&ts)?;
-    let loss = weigh(&out, &weights_for(out.dims()))?;
+    let loss = weigh(&out, &weights_for(out.dims(), out.device()))?;
     let grads = loss.backward()?;
     Ok(ts.iter().map(|t| grads.get(t).cloned().unwrap_or_else(|| t.zeros_like().unwrap())).collect())
 }
@@ -381,7 +381,7 @@ where
     let eval = |xs: &[Tensor]| -> Result<f64> {
         let vars: Vec<Var> = xs.iter().map(|x| Var::constant(x.clone())).collect();
         let out = f(&vars)?;
-        Ok(weigh(&out, &weights_for(out.dims()))?.to_scalar_f64()?)
+        Ok(weigh(&out, &weights_for(out.dims(), out.device()))?.to_scalar_f64()?)
     };
     let mut grads = Vec::new();
     for i in 0..xs.len() {
@@ -412,23 +412,64 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
     diff / scale
 }
 
-/// Checks our gradients against finite differences and, when `oracle` is true, against candle's.
+/// Where a case runs: a device, and whether Taper's CPU kernels or the device-generic path.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub device: Device,
+    pub kernels: Kernels,
+}
+
+/// Every target: the CPU with its kernels, the CPU forced onto the device-generic path (the one
+/// CUDA takes), and each GPU this build can see (`taper_tensor::test_devices`).
+pub fn targets() -> Vec<Target> {
+    let mut t = vec![
+        Target { device: Device::Cpu, kernels: Kernels::Native },
+        Target { device: Device::Cpu, kernels: Kernels::Generic },
+    ];
+    t.extend(
+        taper_tensor::test_devices()
+            .into_iter()
+            .filter(|d| !d.is_cpu())
+            .map(|device| Target { device, kernels: Kernels::Native }),
+    );
+    t
+}
+
+/// Our gradients of `f` at `xs` on `target`, back on the CPU.
+pub fn ours_on<F>(target: &Target, f: &F, xs: &[Tensor]) -> Result<Vec<Tensor>>
+where
+    F: Fn(&[Var]) -> Result<Var>,
+{
+    let moved = xs.iter().map(|x| x.to_device(&target.device)).collect::<candle_core::Result<Vec<_>>>()?;
+    let grads = with_kernels(target.kernels, || ours(f, &moved))?;
+    Ok(grads.iter().map(|g| g.to_device(&Device::Cpu)).collect::<candle_core::Result<_>>()?)
+}
+
+/// Checks our gradients on every target against finite differences and, when `ft` is given,
+/// against candle's backprop.
 pub fn check<FV, FT>(name: &str, xs: &[Tensor], fv: FV, ft: Option<FT>)
 where
     FV: Fn(&[Var]) -> Result<Var>,
     FT: Fn(&[Tensor]) -> Result<Tensor>,
 {
-    let ours = ours(&fv, xs).unwrap_or_else(|e| panic!("{name}: ours failed: {e}"));
     let fd = finite_diff(&fv, xs).unwrap_or_else(|e| panic!("{name}: finite differences failed: {e}"));
-    for (i, (o, d)) in ours.iter().zip(&fd).enumerate() {
-        let e = rel_err(o, d);
-        assert!(e < 1e-6, "{name}: input {i}: ours vs finite differences: relative error {e:e}");
-    }
-    if let Some(ft) = ft {
-        let theirs = candle(&ft, xs).unwrap_or_else(|e| panic!("{name}: candle failed: {e}"));
-        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+    let theirs = ft.map(|ft| candle(&ft, xs).unwrap_or_else(|e| panic!("{name}: candle failed: {e}")));
+    for target in targets() {
+        let ours =
+            ours_on(&target, &fv, xs).unwrap_or_else(|e| panic!("{name} on {target:?}: ours failed: {e}"));
+        for (i, (o, d)) in ours.iter().zip(&fd).enumerate() {
+            let e = rel_err(o, d);
+            assert!(
+                e < 1e-6,
+                "{name} on {target:?}: input {i}: ours vs finite differences: relative error {e:e}"
+            );
+        }
+        for (i, (o, t)) in ours.iter().zip(theirs.iter().flatten()).enumerate() {
             let e = rel_err(o, t);
-            assert!(e < 1e-6, "{name}: input {i}: ours vs candle backprop: relative error {e:e}");
+            assert!(
+                e < 1e-6,
+                "{name} on {target:?}: input {i}: ours vs candle backprop: relative error {e:e}"
+            );
         }
     }
 }
