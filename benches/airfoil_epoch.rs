@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench airfoil_epoch`
 
+#![allow(missing_docs)] // criterion's macros define undocumented public functions.
+
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
 use taper::experiments::airfoil::{run, Form};

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench convnet_step`
 
+#![allow(missing_docs)] // criterion's macros define undocumented public functions.
+
 mod common;
 
 use candle_core::{DType, Device};

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench mlp_step`
 
+#![allow(missing_docs)] // criterion's macros define undocumented public functions.
+
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var as CVar};

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench optim_step`; `benches/compare_pytorch.py` runs it beside PyTorch.
 
+#![allow(missing_docs)] // criterion's macros define undocumented public functions.
+
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
 use taper::optim::{from_spec, KernelPath, NonFinite};

@@ -18,7 +18,7 @@ use taper::optim::{from_spec, NonFinite};
 use taper::{Grads, ParamStore, SeededRng};
 
 #[derive(Parser, Debug)]
-#[command(about = "Time one optimizer step on a large f32 parameter (CPU)")]
+#[command(name = "optim_step", version, about = "Time one optimizer step on a large f32 parameter (CPU)")]
 struct Args {
     /// Optimizer spec, e.g. `adam:lr=0.001` or `sgd:lr=0.01,momentum=0.9`.
     #[arg(long, default_value = "adam:lr=0.001")]
@@ -37,9 +37,11 @@ struct Args {
     serve: bool,
 }
 
-fn main() -> Result<()> {
-    taper::tensor::init_cpu();
-    let args = Args::parse();
+fn main() {
+    taper::cli::main(Args::parse(), run);
+}
+
+fn run(args: Args) -> Result<()> {
     if args.numel == 0 || args.steps == 0 {
         anyhow::bail!("--numel and --steps must be positive");
     }

@@ -11,7 +11,7 @@ use taper::optim::from_spec;
 use taper::{profile, DeviceSpec, Tape, Var};
 
 #[derive(Parser, Debug)]
-#[command(about = "Time a training step layer by layer and op by op")]
+#[command(name = "profile", version, about = "Where a training step's time goes, op by op")]
 struct Args {
     /// convnet or mlp.
     #[arg(long, default_value = "convnet")]
@@ -30,9 +30,11 @@ struct Args {
     device: String,
 }
 
-fn main() -> Result<()> {
-    taper::tensor::init_cpu();
-    let args = Args::parse();
+fn main() {
+    taper::cli::main(Args::parse(), run);
+}
+
+fn run(args: Args) -> Result<()> {
     if args.steps == 0 || args.batch == 0 {
         anyhow::bail!("--steps and --batch must be positive");
     }

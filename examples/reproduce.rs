@@ -9,34 +9,24 @@
 //! TAPER_DATA_DIR=../shared/data cargo run --release --example reproduce -- --quick
 //! ```
 
-#[path = "airfoil.rs"]
-#[allow(dead_code)]
-mod airfoil_example;
-#[path = "linear_regression.rs"]
-#[allow(dead_code)]
-mod linear_regression;
-#[path = "lr_decay.rs"]
-#[allow(dead_code)]
-mod lr_decay;
-#[path = "mnist.rs"]
-#[allow(dead_code)]
-mod mnist_example;
-#[path = "trace_2d.rs"]
-#[allow(dead_code)]
-mod trace_2d;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use taper::experiments::{
+    airfoil as airfoil_example, linreg as linear_regression, lr_decay, mnist as mnist_example,
+    trace2d as trace_2d,
+};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::Value;
 use taper::experiments::airfoil::RUNS as AIRFOIL_RUNS;
 
-/// Reproduce the documents' experiments and write a report.
+/// Reproduce the documents' experiments (d2l's traces, the linear regression, the effective
+/// learning rate, airfoil, MNIST) with a verdict for each, into REPORT.md and its figures. Runs
+/// offline: the data parts run when their files are found, or with --download.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "reproduce", version)]
 struct Args {
     /// A reduced MNIST part (an MLP, 2 epochs on 8,000 images) for a check within a minute.
     #[arg(long)]
@@ -103,7 +93,7 @@ fn traces(r: &mut Report, out: &Path) -> Result<()> {
             "--out",
             &out_str(&dir),
         ])?;
-        let ours = trace_2d::run(&args)?.remove(0).lines.pop().unwrap_or_default();
+        let ours = trace_2d::run_cli(&args)?.remove(0).lines.pop().unwrap_or_default();
         let book = t["lines"]
             .as_array()
             .and_then(|l| l.last())
@@ -120,7 +110,7 @@ fn traces(r: &mut Report, out: &Path) -> Result<()> {
         "--out",
         &out_str(&cmp),
     ])?;
-    trace_2d::run(&args)?;
+    trace_2d::run_cli(&args)?;
     r.section("d2l chapter 7: 2-D traces (f64, gradients from our tape)", t0.elapsed().as_secs_f64());
     r.line("The book's last printed line against ours; the spread allowed is none (all six decimals).\n");
     r.line("| section | optimizer spec | book | ours | verdict |\n|---|---|---|---|---|");
@@ -142,7 +132,7 @@ fn linreg(r: &mut Report, out: &Path, device: &str) -> Result<()> {
         "--out",
         &out_str(&dir),
     ])?;
-    let rep = linear_regression::run(&args)?;
+    let rep = linear_regression::run_cli(&args)?;
     let (b, w) = rep.closed_form;
     r.section(
         "Linear regression (the documents' 100 points, 1000 full-batch iterations)",
@@ -182,9 +172,9 @@ fn lr(r: &mut Report, out: &Path, device: &str) -> Result<()> {
         "--out",
         &out_str(&dir),
     ])?;
-    let rates = lr_decay::run(&args)?;
+    let rates = lr_decay::run_cli(&args)?;
     let dir2 = out.join("lr_decay_linreg");
-    lr_decay::run(&lr_decay::Args::try_parse_from([
+    lr_decay::run_cli(&lr_decay::Args::try_parse_from([
         "lr_decay",
         "--problem",
         "linreg",
@@ -235,8 +225,8 @@ fn airfoil(r: &mut Report, out: &Path, data_dir: &Path, download: bool, device: 
     if !download {
         argv.push("--offline".into());
     }
-    let results = airfoil_example::run(&airfoil_example::Args::try_parse_from(&argv)?)?;
-    let data = taper::experiments::airfoil::data(data_dir, false, &taper::DeviceSpec::open_str(device)?)?;
+    let results = airfoil_example::run_cli(&airfoil_example::Args::try_parse_from(&argv)?)?;
+    let data = taper::experiments::airfoil::data(data_dir, true, &taper::DeviceSpec::open_str(device)?)?;
     r.section("d2l chapter 7: airfoil experiments (sections 7.3–7.8)", t0.elapsed().as_secs_f64());
     r.line("Final loss over all 1500 rows after 2 epochs (batch 10). The final loss depends on the seed, chiefly through the\n\
             shuffling; PyTorch's spread is over its seeds 0–9. Verdict: the mean of our seeds 0–19 lies inside PyTorch's [min, max].\n");
@@ -311,7 +301,7 @@ fn mnist(
         if !download {
             argv.push("--offline".into());
         }
-        for res in mnist_example::run(&mnist_example::Args::try_parse_from(&argv)?, false)? {
+        for res in mnist_example::run_cli(&mnist_example::Args::try_parse_from(&argv)?, false)? {
             let case = cases.iter().find(|c| c.0 == model && c.1 == res.spec).context("case")?;
             rows.push((model, res, case.2, case.3));
         }
@@ -350,24 +340,21 @@ fn mnist(
 }
 
 fn main() {
-    taper::tensor::init_cpu();
-    let args = Args::parse();
-    match run(&args) {
-        Ok(0) => {}
-        Ok(_) => std::process::exit(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
+    taper::cli::main(Args::parse(), |args| {
+        let failed = run(&args)?;
+        if failed > 0 {
+            std::process::exit(1);
         }
-    }
+        Ok(())
+    });
 }
 
 fn run(args: &Args) -> Result<usize> {
     let started = Instant::now();
     let device = taper::DeviceSpec::open_str(&args.device)?;
     let device_name = taper::tensor::device_name(&device);
-    taper::train::plot::ensure_writable_dir(&args.out)?;
-    let data_dir = taper::train::download::data_dir(args.data_dir.as_deref());
+    taper::plot::ensure_writable_dir(&args.out)?;
+    let data_dir = taper::data::data_dir(args.data_dir.as_deref());
     let mut r = Report::default();
     traces(&mut r, &args.out)?;
     linreg(&mut r, &args.out, &args.device)?;

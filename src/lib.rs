@@ -7,14 +7,22 @@
 //! * [`autograd`]: the define-by-run tape and every op's backward rule;
 //! * [`nn`]: layers, losses and initializations;
 //! * [`optim`]: optimizers, schedulers, clipping;
-//! * [`train`]: data, training loop, metrics, checkpoints, plots.
+//! * [`train`]: data sets and loaders, the training loop, checkpoints;
+//! * [`data`]: data files, checksummed downloads, the IDX format;
+//! * [`plot`]: SVG figures;
+//!
+//! and holds the documents' experiments ([`experiments`], one module each: data, model, runs,
+//! comparison and figure) with the command-line pieces their examples share ([`cli`]).
 
 pub use taper_autograd as autograd;
+pub use taper_data as data;
 pub use taper_nn as nn;
 pub use taper_optim as optim;
+pub use taper_plot as plot;
 pub use taper_tensor as tensor;
 pub use taper_train as train;
 
+pub mod cli;
 pub mod experiments;
 
 /// The README, whose example is compiled and run as a doctest.

@@ -1,8 +1,6 @@
 //! The documents' linear regression through the `linear_regression` example's code path.
 
-#[path = "../examples/linear_regression.rs"]
-#[allow(dead_code)]
-mod linear_regression;
+use taper::experiments::linreg as linear_regression;
 
 use clap::Parser;
 
@@ -19,7 +17,7 @@ fn args(extra: &[&str]) -> linear_regression::Args {
 #[test]
 fn well_tuned_runs_recover_the_closed_form_answer() {
     let a = args(&[]);
-    let report = linear_regression::run(&a).unwrap();
+    let report = linear_regression::run_cli(&a).unwrap();
     let (b, w) = report.closed_form;
     assert!((b - 4.0).abs() < 0.5 && (w - 3.0).abs() < 0.5, "data: b≈4, w≈3, got {b} {w}");
     let tuned = [
@@ -42,13 +40,13 @@ fn well_tuned_runs_recover_the_closed_form_answer() {
     assert!((doc_rms.b - b).abs() < 0.05 && (doc_rms.w - w).abs() < 0.05);
     let doc_ada = &report.fits.iter().find(|(s, _)| s.starts_with("adagrad:lr=0.01")).unwrap().1;
     assert!(doc_ada.b < 1.0 && doc_ada.w < 1.0, "AdaGrad at lr=0.01 stalls: ({}, {})", doc_ada.b, doc_ada.w);
-    let svg = std::fs::read_to_string(a.out.join("linear_regression.svg")).unwrap();
+    let svg = std::fs::read_to_string(a.common.out.clone().unwrap().join("linear_regression.svg")).unwrap();
     assert!(svg.contains("MSE loss") && svg.contains("sgd:lr=0.2"));
 }
 
 #[test]
 fn bad_input_is_an_error() {
-    assert!(linear_regression::run(&args(&["--iters", "0"])).is_err());
-    assert!(linear_regression::run(&args(&["--optimizers", "sgd:lr=-1"])).is_err());
-    assert!(linear_regression::run(&args(&["--device", "cuda:9"])).is_err());
+    assert!(linear_regression::run_cli(&args(&["--iters", "0"])).is_err());
+    assert!(linear_regression::run_cli(&args(&["--optimizers", "sgd:lr=-1"])).is_err());
+    assert!(linear_regression::run_cli(&args(&["--device", "cuda:9"])).is_err());
 }

@@ -1,8 +1,6 @@
 //! The effective-learning-rate claim, numerically, through the `lr_decay` example's code path.
 
-#[path = "../examples/lr_decay.rs"]
-#[allow(dead_code)]
-mod lr_decay;
+use taper::experiments::lr_decay;
 
 use clap::Parser;
 
@@ -18,7 +16,7 @@ fn args(extra: &[&str]) -> lr_decay::Args {
 
 #[test]
 fn adagrad_vanishes_like_one_over_root_t_and_rmsprop_levels_off() {
-    let rates = lr_decay::run(&args(&["--problem", "constant"])).unwrap();
+    let rates = lr_decay::run_cli(&args(&["--problem", "constant"])).unwrap();
     let [ada, rms9, rms99] = [&rates[0], &rates[1], &rates[2]];
     assert!(
         ada.spec.starts_with("adagrad")
@@ -44,16 +42,19 @@ fn adagrad_vanishes_like_one_over_root_t_and_rmsprop_levels_off() {
 #[test]
 fn linear_regression_problem_and_plot() {
     let a = args(&["--steps", "200"]);
-    let rates = lr_decay::run(&a).unwrap();
+    let rates = lr_decay::run_cli(&a).unwrap();
     assert_eq!(rates[0].per_param.len(), 2, "b and w");
     assert!(rates[0].mean_at(200) < rates[0].mean_at(1));
-    let svg = std::fs::read_to_string(a.out.join("lr_decay.svg")).unwrap();
+    let svg = std::fs::read_to_string(a.common.out.clone().unwrap().join("lr_decay.svg")).unwrap();
     assert!(svg.contains("effective learning rate"));
 }
 
 #[test]
 fn bad_input_is_an_error() {
-    assert!(lr_decay::run(&args(&["--problem", "mnist"])).is_err());
-    assert!(lr_decay::run(&args(&["--steps", "0"])).is_err());
-    assert!(lr_decay::run(&args(&["--optimizers", "adam"])).is_err(), "effective lr is for adagrad/rmsprop");
+    assert!(lr_decay::run_cli(&args(&["--problem", "mnist"])).is_err());
+    assert!(lr_decay::run_cli(&args(&["--steps", "0"])).is_err());
+    assert!(
+        lr_decay::run_cli(&args(&["--optimizers", "adam"])).is_err(),
+        "effective lr is for adagrad/rmsprop"
+    );
 }

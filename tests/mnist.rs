@@ -1,46 +1,33 @@
-//! The documents' MNIST ConvNet through the `mnist` example's code path, on the 8,000/2,000
-//! split of the MNIST test set (needs `TAPER_DATA_DIR` or `../shared/data`).
+//! The documents' MNIST ConvNet through the experiment's command line, on the 8,000/2,000 split
+//! of the MNIST test set (needs the data: see `common::data_dir`), and the checks that need none.
 
-#[path = "../examples/mnist.rs"]
-#[allow(dead_code)]
-mod mnist_example;
+mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use clap::Parser;
+use taper::experiments::mnist::{run_cli, Args};
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TAPER_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"));
-    dir.join("mnist/t10k-images-idx3-ubyte.gz").exists().then_some(dir)
-}
+const FILES: &[&str] = &["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"];
 
-fn args(dir: &std::path::Path, extra: &[&str]) -> mnist_example::Args {
-    // A directory per call: tests run in parallel and must not read each other's files.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = std::env::temp_dir().join(format!("taper-mnist-{}-{call}", std::process::id()));
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    let out = common::out_dir("mnist");
     let mut v =
         vec!["mnist", "--data-dir", dir.to_str().unwrap(), "--offline", "--out", out.to_str().unwrap()];
     if !extra.contains(&"--split") {
         v.extend(["--split", "test"]);
     }
     v.extend_from_slice(extra);
-    mnist_example::Args::try_parse_from(v).unwrap()
+    Args::try_parse_from(v).unwrap()
 }
 
 #[test]
 fn convnet_with_adam_reaches_96_5_percent_in_2_epochs() {
-    let Some(dir) = data_dir() else {
-        eprintln!("skipped: no MNIST files (set TAPER_DATA_DIR)");
+    let Some(dir) = common::data_dir("convnet_with_adam_reaches_96_5_percent_in_2_epochs", FILES) else {
         return;
     };
-    let r = mnist_example::run(
-        &args(&dir, &["--train-limit", "8000", "--holdout", "2000", "--epochs", "2"]),
-        false,
-    )
-    .unwrap();
+    let r = run_cli(&args(&dir, &["--train-limit", "8000", "--holdout", "2000", "--epochs", "2"]), false)
+        .unwrap();
     let acc = *r[0].accuracy.last().unwrap();
     assert!(acc >= 0.965, "held-out accuracy {acc}");
     assert!(r[0].epoch_loss[1] < r[0].epoch_loss[0]);
@@ -48,8 +35,8 @@ fn convnet_with_adam_reaches_96_5_percent_in_2_epochs() {
 
 #[test]
 fn resume_through_the_example_is_bit_identical() {
-    let Some(dir) = data_dir() else { return };
-    let tmp = std::env::temp_dir().join(format!("taper-mnist-ck-{}", std::process::id()));
+    let Some(dir) = common::data_dir("resume_through_the_example_is_bit_identical", FILES) else { return };
+    let tmp = common::out_dir("mnist-ck");
     std::fs::create_dir_all(&tmp).unwrap();
     let (a, b) = (tmp.join("straight.safetensors"), tmp.join("half.safetensors"));
     let common = [
@@ -67,9 +54,9 @@ fn resume_through_the_example_is_bit_identical() {
         v.extend_from_slice(more);
         args(&dir, &v)
     };
-    mnist_example::run(&with(&["--epochs", "2", "--save", a.to_str().unwrap()]), false).unwrap();
-    mnist_example::run(&with(&["--epochs", "1", "--save", b.to_str().unwrap()]), false).unwrap();
-    mnist_example::run(
+    let straight = run_cli(&with(&["--epochs", "2", "--save", a.to_str().unwrap()]), false).unwrap();
+    run_cli(&with(&["--epochs", "1", "--save", b.to_str().unwrap()]), false).unwrap();
+    let resumed = run_cli(
         &with(&["--epochs", "2", "--resume", b.to_str().unwrap(), "--save", b.to_str().unwrap()]),
         false,
     )
@@ -83,20 +70,41 @@ fn resume_through_the_example_is_bit_identical() {
         );
         assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{name} differs");
     }
+    assert_eq!(straight[0].history.points(), resumed[0].history.points(), "the curve, point for point");
 }
 
 #[test]
-fn bad_input_is_an_error() {
-    let Some(dir) = data_dir() else { return };
+fn a_holdout_larger_than_the_split_is_an_error() {
+    let Some(dir) = common::data_dir("a_holdout_larger_than_the_split_is_an_error", FILES) else { return };
+    let err = format!(
+        "{:#}",
+        run_cli(&args(&dir, &["--train-limit", "9999", "--holdout", "2000"]), false).err().unwrap()
+    );
+    assert!(err.contains("--train-limit"), "{err}");
+}
+
+// ---------------------------------------------------------------- no data needed
+
+#[test]
+fn bad_arguments_are_refused_before_any_data_is_read() {
+    let empty = common::out_dir("mnist-empty");
     for (extra, needle) in [
         (&["--model", "resnet"][..], "unknown model"),
         (&["--split", "val"], "--split"),
-        (&["--train-limit", "9999", "--holdout", "2000"], "--train-limit"),
         (&["--optimizer", "adam:beta1=1"], "beta1=1"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--compare", "adam,sgd", "--save", "/tmp/x"], "--save"),
+        (&["--scheduler", "cosine:t_max=0"], "t_max"),
     ] {
-        let err = format!("{:#}", mnist_example::run(&args(&dir, extra), false).err().unwrap());
+        let err = format!("{:#}", run_cli(&args(&empty, extra), false).err().unwrap());
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
+}
+
+#[test]
+fn missing_data_offline_names_the_file() {
+    let empty = common::out_dir("mnist-missing");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = format!("{:#}", run_cli(&args(&empty, &[]), false).err().unwrap());
+    assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("TAPER_DATA_DIR"), "{err}");
 }

@@ -1,9 +1,7 @@
 //! Every chapter-7 trace through the `trace_2d` example's own code path prints the book's lines,
 //! and bad input is an error, never a panic.
 
-#[path = "../examples/trace_2d.rs"]
-#[allow(dead_code)]
-mod trace_2d;
+use taper::experiments::trace2d as trace_2d;
 
 use clap::Parser;
 use serde_json::Value;
@@ -24,7 +22,8 @@ fn args(extra: &[&str]) -> trace_2d::Args {
 #[test]
 fn the_issue_command_prints_the_books_line() {
     let traces =
-        trace_2d::run(&args(&["--optimizer", "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true"])).unwrap();
+        trace_2d::run_cli(&args(&["--optimizer", "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true"]))
+            .unwrap();
     assert_eq!(traces[0].lines.last().unwrap(), "epoch 20, x1 -0.010599, x2 0.000000");
 }
 
@@ -33,7 +32,7 @@ fn every_chapter_7_trace_matches_the_book() {
     let golden: Value = serde_json::from_str(include_str!("golden/d2l_traces.json")).unwrap();
     for t in golden["traces"].as_array().unwrap() {
         let function = if t["function"] == "x1^2+2x2^2" { "sec7.2" } else { "d2l" };
-        let traces = trace_2d::run(&args(&[
+        let traces = trace_2d::run_cli(&args(&[
             "--optimizer",
             t["spec"].as_str().unwrap(),
             "--function",
@@ -56,18 +55,24 @@ fn compare_draws_several_optimizers() {
         "--compare",
         "adagrad:lr=0.4,eps=1e-6,eps_in_sqrt=true,rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true",
     ]);
-    let traces = trace_2d::run(&a).unwrap();
+    let traces = trace_2d::run_cli(&a).unwrap();
     assert_eq!(traces.len(), 2);
     assert_eq!(traces[0].lines.last().unwrap(), "epoch 20, x1 -2.382563, x2 -0.158591");
-    let svg = std::fs::read_to_string(a.out.join("trace_2d.svg")).unwrap();
+    let svg = std::fs::read_to_string(a.common.out.clone().unwrap().join("trace_2d.svg")).unwrap();
     assert!(svg.contains("adagrad:lr=0.4") && svg.contains("rmsprop:lr=0.4"), "legend names both");
 }
 
 #[test]
 fn rosenbrock_makes_progress() {
-    let traces =
-        trace_2d::run(&args(&["--function", "rosenbrock", "--optimizer", "adam:lr=0.1", "--steps", "500"]))
-            .unwrap();
+    let traces = trace_2d::run_cli(&args(&[
+        "--function",
+        "rosenbrock",
+        "--optimizer",
+        "adam:lr=0.1",
+        "--steps",
+        "500",
+    ]))
+    .unwrap();
     let f = |(a, b): (f64, f64)| (1.0 - a) * (1.0 - a) + 100.0 * (b - a * a) * (b - a * a);
     let (first, last) = (f(traces[0].points[0]), f(*traces[0].points.last().unwrap()));
     assert!(last < 1e-3 * first, "{first} -> {last}");
@@ -86,7 +91,7 @@ fn bad_input_is_an_error() {
         (&["--device", "tpu"], "unknown device"),
         (&["--out", "/proc/no-such-dir/x"], "/proc"),
     ] {
-        let err = match trace_2d::run(&args(extra)) {
+        let err = match trace_2d::run_cli(&args(extra)) {
             Ok(_) => panic!("{extra:?}: expected an error"),
             Err(e) => format!("{e:#}"),
         };

@@ -1,14 +1,106 @@
-//! d2l chapter 7's airfoil experiments (sections 7.3–7.8): linear regression on the standardized
-//! airfoil data, batch 10, 2 epochs, the loss over all 1500 rows recorded every 100 examples,
-//! `loss: %f, %f sec per epoch` printed at the end — for each section's optimizer, in the book's
-//! from-scratch form and in the library form (`nn.Linear(5, 1)` with PyTorch's init, `MSELoss()/2`).
+//! d2l chapter 7's airfoil experiments (sections 7.3–7.8), in one place: the data (NASA's
+//! airfoil self-noise file exactly as d2l's `get_data_ch7` prepares it), the linear model in the
+//! book's from-scratch form and the library form (`nn.Linear(5, 1)` with PyTorch's init,
+//! `MSELoss()/2`), the runs (batch 10, 2 epochs, the loss over all 1500 rows recorded every 100
+//! examples, `loss: %f, %f sec per epoch`), PyTorch's spread, and the figure.
+//!
+//! ```text
+//! TAPER_DATA_DIR=../shared/data cargo run --release --example airfoil
+//! cargo run --release --example airfoil -- --compare "sgd:lr=0.05,adagrad:lr=0.1,rmsprop:lr=0.01,alpha=0.9" --form library
+//! ```
 
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
+use crate::cli::{Common, DataArgs, Seed};
+use crate::data::{self, Checksum, Remote};
 use crate::optim;
+use crate::plot::{self, ChartSpec, Series};
 use crate::train::{train, Dataset, History, Loader, Task, TrainConfig};
+
+/// A malformed airfoil file.
+#[derive(Debug, thiserror::Error)]
+#[error("airfoil data: {0}")]
+pub struct DataError(String);
+
+type Result<T> = anyhow::Result<T>;
+
+// ---------------------------------------------------------------- data
+
+/// The file, where d2l and UCI serve it, and its SHA-1.
+pub const REMOTE: Remote = Remote {
+    name: "airfoil_self_noise.dat",
+    urls: &[
+        "https://d2l-data.s3-accelerate.amazonaws.com/airfoil_self_noise.dat",
+        "https://archive.ics.uci.edu/ml/machine-learning-databases/00291/airfoil_self_noise.dat",
+    ],
+    checksum: Checksum::Sha1("76e5be1548fd8222e5074cf0faae75edff8cf93f"),
+};
+
+/// Rows kept (d2l: `data[:1500]`).
+pub const ROWS: usize = 1500;
+
+/// Parses the file's text into rows of 6 numbers.
+pub fn parse(text: &str) -> std::result::Result<Vec<[f64; 6]>, DataError> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != 6 {
+            return Err(DataError(format!(
+                "airfoil line {}: expected 6 tab-separated columns, got {}",
+                i + 1,
+                fields.len()
+            )));
+        }
+        let mut row = [0.0; 6];
+        for (j, f) in fields.iter().enumerate() {
+            row[j] = f.trim().parse().map_err(|_| {
+                DataError(format!("airfoil line {}, column {}: `{f}` is not a number", i + 1, j + 1))
+            })?;
+        }
+        rows.push(row);
+    }
+    if rows.len() < ROWS {
+        return Err(DataError(format!("airfoil: {} rows, expected at least {ROWS}", rows.len())));
+    }
+    Ok(rows)
+}
+
+/// Standardizes every column over all rows and keeps the first 1500: `(features [1500, 5],
+/// labels [1500])`.
+pub fn prepare(rows: &[[f64; 6]], dtype: DType, device: &Device) -> Result<Dataset> {
+    let n = rows.len() as f64;
+    let mut mean = [0.0; 6];
+    let mut std = [0.0; 6];
+    for j in 0..6 {
+        mean[j] = rows.iter().map(|r| r[j]).sum::<f64>() / n;
+        std[j] = (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt();
+    }
+    let z = |r: &[f64; 6], j: usize| (r[j] - mean[j]) / std[j];
+    let x: Vec<f64> = rows[..ROWS].iter().flat_map(|r| (0..5).map(move |j| z(r, j))).collect();
+    let y: Vec<f64> = rows[..ROWS].iter().map(|r| z(r, 5)).collect();
+    let x = Tensor::from_vec(x, (ROWS, 5), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?;
+    let y = Tensor::from_vec(y, ROWS, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?;
+    Ok(Dataset::new(x, y)?)
+}
+
+/// Loads (and unless `offline`, downloads) the prepared data set from `dir`, in f32 (as d2l's
+/// tensors) on `device`.
+pub fn data(dir: &Path, offline: bool, device: &Device) -> Result<Dataset> {
+    let bytes = data::fetch(&REMOTE, dir, !offline)?;
+    let text = String::from_utf8(bytes).map_err(|_| DataError("the file is not text".into()))?;
+    prepare(&parse(&text)?, DType::F32, device)
+}
+
+// ---------------------------------------------------------------- model and runs
 
 /// How the model is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +205,7 @@ pub struct LinReg {
 
 impl LinReg {
     /// A model in `form`, initialized from `seed`.
-    pub fn new(form: Form, seed: u64, data: &Dataset) -> crate::train::Result<Self> {
+    pub fn new(form: Form, seed: u64, data: &Dataset) -> Result<Self> {
         let (dtype, device) = (data.x.dtype(), data.x.device().clone());
         let mut rng = SeededRng::new(seed);
         let mut store = ParamStore::new();
@@ -132,8 +224,13 @@ impl LinReg {
     }
 
     fn loss_on(&self, tape: &Tape, batch: &Dataset) -> taper_autograd::Result<Var> {
-        let w = tape.param(self.store.get("w").expect("w"));
-        let b = tape.param(self.store.get("b").expect("b"));
+        let (Some(w), Some(b)) = (self.store.get("w"), self.store.get("b")) else {
+            return Err(taper_autograd::Error::InvalidArgument {
+                op: "airfoil",
+                msg: "the model lacks w or b".into(),
+            });
+        };
+        let (w, b) = (tape.param(w), tape.param(b));
         let n = batch.len();
         // `X·w + b` as one op (w is d2l's [5, 1], so the layer's weight is its transpose); the
         // labels take the prediction's shape [n, 1] (d2l's `y.reshape(y_hat.shape)`).
@@ -166,13 +263,7 @@ pub struct Outcome {
 }
 
 /// Trains one run (`spec` in `form`) with d2l's settings: batch 10, shuffled, 2 epochs.
-pub fn run(
-    data: &Dataset,
-    spec: &str,
-    form: Form,
-    seed: u64,
-    epochs: usize,
-) -> crate::train::Result<Outcome> {
+pub fn run(data: &Dataset, spec: &str, form: Form, seed: u64, epochs: usize) -> Result<Outcome> {
     run_with(data, spec, form, seed, epochs, |_| {})
 }
 
@@ -184,7 +275,7 @@ pub fn run_with(
     seed: u64,
     epochs: usize,
     configure: impl FnOnce(&mut TrainConfig),
-) -> crate::train::Result<Outcome> {
+) -> Result<Outcome> {
     let mut model = LinReg::new(form, seed, data)?;
     let mut opt = optim::from_spec(spec, model.store.trainable())?;
     let mut cfg = TrainConfig::new(epochs, Loader::new(10, true, false, seed)?);
@@ -202,7 +293,125 @@ pub fn format_line(o: &Outcome) -> String {
     format!("loss: {:.6}, {:.6} sec per epoch", o.final_loss, o.sec_per_epoch)
 }
 
-/// The data set in f32 (as d2l's tensors) on `device`.
-pub fn data(dir: &std::path::Path, download: bool, device: &Device) -> crate::train::Result<Dataset> {
-    crate::train::airfoil::load(dir, download, DType::F32, device)
+// ---------------------------------------------------------------- command line and figure
+
+/// d2l's airfoil runs (chapter 7, sections 7.3–7.8): every section's optimizer in the book's
+/// from-scratch form and the library form, or the optimizers you name; prints d2l's
+/// `loss: %f, %f sec per epoch` and plots the loss over all rows against the epoch.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "airfoil", version)]
+pub struct Args {
+    /// Optimizer specs "SPEC,SPEC,..." to run instead of the chapter's runs.
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// With --compare: scratch (w ~ N(0, 0.01²), b = 0) or library (nn.Linear's init).
+    #[arg(long, default_value = "scratch")]
+    pub form: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Write a checkpoint here after every epoch (one run: --compare with a single spec).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Also checkpoint every N steps.
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Resume from a checkpoint (one run: --compare with a single spec).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub seed: Seed,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// One run's label, spec and outcome.
+pub struct RunResult {
+    /// The book's section, or "" for --compare runs.
+    pub section: String,
+    /// Label.
+    pub label: String,
+    /// Spec.
+    pub spec: String,
+    /// Outcome.
+    pub outcome: Outcome,
+}
+
+/// Runs the command line: every run, each curve's CSV and `airfoil.svg` in the output directory.
+pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let form = match args.form.as_str() {
+        "scratch" => Form::Scratch,
+        "library" => Form::Library,
+        other => bail!("unknown --form `{other}`: expected scratch or library"),
+    };
+    let device = args.common.device()?;
+    let runs: Vec<(String, String, String, Form)> = match &args.compare {
+        Some(list) => {
+            optim::checked_list(list)?.into_iter().map(|s| (String::new(), s.clone(), s, form)).collect()
+        }
+        None => RUNS.iter().map(|r| (r.section.into(), r.label.into(), r.spec.into(), r.form)).collect(),
+    };
+    if (args.save.is_some() || args.resume.is_some()) && runs.len() != 1 {
+        bail!("--save and --resume need exactly one run: --compare with a single optimizer spec");
+    }
+    let out = args.common.out_dir("airfoil")?;
+    let data = data(&args.data.dir(), args.data.offline, &device)?;
+    let seed = args.seed.seed.unwrap_or(0);
+    let mut results = Vec::new();
+    for (section, label, spec, form) in runs {
+        let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| {
+            cfg.save = args.save.clone();
+            cfg.save_every = args.save_every;
+            cfg.resume = args.resume.clone();
+        })?;
+        outcome.history.write_csv(&out.join(format!("airfoil_{}.csv", results.len())))?;
+        results.push(RunResult { section, label, spec, outcome });
+    }
+    figure(&out.join("airfoil.svg"), &results)?;
+    Ok(results)
+}
+
+/// Every run's curve on one chart.
+pub fn figure(path: &Path, results: &[RunResult]) -> Result<()> {
+    let series: Vec<Series> = results
+        .iter()
+        .map(|r| Series::new(format!("{} {}", r.section, r.label).trim(), r.outcome.history.points()))
+        .collect();
+    let spec =
+        ChartSpec { title: "airfoil: loss over all rows", x_label: "epoch", y_label: "loss", log_y: false };
+    Ok(plot::line_chart(path, &spec, &series)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_crlf_and_lf_and_standardizes() {
+        let mut text = String::new();
+        for i in 0..1503 {
+            let end = if i % 2 == 0 { "\r\n" } else { "\n" };
+            text.push_str(&format!("{i}\t1\t2\t3\t{}\t{}{end}", i % 7, 2 * i));
+        }
+        let rows = parse(&text).unwrap();
+        assert_eq!(rows.len(), 1503);
+        let d = prepare(&rows, DType::F64, &Device::Cpu).unwrap();
+        assert_eq!(d.x.dims(), [1500, 5]);
+        // Column 0 is 0..1503: standardized over all 1503 rows, its mean over them is 0.
+        let first = d.x.narrow(1, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let mean = 751.0;
+        let std = ((1503.0f64 * 1503.0 - 1.0) / 12.0).sqrt();
+        assert!((first[0] - (0.0 - mean) / std).abs() < 1e-12);
+        // Constant columns standardize to NaN, as NumPy's do; the real file has none.
+        assert!(parse("1\t2\t3\n").is_err());
+        assert!(parse(&"1\t2\tx\t4\t5\t6\n".repeat(1500)).unwrap_err().to_string().contains("`x`"));
+    }
 }

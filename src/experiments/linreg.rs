@@ -1,11 +1,21 @@
-//! The documents' linear regression: 100 points `x ~ U(0, 2)`, `y = 4 + 3x + N(0, 1)` (seeded),
-//! the model `ŷ = b + w·x`, the loss `mean((ŷ - y)²)`, fitted full-batch by any optimizer.
+//! The documents' linear regression, in one place: 100 points `x ~ U(0, 2)`,
+//! `y = 4 + 3x + N(0, 1)` (seeded), the model `ŷ = b + w·x`, the loss `mean((ŷ - y)²)`, fitted
+//! full-batch by gradient descent, AdaGrad and RMSprop — the document's settings (lr = 0.01,
+//! γ = 0.9, ε = 1e-8, 1000 iterations) and better-tuned runs — beside the closed-form answer, with
+//! the loss curves on one log-scale figure.
+//!
+//! `cargo run --release --example linear_regression`
 
+use std::path::Path;
+
+use anyhow::bail;
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{Param, ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
+use crate::cli::{Common, Seed};
 use crate::optim::{self, Optimizer};
+use crate::plot::{self, ChartSpec, Series};
 
 /// The data set.
 #[derive(Debug, Clone)]
@@ -67,18 +77,20 @@ impl Model {
 
     /// `mean((b + w·x - y)²)` on `tape`.
     pub fn loss(&self, tape: &Tape) -> crate::optim::Result<Var> {
-        let b = tape.param(self.param("b"));
-        let w = tape.param(self.param("w"));
+        let b = tape.param(self.param("b")?);
+        let w = tape.param(self.param("w")?);
         Ok(self.x.mul(&w)?.add(&b)?.mse_loss(&self.y)?)
     }
 
     /// The parameter named `name` (`b` or `w`).
-    pub fn param(&self, name: &str) -> &Param {
-        self.store.get(name).expect("b and w exist")
+    pub fn param(&self, name: &str) -> crate::optim::Result<&Param> {
+        self.store.get(name).ok_or_else(|| {
+            crate::optim::Error::InvalidArgument(format!("the model has no parameter `{name}`"))
+        })
     }
 
     fn scalar(&self, name: &str) -> crate::optim::Result<f64> {
-        Ok(self.param(name).value().to_vec1::<f64>()?[0])
+        Ok(self.param(name)?.value().reshape(())?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
     }
 }
 
@@ -109,4 +121,79 @@ pub fn fit_with(
 /// [`fit_with`] without an observer.
 pub fn fit(d: &Data, spec: &str, iters: usize, device: &Device) -> crate::optim::Result<Fit> {
     fit_with(d, spec, iters, device, |_, _| Ok(()))
+}
+
+// ---------------------------------------------------------------- command line and figure
+
+/// The document's runs, then better-tuned ones.
+pub const DEFAULT_RUNS: &str = "sgd:lr=0.01,\
+adagrad:lr=0.01,eps=1e-8,eps_in_sqrt=true,\
+rmsprop:lr=0.01,gamma=0.9,eps=1e-8,eps_in_sqrt=true,\
+sgd:lr=0.2,\
+adagrad:lr=1,eps=1e-8,eps_in_sqrt=true,\
+rmsprop:lr=0.02,gamma=0.99,eps=1e-8,eps_in_sqrt=true";
+
+/// The documents' linear regression fitted full-batch by several optimizers (the document's
+/// settings, then better-tuned ones), beside the closed-form answer, with the loss curves.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "linear_regression", version)]
+pub struct Args {
+    /// Optimizer specs "SPEC,SPEC,...".
+    #[arg(long, default_value = DEFAULT_RUNS)]
+    pub optimizers: String,
+    /// Iterations (full-batch steps).
+    #[arg(long, default_value_t = 1000)]
+    pub iters: usize,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub seed: Seed,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// The seed of the documents' data.
+pub const DATA_SEED: u64 = 42;
+
+/// Every run's fit.
+pub struct Report {
+    /// The closed-form `(b, w)`.
+    pub closed_form: (f64, f64),
+    /// `(spec, fit)` per optimizer.
+    pub fits: Vec<(String, Fit)>,
+}
+
+/// Runs the command line and writes `linear_regression.svg`.
+pub fn run_cli(args: &Args) -> anyhow::Result<Report> {
+    if args.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let device = args.common.device()?;
+    let specs = optim::checked_list(&args.optimizers)?;
+    let out = args.common.out_dir("linear_regression")?;
+    let data = data(100, args.seed.seed.unwrap_or(DATA_SEED));
+    let mut fits = Vec::new();
+    for spec in specs {
+        let fit = fit(&data, &spec, args.iters, &device)?;
+        fits.push((spec, fit));
+    }
+    figure(&out.join("linear_regression.svg"), &fits)?;
+    Ok(Report { closed_form: closed_form(&data), fits })
+}
+
+/// Every fit's loss curve on one log-scale chart.
+pub fn figure(path: &Path, fits: &[(String, Fit)]) -> anyhow::Result<()> {
+    let series: Vec<Series> = fits
+        .iter()
+        .map(|(s, f)| {
+            Series::new(s.clone(), f.losses.iter().enumerate().map(|(i, l)| (i as f64, *l)).collect())
+        })
+        .collect();
+    let spec = ChartSpec {
+        title: "linear regression: loss per iteration",
+        x_label: "iteration",
+        y_label: "MSE loss",
+        log_y: true,
+    };
+    Ok(plot::line_chart(path, &spec, &series)?)
 }

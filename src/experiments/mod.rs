@@ -1,5 +1,6 @@
-//! The documents' experiments as library code: each example is a thin command line over one of
-//! these modules, and the integration tests and the `reproduce` example call the same code.
+//! The documents' experiments, one module each, owning its data, model, runs, comparison and
+//! figure, and its command line (`Args`, `run_cli`). Each example is a thin `main` over one of
+//! them; the integration tests and the `reproduce` example call the same code.
 
 pub mod airfoil;
 pub mod linreg;

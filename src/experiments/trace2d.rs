@@ -1,11 +1,24 @@
-//! d2l's `train_2d` / `show_trace_2d`: minimize a 2-D function from a start point with any
-//! optimizer, gradients from our tape, and print `epoch %d, x1 %f, x2 %f`.
+//! d2l's `train_2d` / `show_trace_2d`, in one place: minimize a 2-D function (chapter 7's
+//! `0.1·x1² + 2·x2²`, section 7.2's `x1² + 2·x2²`, or Rosenbrock) from `(-5, -2)` with any
+//! optimizer spec, gradients from our tape, print `epoch %d, x1 %f, x2 %f`, and draw the
+//! trajectory over the contour lines.
+//!
+//! ```text
+//! cargo run --release --example trace_2d -- --optimizer "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true"
+//! cargo run --release --example trace_2d -- --compare "adagrad:lr=0.4,eps=1e-6,eps_in_sqrt=true,rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true"
+//! ```
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
 
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
+
+use crate::cli::Common;
+use crate::plot::{self, Series};
 
 /// The 2-D test functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +33,7 @@ pub enum Function {
 
 impl FromStr for Function {
     type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.trim().to_ascii_lowercase().replace(' ', "").as_str() {
             "d2l" | "0.1x1^2+2x2^2" | "0.1*x1^2+2*x2^2" => Ok(Self::D2l),
             "sec7.2" | "7.2" | "x1^2+2x2^2" | "x1^2+2*x2^2" => Ok(Self::Sec72),
@@ -114,4 +127,99 @@ pub fn window(points: &[(f64, f64)]) -> ((f64, f64), (f64, f64)) {
         y1 = y1.max(b + 0.5);
     }
     ((x0, x1), (y0, y1))
+}
+
+// ---------------------------------------------------------------- command line and figure
+
+/// d2l's 2-D traces: minimize a 2-D function with an optimizer spec, print d2l's
+/// `epoch %d, x1 %f, x2 %f` lines and draw the trajectory over the contour lines.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "trace_2d", version)]
+pub struct Args {
+    /// Optimizer spec, e.g. "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true".
+    #[arg(long, default_value = "rmsprop:lr=0.4,gamma=0.9,eps=1e-6,eps_in_sqrt=true")]
+    pub optimizer: String,
+    /// Function: d2l (0.1*x1^2+2*x2^2), sec7.2 (x1^2+2*x2^2) or rosenbrock.
+    #[arg(long, default_value = "d2l")]
+    pub function: String,
+    /// Start point "x1,x2".
+    #[arg(long, default_value = "-5,-2", allow_hyphen_values = true)]
+    pub start: String,
+    /// Number of steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Print every N-th step (0: only the last, as d2l; the last is always printed).
+    #[arg(long, default_value_t = 0)]
+    pub every: usize,
+    /// Several optimizer specs "SPEC,SPEC,..." traced on one figure (replaces --optimizer).
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// f64 (as Python floats, the default) or f32.
+    #[arg(long, default_value = "f64")]
+    pub dtype: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// One optimizer's trace and its printed lines.
+pub struct Trace {
+    /// The spec as given.
+    pub spec: String,
+    /// Points visited, the start first.
+    pub points: Vec<(f64, f64)>,
+    /// The lines printed for it.
+    pub lines: Vec<String>,
+}
+
+fn parse_start(s: &str) -> Result<(f64, f64)> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [a, b] = parts.as_slice() else { bail!("--start must be two numbers \"x1,x2\", got `{s}`") };
+    let x1: f64 = a.parse().with_context(|| format!("--start: `{a}` is not a number"))?;
+    let x2: f64 = b.parse().with_context(|| format!("--start: `{b}` is not a number"))?;
+    if !(x1.is_finite() && x2.is_finite()) {
+        bail!("--start must be finite, got `{s}`");
+    }
+    Ok((x1, x2))
+}
+
+/// Runs the command line: computes every trace, writes `trace_2d.svg`, returns the traces (lines
+/// included).
+pub fn run_cli(args: &Args) -> Result<Vec<Trace>> {
+    let function: Function = args.function.parse().map_err(anyhow::Error::msg)?;
+    let start = parse_start(&args.start)?;
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let dtype = crate::tensor::parse_dtype(&args.dtype)?;
+    let device = args.common.device()?;
+    // Every spec is validated before any work.
+    let specs = match &args.compare {
+        Some(list) => crate::optim::checked_list(list)?,
+        None => vec![crate::optim::canonical(&args.optimizer).map(|_| args.optimizer.clone())?],
+    };
+    let out = args.common.out_dir("trace_2d")?;
+    let mut traces = Vec::new();
+    for spec in specs {
+        let points = run(function, &spec, start, args.steps, dtype, &device)?;
+        let lines: Vec<String> = points
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, _)| *i == args.steps || (args.every > 0 && i % args.every == 0))
+            .map(|(i, &(x1, x2))| format_line(i, x1, x2))
+            .collect();
+        traces.push(Trace { spec, points, lines });
+    }
+    figure(&out.join("trace_2d.svg"), function, &traces)?;
+    Ok(traces)
+}
+
+/// Every trace over the contour lines of `function`.
+pub fn figure(path: &Path, function: Function, traces: &[Trace]) -> Result<()> {
+    let series: Vec<Series> = traces.iter().map(|t| Series::new(t.spec.clone(), t.points.clone())).collect();
+    let all: Vec<(f64, f64)> = traces.iter().flat_map(|t| t.points.iter().copied()).collect();
+    let (xr, yr) = window(&all);
+    let title = format!("f(x) = {function}");
+    Ok(plot::contour_with_traces(path, &title, &|a, b| function.value(a, b), xr, yr, &series)?)
 }

@@ -46,12 +46,12 @@ pub enum Error {
         msg: String,
     },
     /// An error from a candle kernel, with the op that raised it.
-    #[error("`{op}` failed: {source}")]
+    #[error("`{op}` failed: {error}")]
     Op {
         /// The op.
         op: &'static str,
         /// candle's error.
-        source: candle_core::Error,
+        error: candle_core::Error,
     },
     /// An error from candle outside any op.
     #[error(transparent)]
@@ -71,6 +71,6 @@ pub(crate) trait OpContext<T> {
 
 impl<T> OpContext<T> for candle_core::Result<T> {
     fn op(self, op: &'static str) -> Result<T> {
-        self.map_err(|source| Error::Op { op, source })
+        self.map_err(|error| Error::Op { op, error })
     }
 }

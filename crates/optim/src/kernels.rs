@@ -122,11 +122,10 @@ where
         .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
         .collect();
     let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| dispatch::<T, R, K>(rule, c, p, g, s);
-    // Each parallel task takes its chunk out of a slot.
-    let slots: Vec<std::sync::Mutex<Option<Task<'_, T, K>>>> =
-        tasks.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
+    // Each parallel task takes its chunks out of a slot.
+    let slots = parallel::Slots::new(tasks);
     parallel::for_each(slots.len(), |i| {
-        if let Some(task) = slots[i].lock().ok().and_then(|mut t| t.take()) {
+        if let Some(task) = slots.take(i) {
             body(task)
         }
     });

@@ -65,32 +65,68 @@ pub fn map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     slots.into_iter().filter_map(|s| s.into_inner().ok().flatten()).collect()
 }
 
+/// Work items of one parallel job, each taken by exactly one task: the one way Taper's kernels
+/// hand disjoint pieces of mutable buffers (or tuples of them) to the pool's threads, in safe
+/// code. Each item sits in its own slot; the task for index `i` takes item `i` out.
+pub struct Slots<T>(Vec<Mutex<Option<T>>>);
+
+impl<T> Slots<T> {
+    /// Slots holding `items`, in order.
+    pub fn new(items: impl IntoIterator<Item = T>) -> Self {
+        Self(items.into_iter().map(|t| Mutex::new(Some(t))).collect())
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no item.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes item `i` out (`None` if already taken or past the end).
+    pub fn take(&self, i: usize) -> Option<T> {
+        self.0.get(i).and_then(|slot| slot.lock().ok()).and_then(|mut item| item.take())
+    }
+}
+
+/// `data` cut into consecutive `chunk`-long pieces (the last may be shorter), one per slot.
+pub fn pieces<T>(data: &mut [T], chunk: usize) -> Slots<&mut [T]> {
+    Slots::new(data.chunks_mut(chunk.max(1)))
+}
+
 /// Calls `f(i, chunk)` for the consecutive `chunk`-long pieces of `data` (the last may be shorter),
 /// in parallel.
 pub fn for_each_chunk_mut<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let chunk = chunk.max(1);
-    let len = data.len();
-    let base = SendPtr(data.as_mut_ptr());
-    for_each(len.div_ceil(chunk), |i| {
-        let start = i * chunk;
-        let n = chunk.min(len - start);
-        let b = base;
-        // SAFETY: the pieces `start..start + n` are disjoint for distinct `i` and lie inside
-        // `data`, which stays mutably borrowed (so unaliased) until every piece is done.
-        let piece = unsafe { std::slice::from_raw_parts_mut(b.0.add(start), n) };
-        f(i, piece)
+    let slots = pieces(data, chunk);
+    for_each(slots.len(), |i| {
+        if let Some(piece) = slots.take(i) {
+            f(i, piece)
+        }
     });
 }
 
-struct SendPtr<T>(*mut T);
-impl<T> Clone for SendPtr<T> {
+/// A raw pointer that may cross to the pool's threads, for kernels whose tasks write disjoint
+/// but interleaved parts of one buffer (a block of columns of a matrix), which [`pieces`] cannot
+/// express. Whoever dereferences it must make sure no two tasks touch the same element and that
+/// the buffer outlives the job.
+#[derive(Debug)]
+pub struct SendPtr<T: Send>(pub *mut T);
+
+impl<T: Send> Clone for SendPtr<T> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<T> Copy for SendPtr<T> {}
-// SAFETY: only used to hand disjoint pieces of one slice to the job's threads.
+
+impl<T: Send> Copy for SendPtr<T> {}
+
+// SAFETY: the pointee is `Send`, and the tasks that share the pointer write disjoint elements
+// (the contract above), so handing it to other threads is sound.
 unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as for `Send`: shared references only copy the pointer; accesses are disjoint.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 #[cfg(test)]
@@ -114,5 +150,7 @@ mod tests {
         for_each_chunk_mut(&mut v, 10, |i, piece| piece.iter_mut().for_each(|x| *x = i));
         assert!(v.iter().enumerate().all(|(j, &x)| x == j / 10));
         assert!(threads() >= 1);
+        let slots = Slots::new([1, 2, 3]);
+        assert_eq!((slots.len(), slots.take(1), slots.take(1), slots.take(7)), (3, Some(2), None, None));
     }
 }

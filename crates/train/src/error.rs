@@ -4,24 +4,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file that could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// A chart that could not be drawn.
-    #[error("plot {path}: {msg}")]
-    Plot {
-        /// The SVG file.
-        path: PathBuf,
-        /// What went wrong.
-        msg: String,
-    },
-    /// A data file that is missing, corrupt or malformed.
-    #[error("data: {0}")]
-    Data(String),
     /// A checkpoint that cannot be written, read or applied.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint {
@@ -52,5 +41,5 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { path, source }
+    move |error| Error::Io { path, error }
 }

@@ -1,13 +1,11 @@
-//! Taper's training crate: data sets and loaders (airfoil, MNIST, with verified downloads), the
-//! training loop with progress and curves, safetensors checkpoints, and SVG plots.
+//! Taper's training crate: data sets and seeded loaders, the training loop (clipping, schedules,
+//! curves, progress), and safetensors checkpoints with exact resume. Data files and downloads are
+//! `taper-data`'s, figures `taper-plot`'s: the loop does not pull in an HTTP client or a plotting
+//! library.
 
-pub mod airfoil;
 pub mod checkpoint;
 pub mod data;
-pub mod download;
 mod error;
-pub mod mnist;
-pub mod plot;
 pub mod trainer;
 
 pub use data::{Dataset, Loader};

@@ -14,7 +14,6 @@ use taper_optim::{clip, Optimizer, StepOutcome};
 
 use crate::checkpoint::{self, Progress};
 use crate::data::{Dataset, Loader};
-use crate::plot::{self, ChartSpec, Series};
 use crate::{Error, Result};
 
 /// What is trained: a model's loss on a batch, and optional evaluations.
@@ -121,18 +120,9 @@ impl History {
         std::fs::write(path, s).map_err(crate::error::io_err(path))
     }
 
-    /// The curve as a plot series.
-    pub fn series(&self, name: &str) -> Series {
-        Series::new(name, self.records.iter().map(|r| (r.epoch, r.value)).collect())
-    }
-
-    /// Writes the curve as an SVG line chart.
-    pub fn write_svg(&self, path: &Path, title: &str, y_label: &str) -> Result<()> {
-        plot::line_chart(
-            path,
-            &ChartSpec { title, x_label: "epoch", y_label, log_y: false },
-            &[self.series("loss")],
-        )
+    /// The curve as `(epoch, value)` points.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        self.records.iter().map(|r| (r.epoch, r.value)).collect()
     }
 }
 

@@ -19,9 +19,9 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    gemm, par_for, pieces, product_into, sum_into_first, take, threads, written, zeroed, Float, Mat,
+    gemm, par_for, product_into, sum_into_first, threads, written, zeroed, Float, Mat,
 };
-use taper_tensor::parallel;
+use taper_tensor::parallel::{self, pieces};
 
 /// The shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +219,7 @@ pub(crate) fn backward<T: Float>(
     let gx_parts = pieces(&mut gx.spare_capacity_mut()[..n_gx], per * in_len);
 
     let partials: Vec<(Vec<T>, Vec<T>)> = parallel::map(groups, |group| {
-        let mut gx_part = gx_parts.get(group).and_then(take);
+        let mut gx_part = gx_parts.take(group);
         let needs_col = !g.pointwise();
         let mut col = vec![T::ZERO; if x.is_some() && needs_col { window * p } else { 0 }];
         let mut gcol = vec![T::ZERO; if w.is_some() && needs_col { window * p } else { 0 }];

@@ -15,10 +15,9 @@ pub(crate) mod pool;
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 
 use candle_core::{Device, Storage, StorageRef, Tensor, WithDType};
-use taper_tensor::parallel;
+use taper_tensor::parallel::{self, pieces, SendPtr};
 
 use crate::kernels::{kernels, Kernels};
 use crate::Result;
@@ -179,7 +178,7 @@ pub(crate) unsafe fn written<T: Float, S>(
     let per = chunks.div_ceil(threads()).max(1);
     let runs = pieces(&mut v.spare_capacity_mut()[..n], per * chunk);
     parallel::for_each(runs.len(), |r| {
-        let Some(run) = take(&runs[r]) else { return };
+        let Some(run) = runs.take(r) else { return };
         let mut state = init();
         for (j, part) in run.chunks_mut(chunk).enumerate() {
             fill(&mut state, r * per + j, part);
@@ -188,17 +187,6 @@ pub(crate) unsafe fn written<T: Float, S>(
     // SAFETY: the runs cover `0..n`, and the caller guarantees `fill` initialized each chunk.
     v.set_len(n);
     v
-}
-
-/// `data` cut into consecutive `chunk`-long pieces (the last may be shorter), each in a slot that
-/// one parallel task takes with [`take`].
-pub(crate) fn pieces<T>(data: &mut [T], chunk: usize) -> Vec<Mutex<Option<&mut [T]>>> {
-    data.chunks_mut(chunk.max(1)).map(|c| Mutex::new(Some(c))).collect()
-}
-
-/// Takes the piece out of a slot made by [`pieces`] (`None` if already taken).
-pub(crate) fn take<'a, T>(slot: &Mutex<Option<&'a mut [T]>>) -> Option<&'a mut [T]> {
-    slot.lock().ok().and_then(|mut s| s.take())
 }
 
 /// Zeroes uninitialized memory and hands it back as initialized.
@@ -337,14 +325,6 @@ pub(crate) fn product_into<'a, T: Float>(
         &mut *(dst as *mut [MaybeUninit<T>] as *mut [T])
     }
 }
-
-/// A pointer that may cross to another worker thread (each thread writes a disjoint part).
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: the pieces of a split product write disjoint elements, and the caller waits for all
-// of them before touching `dst` again.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// # Safety
 /// `dst` must be valid for writes of `m × n` elements (and reads, when `accumulate`), the

@@ -4,9 +4,9 @@
 //! first maximal one in row-major order, or a NaN, as PyTorch's), so that the backward pass is one
 //! scatter of the output gradient: no window is scanned twice and no mask is built.
 
-use taper_tensor::parallel;
+use taper_tensor::parallel::{self, pieces};
 
-use super::{filled, pieces, take, threads, Float};
+use super::{filled, threads, Float};
 
 /// The shapes of one pooling: `planes = batch·channels` planes of `h × w`, `k × k` windows moved
 /// by `stride`, no padding.
@@ -42,7 +42,7 @@ pub(crate) fn max_forward<T: Float>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<u32>) {
     let per = g.planes_per_task();
     let (outs, idxs) = (pieces(&mut out, per * oh * ow), pieces(&mut idx, per * oh * ow));
     parallel::for_each(outs.len(), |t| {
-        let (Some(out), Some(idx)) = (take(&outs[t]), take(&idxs[t])) else { return };
+        let (Some(out), Some(idx)) = (outs.take(t), idxs.take(t)) else { return };
         let x = &x[t * per * hw..][..out.len() / (oh * ow).max(1) * hw];
         if g.k == 2 && g.stride == 2 {
             return max_planes_2x2(g, x, out, idx);

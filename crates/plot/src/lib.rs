@@ -6,7 +6,33 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
+/// Errors of the plotting crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory that could not be written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A chart that could not be drawn.
+    #[error("plot {path}: {msg}")]
+    Plot {
+        /// The SVG file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+/// Result with the plotting crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |error| Error::Io { path: path.to_path_buf(), error }
+}
 
 /// A named curve.
 #[derive(Debug, Clone)]
@@ -151,6 +177,11 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
     Ok(())
 }
 
+/// Grid cells per axis of a contour plot.
+const CONTOUR_GRID: usize = 120;
+/// Contour lines drawn, at the quantiles `(k / CONTOUR_LEVELS)²` of `f` over the grid, `k` from 1.
+const CONTOUR_LEVELS: usize = 12;
+
 /// Writes a contour plot of `f` over `[x0, x1] × [y0, y1]` with each trace drawn on top as a
 /// line with dots (d2l's `show_trace_2d`), with a legend when there are several traces.
 pub fn contour_with_traces(
@@ -174,7 +205,7 @@ pub fn contour_with_traces(
     chart.configure_mesh().x_desc("x1").y_desc("x2").draw().map_err(|x| e(x.to_string()))?;
 
     // Contour levels by marching squares on a grid, at quantiles of f over the grid.
-    let n = 120;
+    let n = CONTOUR_GRID;
     let grid: Vec<Vec<f64>> = (0..=n)
         .map(|j| {
             (0..=n)
@@ -183,8 +214,13 @@ pub fn contour_with_traces(
         })
         .collect();
     let mut all: Vec<f64> = grid.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    if all.is_empty() {
+        return Err(e(format!("the function is not finite anywhere on [{x0}, {x1}] x [{y0}, {y1}]")));
+    }
     all.sort_by(|a, b| a.total_cmp(b));
-    let levels: Vec<f64> = (1..12).map(|k| all[(all.len() - 1) * k * k / 144]).collect();
+    let levels: Vec<f64> = (1..CONTOUR_LEVELS)
+        .map(|k| all.get((all.len() - 1) * k * k / (CONTOUR_LEVELS * CONTOUR_LEVELS)).copied().unwrap_or(0.0))
+        .collect();
     let at =
         |i: usize, j: usize| (x0 + (x1 - x0) * i as f64 / n as f64, y0 + (y1 - y0) * j as f64 / n as f64);
     let mut segments = Vec::new();
@@ -242,9 +278,9 @@ pub fn contour_with_traces(
 
 /// Checks that `dir` exists or can be created, and that a file can be written in it.
 pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let probe = dir.join(".taper-write-test");
-    std::fs::write(&probe, b"").map_err(crate::error::io_err(dir))?;
+    std::fs::write(&probe, b"").map_err(io_err(dir))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -279,6 +315,17 @@ mod tests {
         assert!(svg.matches("<polyline").count() + svg.matches("<path").count() > 20, "contours drawn");
         assert!(svg.contains("<circle"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_function_not_finite_anywhere_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("taper-plot-nan-{}", std::process::id()));
+        ensure_writable_dir(&dir).unwrap();
+        let f = |_: f64, _: f64| f64::NAN;
+        let err =
+            contour_with_traces(&dir.join("c.svg"), "nan", &f, (-1.0, 1.0), (-1.0, 1.0), &[]).unwrap_err();
+        assert!(err.to_string().contains("not finite anywhere"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

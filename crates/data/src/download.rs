@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use md5::Md5;
 use sha1::{Digest, Sha1};
 
-use crate::{Error, Result};
+use crate::{io_err, Error, Result};
 
 /// A file's expected digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn fetch(remote: &Remote, dir: &Path, download: bool) -> Result<Vec<u8>> {
         }
         download_to(remote, &path)?;
     }
-    let bytes = std::fs::read(&path).map_err(crate::error::io_err(&path))?;
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
     remote.checksum.verify(&bytes).map_err(|m| Error::Data(format!("{}: {m}", path.display())))?;
     Ok(bytes)
 }
@@ -89,7 +89,7 @@ pub fn fetch(remote: &Remote, dir: &Path, download: bool) -> Result<Vec<u8>> {
 /// checksum is right).
 pub fn download_to(remote: &Remote, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(crate::error::io_err(parent))?;
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
     let mut errors = Vec::new();
     for url in remote.urls {
@@ -97,9 +97,9 @@ pub fn download_to(remote: &Remote, path: &Path) -> Result<()> {
             Ok(bytes) => match remote.checksum.verify(&bytes) {
                 Ok(()) => {
                     let tmp = path.with_extension(format!("part{}", std::process::id()));
-                    let mut f = std::fs::File::create(&tmp).map_err(crate::error::io_err(&tmp))?;
-                    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(crate::error::io_err(&tmp))?;
-                    std::fs::rename(&tmp, path).map_err(crate::error::io_err(path))?;
+                    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+                    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io_err(&tmp))?;
+                    std::fs::rename(&tmp, path).map_err(io_err(path))?;
                     return Ok(());
                 }
                 Err(m) => errors.push(format!("{url}: {m}")),

@@ -1,0 +1,70 @@
+//! What every example's command line shares: the flags defined once (each example flattens the
+//! groups it uses into its own `Args`), and the way a run ends (errors printed once, exit 2).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::tensor::DeviceSpec;
+use crate::Device;
+
+/// `--device` and `--out`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output directory for figures and curves [default: out/<example>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl Common {
+    /// The device named by `--device` (an error that says why when it cannot be had).
+    pub fn device(&self) -> Result<Device> {
+        Ok(DeviceSpec::open_str(&self.device)?)
+    }
+
+    /// The output directory (`out/<example>` by default), created and checked writable.
+    pub fn out_dir(&self, example: &str) -> Result<PathBuf> {
+        let dir = self.out.clone().unwrap_or_else(|| Path::new("out").join(example));
+        crate::plot::ensure_writable_dir(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// `--seed`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Seed {
+    /// Seed of the run (initialization, data order) [default: the experiment's own].
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `--data-dir` and `--offline`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Directory holding the data files [default: $TAPER_DATA_DIR, else ~/.cache/taper].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Never download a missing file (by default a missing file is downloaded, checksum verified).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl DataArgs {
+    /// The data directory.
+    pub fn dir(&self) -> PathBuf {
+        crate::data::data_dir(self.data_dir.as_deref())
+    }
+}
+
+/// The body of an example's `main`: sets up the CPU threads, runs `run`, and on an error prints
+/// it once (with its causes) and exits with status 2.
+pub fn main<A>(args: A, run: impl FnOnce(A) -> Result<()>) {
+    crate::tensor::init_cpu();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
