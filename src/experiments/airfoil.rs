@@ -62,8 +62,8 @@ pub fn parse(text: &str) -> std::result::Result<Vec<[f64; 6]>, DataError> {
         }
         let mut row = [0.0; 6];
         for (j, f) in fields.iter().enumerate() {
-            row[j] = f.trim().parse().map_err(|_| {
-                DataError(format!("airfoil line {}, column {}: `{f}` is not a number", i + 1, j + 1))
+            row[j] = f.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
+                DataError(format!("airfoil line {}, column {}: `{f}` is not a finite number", i + 1, j + 1))
             })?;
         }
         rows.push(row);
@@ -413,5 +413,6 @@ mod tests {
         // Constant columns standardize to NaN, as NumPy's do; the real file has none.
         assert!(parse("1\t2\t3\n").is_err());
         assert!(parse(&"1\t2\tx\t4\t5\t6\n".repeat(1500)).unwrap_err().to_string().contains("`x`"));
+        assert!(parse(&"1\t2\tNaN\t4\t5\t6\n".repeat(1500)).unwrap_err().to_string().contains("`NaN`"));
     }
 }

@@ -18,7 +18,36 @@ use crate::{Error, Result};
 /// The `format` tag in the header.
 pub const FORMAT: &str = "taper-checkpoint";
 /// The `format_version` this code writes and reads.
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
+/// Versions this code reads: 1 (before the checksum) and 2.
+const READS: &[&str] = &["1", "2"];
+/// The header field holding the checksum (version 2).
+const CHECKSUM: &str = "checksum";
+
+/// CRC-32 over everything a checkpoint says: every header field but the checksum (sorted by key),
+/// then every tensor (sorted by name) with its dtype, shape and bytes. Any single flipped bit of
+/// a saved file changes it (or breaks the file's structure).
+fn checksum<V: safetensors::View>(meta: &HashMap<String, String>, tensors: &mut [(String, V)]) -> String {
+    let mut h = crc32fast::Hasher::new();
+    let mut keys: Vec<&String> = meta.keys().filter(|k| k.as_str() != CHECKSUM).collect();
+    keys.sort();
+    for k in keys {
+        for part in [k.as_bytes(), &[0], meta[k].as_bytes(), &[0]] {
+            h.update(part);
+        }
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in tensors.iter() {
+        h.update(name.as_bytes());
+        h.update(&[0]);
+        h.update(format!("{:?}", t.dtype()).as_bytes());
+        for d in t.shape() {
+            h.update(&(*d as u64).to_le_bytes());
+        }
+        h.update(&t.data());
+    }
+    format!("{:08x}", h.finalize())
+}
 
 /// Where a run is: what the header records besides the tensors.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -93,6 +122,8 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     for (k, v) in &progress.extra {
         meta.insert(format!("extra.{k}"), v.clone());
     }
+    let sum = checksum(&meta, &mut tensors.iter().map(|(k, t)| (k.clone(), t)).collect::<Vec<_>>());
+    meta.insert(CHECKSUM.to_string(), sum);
     let bytes = safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
         .map_err(|x| e(format!("cannot serialize: {x}")))?;
     write_atomic(path, &bytes)
@@ -145,13 +176,19 @@ pub struct Checkpoint {
     pub progress: Progress,
 }
 
-/// Reads and parses a checkpoint; a truncated or foreign file is an error that says so.
+/// Reads and parses a checkpoint; a truncated, corrupt or foreign file is an error that says so.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let e = ck_err(path);
     let bytes = std::fs::read(path).map_err(crate::error::io_err(path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
+    parse(&bytes, path)
+}
+
+/// Parses a checkpoint's bytes (`origin` names it in errors).
+pub fn parse(bytes: &[u8], origin: &Path) -> Result<Checkpoint> {
+    let path = origin;
+    let e = ck_err(path);
+    let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|x| e(format!("not a readable safetensors file (truncated or corrupt?): {x}")))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|x| e(x.to_string()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|x| e(x.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let field = |k: &str| {
         meta.get(k).cloned().ok_or_else(|| e(format!("header lacks `{k}`: not a Taper checkpoint")))
@@ -160,8 +197,19 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
         return Err(e(format!("header format is `{}`, not `{FORMAT}`", field("format")?)));
     }
     let version = field("format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(e(format!("format version {version}; this build reads version {FORMAT_VERSION}")));
+    if !READS.contains(&version.as_str()) {
+        return Err(e(format!("format version {version}; this build reads versions {}", READS.join(", "))));
+    }
+    if version != "1" {
+        let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+            st.tensors().into_iter().collect();
+        let want = checksum(&meta, &mut views);
+        if meta.get(CHECKSUM) != Some(&want) {
+            return Err(e(format!(
+                "checksum mismatch (header says {}, the contents give {want}): the file is corrupt",
+                meta.get(CHECKSUM).map_or("nothing", String::as_str)
+            )));
+        }
     }
     let num = |k: &str| -> Result<u64> {
         field(k)?.parse().map_err(|_| e(format!("header field `{k}` is not a number")))
@@ -218,8 +266,18 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 /// dtype, nothing else may be, and the optimizer must be the one that saved it; otherwise the
 /// error says what differs and nothing is changed.
 pub fn load(path: &Path, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Progress> {
-    let e = ck_err(path);
-    let ck = read(path)?;
+    apply(read(path)?, path, params, opt)
+}
+
+/// Applies a checkpoint read with [`read`] or [`parse`] to `params` and `opt`, all or nothing, as
+/// [`load`] does (`origin` names it in errors).
+pub fn apply(
+    ck: Checkpoint,
+    origin: &Path,
+    params: &ParamStore,
+    opt: &mut dyn Optimizer,
+) -> Result<Progress> {
+    let e = ck_err(origin);
     let mut differences = Vec::new();
     for p in params.params() {
         match ck.model.get(p.name()) {

@@ -18,9 +18,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{
-    gemm, par_for, product_into, sum_into_first, threads, written, zeroed, Float, Mat,
-};
+use super::{gemm, par_for, product_into, sum_into_first, threads, written, zeroed, Float, Mat};
 use taper_tensor::parallel::{self, pieces};
 
 /// The shapes of one convolution.
