@@ -14,6 +14,9 @@
 //! and holds the documents' experiments ([`experiments`], one module each: data, model, runs,
 //! comparison and figure) with the command-line pieces their examples share ([`cli`]).
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub use taper_autograd as autograd;
 pub use taper_data as data;
 pub use taper_nn as nn;

@@ -196,6 +196,11 @@ pub const RUNS: &[Run] = &[
     },
 ];
 
+/// d2l's minibatch size for the chapter.
+pub const BATCH: usize = 10;
+/// d2l records the loss over all rows every this many examples.
+pub const RECORD_EVERY: usize = 100;
+
 /// The linear model and its loss `mean((Xw + b - y)²)/2`.
 pub struct LinReg {
     /// `w` `[5, 1]` and `b` `[1]`.
@@ -278,8 +283,8 @@ pub fn run_with(
 ) -> Result<Outcome> {
     let mut model = LinReg::new(form, seed, data)?;
     let mut opt = optim::from_spec(spec, model.store.trainable())?;
-    let mut cfg = TrainConfig::new(epochs, Loader::new(10, true, false, seed)?);
-    cfg.record_every = 100;
+    let mut cfg = TrainConfig::new(epochs, Loader::new(BATCH, true, false, seed)?);
+    cfg.record_every = RECORD_EVERY;
     configure(&mut cfg);
     let store = model.store.clone();
     let history = train(&mut model, &store, opt.as_mut(), data, &cfg)?;

@@ -145,6 +145,11 @@ impl Task for Classifier {
     }
 }
 
+/// Examples per forward pass when measuring accuracy.
+const EVAL_BATCH: usize = 500;
+/// A curve point (the mean batch loss) every this many training examples (ten batches of 64).
+pub const RECORD_EVERY: usize = 640;
+
 /// Accuracy of `net` on `data`, evaluated in batches under no-grad.
 pub fn accuracy(net: &Sequential, data: &Dataset) -> crate::train::Result<f64> {
     let tape = Tape::new();
@@ -152,7 +157,7 @@ pub fn accuracy(net: &Sequential, data: &Dataset) -> crate::train::Result<f64> {
     let n = data.len();
     let mut start = 0;
     while start < n {
-        let len = 500.min(n - start);
+        let len = EVAL_BATCH.min(n - start);
         let batch = data.slice(start, len)?;
         let logits = tape.no_grad(|| net.forward(&tape, &Var::constant(batch.x.clone())))?;
         let pred = logits.value().argmax(1)?;
@@ -314,7 +319,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         let (net, store) = build(model, seed, DType::F32, &device)?;
         let mut opt = optim::from_spec(&spec, store.trainable())?;
         let mut cfg = TrainConfig::new(args.epochs, Loader::new(args.batch_size, true, false, seed)?);
-        cfg.record_every = 640;
+        cfg.record_every = RECORD_EVERY;
         cfg.clip_norm = args.clip_norm;
         cfg.scheduler = args.scheduler.clone();
         cfg.save = args.save.clone();

@@ -28,6 +28,9 @@
 //! Ops live in `ops/`, one file per family, each op's backward rule beside its forward; the CPU
 //! kernels some rules call live in `cpu/`. [`profile`] times a step op by op.
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod cpu;
 mod error;
 mod grads;

@@ -171,3 +171,31 @@ fn shape_mismatches_are_errors_in_every_op() {
         assert!(!msg.is_empty(), "{name}");
     }
 }
+
+#[test]
+fn mixed_dtypes_are_one_clear_error_in_every_op() {
+    let z = |dims: &[usize], dtype: DType| Var::constant(Tensor::zeros(dims, dtype, &Device::Cpu).unwrap());
+    let (a, b) = (z(&[2, 3], DType::F64), z(&[2, 3], DType::F32));
+    let (img, ker) = (z(&[1, 1, 4, 4], DType::F64), z(&[1, 1, 3, 3], DType::F32));
+    let w32 = z(&[3, 3], DType::F32);
+    let bias32 = z(&[3], DType::F32);
+    let w64 = z(&[3, 3], DType::F64);
+    let results: Vec<(&str, Result<Var, Error>)> = vec![
+        ("add", a.add(&b)),
+        ("sub", a.sub(&b)),
+        ("mul", a.mul(&b)),
+        ("div", a.div(&b)),
+        ("matmul", a.matmul(&w32)),
+        ("linear", a.linear(&w32, None)),
+        ("linear bias", a.linear(&w64, Some(&bias32))),
+        ("conv2d", img.conv2d(&ker, 1, 0)),
+        ("mse_loss", a.mse_loss(&b)),
+    ];
+    for (what, r) in results {
+        let err = r.err().unwrap_or_else(|| panic!("{what}: mixed dtypes accepted")).to_string();
+        assert!(
+            err.contains("dtype mismatch") && err.contains("F32") && err.contains("F64"),
+            "{what}: {err}"
+        );
+    }
+}

@@ -3,6 +3,9 @@
 //! experiments turn bytes into data sets; a user of the training loop alone does not compile an
 //! HTTP client.
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod download;
 pub mod idx;
 

@@ -27,6 +27,9 @@
 //! # Ok(()) }
 //! ```
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod init;
 mod layers;
 mod loss;

@@ -4,6 +4,9 @@ use taper_autograd::{Grads, Param};
 
 use crate::{Error, Result};
 
+/// Added to the norm before dividing, as PyTorch's `clip_grad_norm_` does.
+const NORM_EPS: f64 = 1e-6;
+
 /// Scales all gradients of `params` together so that their global L2 norm is at most
 /// `max_norm`: `g ← g · min(1, max_norm / (‖g‖ + 1e-6))`. Returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Result<f64> {
@@ -17,7 +20,7 @@ pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Res
         }
     }
     let norm = sq.sqrt();
-    let coef = max_norm / (norm + 1e-6);
+    let coef = max_norm / (norm + NORM_EPS);
     if coef < 1.0 {
         for p in params {
             if let Some(g) = grads.get(p) {

@@ -27,6 +27,9 @@
 //! CPU kernel and the composed any-device path are made. [`Engine`] does the bookkeeping shared by
 //! all. [`REGISTRY`] maps spec names to constructors.
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod adadelta;
 mod adagrad;
 mod adam;

@@ -76,35 +76,38 @@ impl Scheduler for LinearWarmup {
 }
 
 /// Parses a scheduler spec: `step:step_size=10,gamma=0.1`, `exponential:gamma=0.95`,
-/// `cosine:t_max=100,eta_min=0`, `warmup:steps=100,start_factor=0.1`.
+/// `cosine:t_max=100,eta_min=0`, `warmup:steps=100,start_factor=0.1`. The arguments PyTorch
+/// requires (`step_size`, `gamma` of `exponential`, `t_max`) are required here too; the others
+/// take PyTorch's defaults.
 pub fn parse(spec: &str) -> Result<Box<dyn Scheduler>> {
     let s = OptimSpec::parse(spec)?;
     let count = |x: f64| x >= 1.0 && x.fract() == 0.0;
     let sched: Box<dyn Scheduler> = match s.name.as_str() {
         "step" => {
             let mut o = Options::new("step", &s);
-            let step_size =
-                o.num("step_size", &[], 1.0, count, "step_size must be a whole number >= 1")? as u64;
+            let step_size = o.required("step_size", count, "step_size must be a whole number >= 1")? as u64;
             let gamma = o.num("gamma", &[], 0.1, positive, "gamma must be > 0")?;
             o.finish()?;
             Box::new(StepLr { step_size, gamma })
         }
         "exponential" | "exp" => {
             let mut o = Options::new("exponential", &s);
-            let gamma = o.num("gamma", &[], 0.95, positive, "gamma must be > 0")?;
+            let gamma = o.required("gamma", positive, "gamma must be > 0")?;
             o.finish()?;
             Box::new(ExponentialLr { gamma })
         }
         "cosine" => {
             let mut o = Options::new("cosine", &s);
-            let t_max = o.num("t_max", &[], 1.0, count, "t_max must be a whole number >= 1")? as u64;
+            let t_max = o.required("t_max", count, "t_max must be a whole number >= 1")? as u64;
             let eta_min = o.num("eta_min", &[], 0.0, non_negative, "eta_min must be >= 0")?;
             o.finish()?;
             Box::new(CosineAnnealing { t_max, eta_min })
         }
         "warmup" => {
             let mut o = Options::new("warmup", &s);
-            let warmup = o.num("steps", &[], 1.0, count, "steps must be a whole number >= 1")? as u64;
+            // LinearLR's `total_iters` defaults to 5.
+            let warmup =
+                o.num("steps", &["total_iters"], 5.0, count, "steps must be a whole number >= 1")? as u64;
             let start_factor = o.num(
                 "start_factor",
                 &[],
@@ -173,12 +176,19 @@ mod tests {
         assert!((parse("step:step_size=2,gamma=0.5").unwrap().lr(1.0, 2) - 0.5).abs() < 1e-12);
         assert!(parse("cosine:t_max=10").is_ok());
         assert!(parse("warmup:steps=5,start_factor=0.1").is_ok());
+        // What PyTorch requires is required, and the message names it.
+        let err = parse("cosine").unwrap_err().to_string();
+        assert!(err.contains("t_max") && err.contains("required"), "{err}");
         for bad in [
             "nope",
             "step:step_size=0",
             "step:step_size=1.5",
             "cosine:t_max=10,foo=1",
             "warmup:start_factor=2",
+            "step",
+            "step:gamma=0.5",
+            "exponential",
+            "cosine:eta_min=0.1",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -174,6 +174,16 @@ impl Options {
         Ok(x)
     }
 
+    /// A number under `key` that has no default (PyTorch requires the argument): absent is an
+    /// error naming it.
+    pub fn required(&mut self, key: &'static str, ok: impl Fn(f64) -> bool, allowed: &str) -> Result<f64> {
+        if !self.items.iter().any(|(k, _)| k == key) {
+            self.asked.push(key);
+            return Err(self.invalid(key, "(missing)", format!("`{key}` is required; {allowed}")));
+        }
+        self.num(key, &[], f64::NAN, ok, allowed)
+    }
+
     /// A boolean under `key`, `default` when absent.
     pub fn flag(&mut self, key: &'static str, default: bool) -> Result<bool> {
         let Some((k, text)) = self.take(&[key]) else { return Ok(default) };

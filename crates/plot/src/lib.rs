@@ -2,6 +2,9 @@
 //! linear or log axis, and contour plots with optimization traces on top (d2l's
 //! `show_trace_2d`).
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::Path;
 
 use plotters::prelude::*;

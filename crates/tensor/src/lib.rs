@@ -9,6 +9,9 @@
 //! * [`SeededRng`]: random tensors drawn on the host from a portable seeded generator, so the same
 //!   seed gives the same numbers on every device.
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod device;
 mod error;
 pub mod parallel;

@@ -3,6 +3,9 @@
 //! `taper-data`'s, figures `taper-plot`'s: the loop does not pull in an HTTP client or a plotting
 //! library.
 
+// A library returns errors: no `unwrap`/`expect` outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod checkpoint;
 pub mod data;
 mod error;

@@ -355,3 +355,19 @@ pub fn train(
     run.hist.examples_per_second = run.speed();
     Ok(run.hist)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_bar_is_on_by_default_and_drawn_only_on_a_terminal() {
+        let cfg = TrainConfig::new(1, Loader::new(4, false, false, 0).unwrap());
+        assert!(cfg.progress_bar, "tqdm and indicatif users expect a bar by default");
+        // Test runs have no terminal on stderr (cargo captures it): the bar must stay hidden.
+        if !std::io::stderr().is_terminal() {
+            assert!(progress_bar(true, 10).is_hidden());
+        }
+        assert!(progress_bar(false, 10).is_hidden());
+    }
+}

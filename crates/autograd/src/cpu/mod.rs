@@ -249,10 +249,20 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// Whether a product is worth splitting over threads (below this, the split costs more than it
+/// Multiply-adds below which a product runs on one thread (the split would cost more than it
 /// saves).
+const PAR_MIN_WORK: usize = 1 << 18;
+/// A product is split along its depth `k` when `k` is at least this many times its longer side.
+const SPLIT_K_RATIO: usize = 8;
+/// Pieces of a split product start on multiples of this many rows, columns or depth steps (the
+/// `gemm` crate's micro-kernels work in such blocks).
+const SPLIT_ALIGN: usize = 16;
+/// Matrix-vector products up to this many matrix elements take the plain dot loop.
+const DOT_MAX_ELEMS: usize = 1 << 16;
+
+/// Whether a product is worth splitting over threads.
 pub(crate) fn par_for(m: usize, n: usize, k: usize) -> bool {
-    m * n * k >= 1 << 18 && threads() > 1
+    m * n * k >= PAR_MIN_WORK && threads() > 1
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major `m × n`.
@@ -357,9 +367,9 @@ unsafe fn gemm_split<T: Float>(
         return gemm_one(dst, n, lhs, rhs, accumulate);
     }
     let dst = SendPtr(dst);
-    if k >= 8 * m.max(n) {
+    if k >= SPLIT_K_RATIO * m.max(n) {
         // Split the depth: piece 0 goes to `dst`, the others to buffers added in afterwards.
-        let cuts = cuts(k, parts, 16);
+        let cuts = cuts(k, parts, SPLIT_ALIGN);
         let extra = parallel::map(cuts.len(), |i| {
             let (s, len) = cuts[i];
             let (lhs, rhs) = (lhs.cols_range(s, len), rhs.rows_range(s, len));
@@ -380,13 +390,13 @@ unsafe fn gemm_split<T: Float>(
             }
         }
     } else if m >= n {
-        let cuts = cuts(m, parts, 16);
+        let cuts = cuts(m, parts, SPLIT_ALIGN);
         parallel::for_each(cuts.len(), |i| {
             let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s * n), n, lhs.rows_range(s, len), rhs, accumulate)
         });
     } else {
-        let cuts = cuts(n, parts, 16);
+        let cuts = cuts(n, parts, SPLIT_ALIGN);
         parallel::for_each(cuts.len(), |i| {
             let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s), n, lhs, rhs.cols_range(s, len), accumulate)
@@ -406,7 +416,7 @@ fn cuts(total: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
 /// As [`gemm_raw`], for the `lhs.rows × rhs.cols` block of `dst` with row stride `dst_rs`.
 unsafe fn gemm_one<T: Float>(dst: *mut T, dst_rs: usize, lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if n == 1 && m * k <= 1 << 16 {
+    if n == 1 && m * k <= DOT_MAX_ELEMS {
         // A matrix times a vector (a small model's linear layer): a dot product per row is
         // cheaper than the general product's set-up.
         for i in 0..m {

@@ -27,16 +27,6 @@ fn broadcast_shape(op: &'static str, a: &Var, b: &Var) -> Result<Shape> {
     })
 }
 
-fn check_dtypes(op: &'static str, a: &Var, b: &Var) -> Result<()> {
-    if a.dtype() != b.dtype() {
-        return Err(Error::InvalidArgument {
-            op,
-            msg: format!("dtype mismatch: {:?} and {:?}", a.dtype(), b.dtype()),
-        });
-    }
-    Ok(())
-}
-
 impl Var {
     fn binary(
         &self,
@@ -45,7 +35,7 @@ impl Var {
         forward: impl FnOnce(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
         make: impl FnOnce(&[bool]) -> BinaryOp,
     ) -> Result<Var> {
-        check_dtypes(op, self, rhs)?;
+        super::same_dtype(op, &[self, rhs])?;
         broadcast_shape(op, self, rhs)?;
         let value = forward(self.value(), rhs.value()).op(op)?;
         Tape::record(op, &[self, rhs], value, |needs| Op::Binary(make(needs)))

@@ -60,16 +60,6 @@ fn check_window(op: &'static str, h: usize, w: usize, k: usize, stride: usize, p
     Ok(())
 }
 
-fn check_dtype(op: &'static str, a: &Var, b: &Var) -> Result<()> {
-    if a.dtype() != b.dtype() {
-        return Err(Error::InvalidArgument {
-            op,
-            msg: format!("dtype mismatch: {:?} and {:?}", a.dtype(), b.dtype()),
-        });
-    }
-    Ok(())
-}
-
 impl Var {
     /// 2-D convolution (cross-correlation) of `self` `[b, c_in, h, w]` with `kernel`
     /// `[c_out, c_in, k_h, k_w]`, with the given stride and zero padding on every side.
@@ -110,7 +100,7 @@ impl Var {
             });
         }
         check_window("conv2d", h, w, kh.max(kw), stride, padding)?;
-        check_dtype("conv2d", self, kernel)?;
+        super::same_dtype("conv2d", &[self, kernel])?;
         if let Some(b) = bias {
             if b.dims() != [c_out] {
                 return Err(Error::ShapeMismatch {
@@ -120,7 +110,7 @@ impl Var {
                     hint: "the bias must be [c_out], c_out being the kernel's dim 0",
                 });
             }
-            check_dtype("conv2d", self, b)?;
+            super::same_dtype("conv2d", &[self, b])?;
         }
         let geom = Geom { batch, c_in, h, w, c_out, kh, kw, stride, pad: padding };
         let relu = act == Activation::Relu;

@@ -28,12 +28,7 @@ impl Var {
                 hint: "prediction and target must have the same shape",
             });
         }
-        if self.dtype() != target.dtype() {
-            return Err(Error::InvalidArgument {
-                op: "mse_loss",
-                msg: format!("dtype mismatch: {:?} and {:?}", self.dtype(), target.dtype()),
-            });
-        }
+        super::same_dtype("mse_loss", &[self, target])?;
         let (p, t) = (self.value(), target.value());
         let host = if p.device().is_cpu() {
             let (p, t) = (p.contiguous()?, t.contiguous()?);

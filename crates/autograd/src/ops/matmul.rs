@@ -59,11 +59,9 @@ impl Var {
                 hint: "the input's last dimension must equal the weight's dim 1 (in features)",
             });
         }
-        if self.dtype() != weight.dtype() || bias.is_some_and(|b| b.dtype() != self.dtype()) {
-            return Err(Error::InvalidArgument {
-                op: "linear",
-                msg: format!("dtype mismatch: input {:?}, weight {:?}", self.dtype(), weight.dtype()),
-            });
+        super::same_dtype("linear", &[self, weight])?;
+        if let Some(b) = bias {
+            super::same_dtype("linear", &[self, b])?;
         }
         if let Some(b) = bias {
             if b.dims() != [fan_out] {
@@ -117,12 +115,7 @@ impl Var {
                 hint: "need rank >= 2 and lhs [.., m, k] with rhs [.., k, n]",
             });
         }
-        if self.dtype() != rhs.dtype() {
-            return Err(Error::InvalidArgument {
-                op: "matmul",
-                msg: format!("dtype mismatch: {:?} and {:?}", self.dtype(), rhs.dtype()),
-            });
-        }
+        super::same_dtype("matmul", &[self, rhs])?;
         let value = match host_product(self.value(), rhs.value(), false, false)? {
             Some(v) => v,
             None if a[..a.len() - 2] == b[..b.len() - 2] => self.value().matmul(rhs.value()).op("matmul")?,

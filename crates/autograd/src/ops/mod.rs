@@ -16,7 +16,19 @@ pub(crate) mod unary;
 
 use candle_core::{Shape, Tensor};
 
-use crate::Result;
+use crate::{Error, Result, Var};
+
+/// The one dtype check of the ops: every operand of `op` has the first one's dtype.
+pub(crate) fn same_dtype(op: &'static str, operands: &[&Var]) -> Result<()> {
+    let Some(first) = operands.first() else { return Ok(()) };
+    match operands.iter().find(|v| v.dtype() != first.dtype()) {
+        Some(other) => Err(Error::InvalidArgument {
+            op,
+            msg: format!("dtype mismatch: {:?} and {:?}", first.dtype(), other.dtype()),
+        }),
+        None => Ok(()),
+    }
+}
 
 /// An activation that a layer op ([`crate::Var::conv2d_fused`], [`crate::Var::linear_fused`])
 /// applies to its output in the same pass, and differentiates in its own rule: on the CPU the
