@@ -59,6 +59,34 @@ impl DataArgs {
     }
 }
 
+/// `--save`, `--save-every` and `--resume`: checkpoints of a training run.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Checkpoints {
+    /// Write a checkpoint here after every epoch (a single run only).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Also checkpoint every N optimizer steps.
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Resume from a checkpoint, exactly where it was saved (a single run only).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+impl Checkpoints {
+    /// Whether a checkpoint is written or read.
+    pub fn any(&self) -> bool {
+        self.save.is_some() || self.resume.is_some()
+    }
+
+    /// Sets the training configuration's checkpoint fields.
+    pub fn configure(&self, cfg: &mut crate::train::TrainConfig) {
+        cfg.save = self.save.clone();
+        cfg.save_every = self.save_every;
+        cfg.resume = self.resume.clone();
+    }
+}
+
 /// The body of an example's `main`: sets up the CPU threads, runs `run`, and on an error prints
 /// it once (with its causes) and exits with status 2.
 pub fn main<A>(args: A, run: impl FnOnce(A) -> Result<()>) {

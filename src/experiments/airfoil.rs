@@ -9,14 +9,14 @@
 //! cargo run --release --example airfoil -- --compare "sgd:lr=0.05,adagrad:lr=0.1,rmsprop:lr=0.01,alpha=0.9" --form library
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::bail;
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
-use crate::cli::{Common, DataArgs, Seed};
+use crate::cli::{Checkpoints, Common, DataArgs, Seed};
 use crate::data::{self, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
@@ -315,23 +315,17 @@ pub struct Args {
     /// Epochs.
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
-    /// Write a checkpoint here after every epoch (one run: --compare with a single spec).
-    #[arg(long)]
-    pub save: Option<PathBuf>,
-    /// Also checkpoint every N steps.
-    #[arg(long)]
-    pub save_every: Option<u64>,
-    /// Resume from a checkpoint (one run: --compare with a single spec).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
+    /// `--save`, `--save-every`, `--resume` (one run: --compare with a single spec).
     #[command(flatten)]
-    #[allow(missing_docs)]
+    pub checkpoints: Checkpoints,
+    /// `--seed`.
+    #[command(flatten)]
     pub seed: Seed,
+    /// `--data-dir`, `--offline`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub data: DataArgs,
+    /// `--device`, `--out`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub common: Common,
 }
 
@@ -364,7 +358,7 @@ pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
         }
         None => RUNS.iter().map(|r| (r.section.into(), r.label.into(), r.spec.into(), r.form)).collect(),
     };
-    if (args.save.is_some() || args.resume.is_some()) && runs.len() != 1 {
+    if args.checkpoints.any() && runs.len() != 1 {
         bail!("--save and --resume need exactly one run: --compare with a single optimizer spec");
     }
     let out = args.common.out_dir("airfoil")?;
@@ -372,11 +366,7 @@ pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
     let seed = args.seed.seed.unwrap_or(0);
     let mut results = Vec::new();
     for (section, label, spec, form) in runs {
-        let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| {
-            cfg.save = args.save.clone();
-            cfg.save_every = args.save_every;
-            cfg.resume = args.resume.clone();
-        })?;
+        let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| args.checkpoints.configure(cfg))?;
         outcome.history.write_csv(&out.join(format!("airfoil_{}.csv", results.len())))?;
         results.push(RunResult { section, label, spec, outcome });
     }

@@ -144,11 +144,11 @@ pub struct Args {
     /// Iterations (full-batch steps).
     #[arg(long, default_value_t = 1000)]
     pub iters: usize,
+    /// `--seed`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub seed: Seed,
+    /// `--device`, `--out`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub common: Common,
 }
 

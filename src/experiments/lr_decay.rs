@@ -129,8 +129,8 @@ pub struct Args {
     /// Steps.
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
+    /// `--device`, `--out`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub common: Common,
 }
 

@@ -11,14 +11,14 @@
 //! TAPER_DATA_DIR=../shared/data cargo run --release --example mnist -- --split test --train-limit 8000 --holdout 2000 --epochs 2
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_nn::{cross_entropy, Builder, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 
-use crate::cli::{Common, DataArgs, Seed};
+use crate::cli::{Checkpoints, Common, DataArgs, Seed};
 use crate::data::{self, idx, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
@@ -218,26 +218,20 @@ pub struct Args {
     /// Scheduler spec, stepped per epoch (e.g. "step:step_size=1,gamma=0.5").
     #[arg(long)]
     pub scheduler: Option<String>,
-    /// Write a checkpoint here after every epoch.
-    #[arg(long)]
-    pub save: Option<PathBuf>,
-    /// Also checkpoint every N steps.
-    #[arg(long)]
-    pub save_every: Option<u64>,
-    /// Resume from a checkpoint.
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
+    /// `--save`, `--save-every`, `--resume` (a single --optimizer, not --compare).
+    #[command(flatten)]
+    pub checkpoints: Checkpoints,
     /// Hide the progress bar (shown by default when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// `--seed`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub seed: Seed,
+    /// `--data-dir`, `--offline`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub data: DataArgs,
+    /// `--device`, `--out`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub common: Common,
 }
 
@@ -300,7 +294,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
     if let Some(s) = &args.scheduler {
         optim::schedule::parse(s)?;
     }
-    if specs.len() > 1 && (args.save.is_some() || args.resume.is_some()) {
+    if specs.len() > 1 && args.checkpoints.any() {
         bail!("--save and --resume take a single --optimizer, not --compare");
     }
     let device = args.common.device()?;
@@ -322,9 +316,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         cfg.record_every = RECORD_EVERY;
         cfg.clip_norm = args.clip_norm;
         cfg.scheduler = args.scheduler.clone();
-        cfg.save = args.save.clone();
-        cfg.save_every = args.save_every;
-        cfg.resume = args.resume.clone();
+        args.checkpoints.configure(&mut cfg);
         cfg.progress_bar = !args.no_progress;
         cfg.extra.insert("model".into(), args.model.clone());
         if verbose {

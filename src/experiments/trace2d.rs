@@ -157,8 +157,8 @@ pub struct Args {
     /// f64 (as Python floats, the default) or f32.
     #[arg(long, default_value = "f64")]
     pub dtype: String,
+    /// `--device`, `--out`.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub common: Common,
 }
 
