@@ -31,6 +31,23 @@ pub trait Elem: Sized + Clone {
     fn maximum(&self, o: &Self) -> Result<Self, Self::Err>;
     /// `|self|`
     fn abs(&self) -> Result<Self, Self::Err>;
+    /// `min(self, o)`
+    fn minimum(&self, o: &Self) -> Result<Self, Self::Err>;
+    /// `sign(self)`: `1`, `-1`, or `0` at zero (and NaN), as `torch.sign`.
+    fn sign(&self) -> Result<Self, Self::Err>;
+    /// `e^self`
+    fn exp(&self) -> Result<Self, Self::Err>;
+    /// `ln self`
+    fn ln(&self) -> Result<Self, Self::Err>;
+    /// `self^k` for a scalar exponent.
+    fn powf(&self, k: f64) -> Result<Self, Self::Err>;
+    /// `1` where `self > o`, else `0` (a mask in the element type).
+    fn gt(&self, o: &Self) -> Result<Self, Self::Err>;
+    /// `1` where `self < o`, else `0`.
+    fn lt(&self, o: &Self) -> Result<Self, Self::Err>;
+    /// `on_true` where `self ≠ 0`, else `on_false` (`self` a mask from [`Elem::gt`] or
+    /// [`Elem::lt`]): `torch.where`.
+    fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Self::Err>;
 
     /// `self · k`
     #[inline(always)]
@@ -92,6 +109,39 @@ macro_rules! scalar_elem {
             fn abs(&self) -> Result<Self, Infallible> {
                 Ok(<$t>::abs(*self))
             }
+            #[inline(always)]
+            fn minimum(&self, o: &Self) -> Result<Self, Infallible> {
+                Ok(if *self <= *o { *self } else { *o })
+            }
+            #[inline(always)]
+            fn sign(&self) -> Result<Self, Infallible> {
+                // Branch-free, as candle's kernel: 0 at 0 and NaN.
+                Ok(<$t>::from(*self > 0.0) - <$t>::from(*self < 0.0))
+            }
+            #[inline(always)]
+            fn exp(&self) -> Result<Self, Infallible> {
+                Ok(<$t>::exp(*self))
+            }
+            #[inline(always)]
+            fn ln(&self) -> Result<Self, Infallible> {
+                Ok(<$t>::ln(*self))
+            }
+            #[inline(always)]
+            fn powf(&self, k: f64) -> Result<Self, Infallible> {
+                Ok(<$t>::powf(*self, k as $t))
+            }
+            #[inline(always)]
+            fn gt(&self, o: &Self) -> Result<Self, Infallible> {
+                Ok(<$t>::from(*self > *o))
+            }
+            #[inline(always)]
+            fn lt(&self, o: &Self) -> Result<Self, Infallible> {
+                Ok(<$t>::from(*self < *o))
+            }
+            #[inline(always)]
+            fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Infallible> {
+                Ok(if *self != 0.0 { *on_true } else { *on_false })
+            }
         }
     };
 }
@@ -127,6 +177,30 @@ impl Elem for Tensor {
     }
     fn abs(&self) -> candle_core::Result<Self> {
         Tensor::abs(self)
+    }
+    fn minimum(&self, o: &Self) -> candle_core::Result<Self> {
+        Tensor::minimum(self, o)
+    }
+    fn sign(&self) -> candle_core::Result<Self> {
+        Tensor::sign(self)
+    }
+    fn exp(&self) -> candle_core::Result<Self> {
+        Tensor::exp(self)
+    }
+    fn ln(&self) -> candle_core::Result<Self> {
+        Tensor::log(self)
+    }
+    fn powf(&self, k: f64) -> candle_core::Result<Self> {
+        Tensor::powf(self, k)
+    }
+    fn gt(&self, o: &Self) -> candle_core::Result<Self> {
+        Tensor::gt(self, o)?.to_dtype(self.dtype())
+    }
+    fn lt(&self, o: &Self) -> candle_core::Result<Self> {
+        Tensor::lt(self, o)?.to_dtype(self.dtype())
+    }
+    fn select(&self, on_true: &Self, on_false: &Self) -> candle_core::Result<Self> {
+        Tensor::ne(self, 0.0)?.where_cond(on_true, on_false)
     }
 }
 
@@ -173,5 +247,55 @@ pub fn root_plus_eps<E: Elem>(x: &E, eps: f64, inside: bool) -> Result<E, E::Err
         x.affine(1.0, eps)?.sqrt()
     } else {
         x.sqrt()?.affine(1.0, eps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Every operation gives the same numbers on scalars (the fused kernel) and on tensors (the
+    /// composed path), zeros, negatives and ties included.
+    #[test]
+    fn scalar_and_tensor_arithmetic_agree() {
+        let a = [-2.5f64, -1.0, 0.0, 0.0, 0.5, 1.5, 3.0, -0.25];
+        let b = [1.0f64, -1.0, 0.0, 2.0, 0.5, -3.0, 0.125, 4.0];
+        let ta = Tensor::new(&a, &Device::Cpu).unwrap();
+        let tb = Tensor::new(&b, &Device::Cpu).unwrap();
+        type Op = fn(&f64, &f64) -> f64;
+        type TOp = fn(&Tensor, &Tensor) -> Tensor;
+        let cases: Vec<(&str, Op, TOp)> = vec![
+            ("minimum", |x, y| Elem::minimum(x, y).unwrap(), |x, y| Elem::minimum(x, y).unwrap()),
+            ("maximum", |x, y| Elem::maximum(x, y).unwrap(), |x, y| Elem::maximum(x, y).unwrap()),
+            ("sign", |x, _| Elem::sign(x).unwrap(), |x, _| Elem::sign(x).unwrap()),
+            ("exp", |x, _| Elem::exp(x).unwrap(), |x, _| Elem::exp(x).unwrap()),
+            (
+                "ln |x|+1",
+                |x, _| Elem::ln(&(f64::abs(*x) + 1.0)).unwrap(),
+                |x, _| Elem::ln(&x.abs().unwrap().affine(1.0, 1.0).unwrap()).unwrap(),
+            ),
+            (
+                "powf",
+                |x, _| Elem::powf(&f64::abs(*x), 1.5).unwrap(),
+                |x, _| Elem::powf(&x.abs().unwrap(), 1.5).unwrap(),
+            ),
+            ("gt", |x, y| Elem::gt(x, y).unwrap(), |x, y| Elem::gt(x, y).unwrap()),
+            ("lt", |x, y| Elem::lt(x, y).unwrap(), |x, y| Elem::lt(x, y).unwrap()),
+            (
+                "select",
+                |x, y| Elem::select(&Elem::gt(x, y).unwrap(), x, y).unwrap(),
+                |x, y| Elem::select(&Elem::gt(x, y).unwrap(), x, y).unwrap(),
+            ),
+        ];
+        for (name, scalar, tensor) in cases {
+            let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| scalar(x, y)).collect();
+            let got = tensor(&ta, &tb).to_vec1::<f64>().unwrap();
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(
+            [Elem::sign(&0.0f32).unwrap(), Elem::sign(&-0.0f32).unwrap(), Elem::sign(&-3.0f32).unwrap()],
+            [0.0, 0.0, -1.0]
+        );
     }
 }

@@ -56,7 +56,10 @@ pub use adam::{Adam, AdamCoeffs};
 pub use adamw::AdamW;
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
-pub use registry::{build, canonical, checked_list, from_spec, names, Constructor, REGISTRY};
+pub use registry::{
+    build, canonical, checked_list, from_spec, names, register, register_constructor, Constructor,
+    DynConstructor, REGISTRY,
+};
 pub use rmsprop::RmsProp;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};

@@ -283,7 +283,7 @@ fn gradient_of_the_wrong_shape_is_an_error() {
 #[test]
 fn specs_round_trip() {
     for name in names() {
-        let opt = from_spec(name, vec![]).unwrap();
+        let opt = from_spec(&name, vec![]).unwrap();
         let canonical = opt.spec().to_string();
         let again = from_spec(&canonical, vec![]).unwrap().spec().to_string();
         assert_eq!(canonical, again);
