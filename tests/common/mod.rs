@@ -26,7 +26,11 @@ pub fn data_dir(test: &str, files: &[&str]) -> Option<PathBuf> {
     if missing(&beside).is_empty() {
         return Some(beside);
     }
-    eprintln!(
+    // Written to stderr directly, not with `eprintln!`, which the test harness captures (and
+    // hides for a passing test): a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED {test}: needs {} (run it with TAPER_DATA_DIR=DIR cargo test --release, DIR holding those files; \
          see ../shared/data/README.md)",
         files.join(", ")

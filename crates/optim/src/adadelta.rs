@@ -1,6 +1,6 @@
 //! Adadelta (Zeiler, 2012; PyTorch's `torch.optim.Adadelta`).
 
-use crate::elem::{coupled_weight_decay, ema_sq, Elem};
+use crate::elem::{coupled_weight_decay, ema_sq, signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
@@ -9,6 +9,7 @@ use crate::Result;
 /// squared updates, exactly as `torch.optim.Adadelta`:
 ///
 /// ```text
+/// g ← -g                         (maximize)
 /// g ← g + λ·p
 /// v ← ρ·v + (1 - ρ)·g²
 /// Δ ← √(u + ε) / √(v + ε) · g
@@ -27,11 +28,13 @@ pub struct Adadelta {
     pub eps: f64,
     /// L2 penalty `λ` added to the gradient.
     pub weight_decay: f64,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
+    pub maximize: bool,
 }
 
 impl Default for Adadelta {
     fn default() -> Self {
-        Self { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0 }
+        Self { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0, maximize: false }
     }
 }
 
@@ -54,7 +57,7 @@ impl Rule for Adadelta {
 
     #[inline(always)]
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        let g = coupled_weight_decay(g, p, self.weight_decay)?;
+        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
         // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
         let [square_avg, acc_delta] = s else { return Ok(()) };
         *square_avg = ema_sq(square_avg, &g, self.rho)?;
@@ -72,6 +75,7 @@ impl Rule for Adadelta {
             rho: o.decay("rho", &[], d.rho)?,
             eps: o.eps(d.eps)?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            maximize: o.flag("maximize", d.maximize)?,
         })
     }
 
@@ -81,6 +85,7 @@ impl Rule for Adadelta {
             ("rho", Value::Num(self.rho)),
             ("eps", Value::Num(self.eps)),
             ("weight_decay", Value::Num(self.weight_decay)),
+            ("maximize", Value::Bool(self.maximize)),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! AdaGrad (Duchi et al., 2011; PyTorch's `torch.optim.Adagrad`).
 
-use crate::elem::{addcdiv, coupled_weight_decay, root_plus_eps, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, root_plus_eps, signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::Result;
@@ -10,6 +10,7 @@ use crate::Result;
 ///
 /// ```text
 /// η_t ← η / (1 + (t - 1)·lr_decay)
+/// g   ← -g                          (maximize)
 /// g   ← g + λ·p
 /// s   ← s + g²                      (s starts at initial_accumulator_value)
 /// p   ← p - η_t · g / (√s + ε)      (√(s + ε) with eps_in_sqrt, d2l's form)
@@ -25,6 +26,8 @@ pub struct Adagrad {
     pub lr_decay: f64,
     /// L2 penalty `λ` added to the gradient.
     pub weight_decay: f64,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
+    pub maximize: bool,
     /// The accumulator's starting value.
     pub initial_accumulator_value: f64,
     /// `ε` (PyTorch's default 1e-10, added outside the root).
@@ -39,6 +42,7 @@ impl Default for Adagrad {
             lr: 0.01,
             lr_decay: 0.0,
             weight_decay: 0.0,
+            maximize: false,
             initial_accumulator_value: 0.0,
             eps: 1e-10,
             eps_in_sqrt: false,
@@ -72,7 +76,7 @@ impl Rule for Adagrad {
 
     #[inline(always)]
     fn update<E: Elem>(&self, clr: &f64, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        let g = coupled_weight_decay(g, p, self.weight_decay)?;
+        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
         let sum = &mut s[0];
         *sum = sum.add(&g.mul(&g)?)?;
         let std = root_plus_eps(sum, self.eps, self.eps_in_sqrt)?;
@@ -86,6 +90,7 @@ impl Rule for Adagrad {
             lr: o.lr(d.lr)?,
             lr_decay: o.num("lr_decay", &[], d.lr_decay, non_negative, "lr_decay must be >= 0")?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            maximize: o.flag("maximize", d.maximize)?,
             initial_accumulator_value: o.num(
                 "initial_accumulator_value",
                 &[],
@@ -106,6 +111,7 @@ impl Rule for Adagrad {
             ("initial_accumulator_value", Value::Num(self.initial_accumulator_value)),
             ("eps", Value::Num(self.eps)),
             ("eps_in_sqrt", Value::Bool(self.eps_in_sqrt)),
+            ("maximize", Value::Bool(self.maximize)),
         ]
     }
 }

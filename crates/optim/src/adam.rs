@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba, 2015; PyTorch's `torch.optim.Adam`).
 
-use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
@@ -9,6 +9,7 @@ use crate::Result;
 /// `torch.optim.Adam`:
 ///
 /// ```text
+/// g ← -g                         (maximize)
 /// g ← g + λ·p
 /// m ← β1·m + (1 - β1)·g
 /// v ← β2·v + (1 - β2)·g²
@@ -29,13 +30,23 @@ pub struct Adam {
     pub eps: f64,
     /// L2 penalty `λ` added to the gradient (for decoupled decay use [`crate::AdamW`]).
     pub weight_decay: f64,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
+    pub maximize: bool,
     /// Keep the running maximum of `v` (Reddi et al., 2018).
     pub amsgrad: bool,
 }
 
 impl Default for Adam {
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, amsgrad: false }
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            maximize: false,
+            amsgrad: false,
+        }
     }
 }
 
@@ -96,6 +107,7 @@ impl Adam {
             beta2: o.decay("beta2", &[], d.beta2)?,
             eps: o.eps(d.eps)?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            maximize: o.flag("maximize", d.maximize)?,
             amsgrad: o.flag("amsgrad", d.amsgrad)?,
         })
     }
@@ -108,6 +120,7 @@ impl Adam {
             ("eps", Value::Num(self.eps)),
             ("weight_decay", Value::Num(self.weight_decay)),
             ("amsgrad", Value::Bool(self.amsgrad)),
+            ("maximize", Value::Bool(self.maximize)),
         ]
     }
 }
@@ -137,7 +150,7 @@ impl Rule for Adam {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let g = coupled_weight_decay(g, p, self.weight_decay)?;
+        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
         self.moments_and_step(c, p, &g, s)
     }
 

@@ -1,7 +1,7 @@
 //! AdamW (Loshchilov & Hutter, 2019; PyTorch's `torch.optim.AdamW`).
 
 use crate::adam::{Adam, AdamCoeffs};
-use crate::elem::Elem;
+use crate::elem::{signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
@@ -10,6 +10,7 @@ use crate::Result;
 ///
 /// ```text
 /// p ← p·(1 - η·λ)
+/// g ← -g                          (maximize)
 /// then Adam's update with λ = 0
 /// ```
 ///
@@ -51,7 +52,7 @@ impl Rule for AdamW {
         if self.0.weight_decay != 0.0 {
             *p = p.scale(1.0 - self.0.lr * self.0.weight_decay)?;
         }
-        self.0.moments_and_step(c, p, g, s)
+        self.0.moments_and_step(c, p, &signed_grad(g, self.0.maximize)?, s)
     }
 
     fn from_options(o: &mut Options) -> Result<Self> {

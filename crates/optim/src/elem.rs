@@ -204,6 +204,17 @@ impl Elem for Tensor {
     }
 }
 
+/// `-g` when maximizing (PyTorch's `maximize=True`: ascent on the objective, applied before
+/// anything else touches the gradient), else `g`.
+#[inline(always)]
+pub fn signed_grad<E: Elem>(g: &E, maximize: bool) -> Result<E, E::Err> {
+    if maximize {
+        g.scale(-1.0)
+    } else {
+        Ok(g.clone())
+    }
+}
+
 /// `g + λ·p`: PyTorch's coupled L2 penalty (`weight_decay` of SGD, Adagrad, RMSprop, Adadelta,
 /// Adam), or `g` itself when `λ = 0`.
 #[inline(always)]

@@ -1,6 +1,6 @@
 //! RMSprop (Tieleman & Hinton, 2012; PyTorch's `torch.optim.RMSprop`).
 
-use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, root_plus_eps, Elem};
+use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, root_plus_eps, signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::Result;
@@ -9,6 +9,7 @@ use crate::Result;
 /// so the effective learning rate stays bounded away from zero. Exactly `torch.optim.RMSprop`:
 ///
 /// ```text
+/// g ← -g                         (maximize)
 /// g ← g + λ·p
 /// v ← α·v + (1 - α)·g²
 /// centered:  ḡ ← α·ḡ + (1 - α)·g,   d ← √(v - ḡ²) + ε
@@ -29,6 +30,8 @@ pub struct RmsProp {
     pub eps: f64,
     /// L2 penalty `λ` added to the gradient.
     pub weight_decay: f64,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
+    pub maximize: bool,
     /// Momentum `μ` (0 = none).
     pub momentum: f64,
     /// Normalize by the estimated variance `v - ḡ²` instead of the second moment.
@@ -44,6 +47,7 @@ impl Default for RmsProp {
             alpha: 0.99,
             eps: 1e-8,
             weight_decay: 0.0,
+            maximize: false,
             momentum: 0.0,
             centered: false,
             eps_in_sqrt: false,
@@ -79,7 +83,7 @@ impl Rule for RmsProp {
     fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         // Buffers: [square_avg, grad_avg if centered, momentum_buffer if momentum > 0]. No
         // panicking paths here: the fused kernel's loop must stay vectorizable.
-        let g = coupled_weight_decay(g, p, self.weight_decay)?;
+        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
         let (square_avg, rest) = s.split_at_mut(1);
         let square_avg = &mut square_avg[0];
         *square_avg = ema_sq(square_avg, &g, self.alpha)?;
@@ -108,6 +112,7 @@ impl Rule for RmsProp {
             alpha: o.decay("alpha", &["gamma"], d.alpha)?,
             eps: o.eps(d.eps)?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            maximize: o.flag("maximize", d.maximize)?,
             momentum: o.num("momentum", &[], d.momentum, non_negative, "momentum must be >= 0")?,
             centered: o.flag("centered", d.centered)?,
             eps_in_sqrt: o.flag("eps_in_sqrt", d.eps_in_sqrt)?,
@@ -127,6 +132,7 @@ impl Rule for RmsProp {
             ("momentum", Value::Num(self.momentum)),
             ("centered", Value::Bool(self.centered)),
             ("eps_in_sqrt", Value::Bool(self.eps_in_sqrt)),
+            ("maximize", Value::Bool(self.maximize)),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum (PyTorch's `torch.optim.SGD`).
 
-use crate::elem::{coupled_weight_decay, Elem};
+use crate::elem::{coupled_weight_decay, signed_grad, Elem};
 use crate::rule::Rule;
 use crate::spec::{non_negative, Options, Value};
 use crate::{Error, Result};
@@ -9,6 +9,7 @@ use crate::{Error, Result};
 /// `torch.optim.SGD`:
 ///
 /// ```text
+/// g ← -g                                        (maximize)
 /// g ← g + λ·p                                   (weight_decay λ)
 /// b ← g                        at t = 1         (momentum μ > 0)
 /// b ← μ·b + (1 - τ)·g          after            (dampening τ)
@@ -27,13 +28,15 @@ pub struct Sgd {
     pub dampening: f64,
     /// L2 penalty `λ` added to the gradient.
     pub weight_decay: f64,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
+    pub maximize: bool,
     /// Nesterov momentum (needs `momentum > 0` and `dampening = 0`).
     pub nesterov: bool,
 }
 
 impl Default for Sgd {
     fn default() -> Self {
-        Self { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        Self { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, maximize: false, nesterov: false }
     }
 }
 
@@ -80,7 +83,7 @@ impl Rule for Sgd {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let mut g = coupled_weight_decay(g, p, self.weight_decay)?;
+        let mut g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
         if let [buf] = s {
             *buf = buf.scale(c.keep)?.add_scaled(&g, c.take)?;
             g = if self.nesterov { g.add_scaled(buf, self.momentum)? } else { buf.clone() };
@@ -102,6 +105,7 @@ impl Rule for Sgd {
                 "dampening must be in [0, 1]",
             )?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            maximize: o.flag("maximize", d.maximize)?,
             nesterov: o.flag("nesterov", d.nesterov)?,
         };
         if r.nesterov && (r.momentum <= 0.0 || r.dampening != 0.0) {
@@ -125,6 +129,7 @@ impl Rule for Sgd {
             ("dampening", Value::Num(self.dampening)),
             ("weight_decay", Value::Num(self.weight_decay)),
             ("nesterov", Value::Bool(self.nesterov)),
+            ("maximize", Value::Bool(self.maximize)),
         ]
     }
 }

@@ -19,6 +19,9 @@ const FULL_SPECS: &[&str] = &[
     "adadelta:lr=1.0,rho=0.9,eps=1e-6,weight_decay=0.01",
     "adam:lr=0.01,amsgrad=true,weight_decay=0.01",
     "adamw:lr=0.01,amsgrad=true,weight_decay=0.1",
+    "sgd:lr=0.01,momentum=0.9,nesterov=true,maximize=true",
+    "rmsprop:lr=0.001,centered=true,momentum=0.5,maximize=true",
+    "adamw:lr=0.01,weight_decay=0.1,maximize=true",
 ];
 
 // ---------------------------------------------------------------- d2l traces
@@ -301,7 +304,7 @@ fn specs_round_trip() {
     }
     assert_eq!(
         from_spec("rmsprop", vec![]).unwrap().spec().to_string(),
-        "rmsprop:lr=0.01,alpha=0.99,eps=1e-8,weight_decay=0,momentum=0,centered=false,eps_in_sqrt=false"
+        "rmsprop:lr=0.01,alpha=0.99,eps=1e-8,weight_decay=0,momentum=0,centered=false,eps_in_sqrt=false,maximize=false"
     );
 }
 
