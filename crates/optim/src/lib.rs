@@ -63,7 +63,7 @@ pub use registry::{
 pub use rmsprop::RmsProp;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};
-pub use spec::{OptimSpec, Options, Value};
+pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};
 
 /// `docs/EXTENDING.md`, whose complete example optimizer is compiled and trained as a doctest.
 #[cfg(doctest)]

@@ -232,17 +232,17 @@ impl Options {
 }
 
 /// Allowed range `lr ≥ 0`.
-pub(crate) fn non_negative(x: f64) -> bool {
+pub fn non_negative(x: f64) -> bool {
     x >= 0.0
 }
 
 /// Allowed range `0 ≤ x < 1` (decay rates: alpha, rho, betas).
-pub(crate) fn unit_interval(x: f64) -> bool {
+pub fn unit_interval(x: f64) -> bool {
     (0.0..1.0).contains(&x)
 }
 
 /// Allowed range `x > 0` (eps).
-pub(crate) fn positive(x: f64) -> bool {
+pub fn positive(x: f64) -> bool {
     x > 0.0
 }
 
