@@ -61,6 +61,7 @@ OPTIMIZERS = [
     ("adam", "adam:lr=0.001", torch.optim.Adam, dict(lr=1e-3)),
     ("adamw", "adamw:lr=0.001,weight_decay=0.01", torch.optim.AdamW,
      dict(lr=1e-3, weight_decay=0.01)),
+    ("radam", "radam:lr=0.001", torch.optim.RAdam, dict(lr=1e-3)),
 ]
 OPT_NUMEL = 10_000_000
 OPT_SECONDS = 6.0  # interleaved timing per optimizer and round

@@ -164,6 +164,19 @@ CONFIGS = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.01, maximize=True),
         "adam:lr=0.01,amsgrad=true,weight_decay=0.01,maximize=true",
     ),
+    ("radam", "RAdam", dict(lr=0.01), "radam:lr=0.01"),
+    (
+        "radam_wd_betas",
+        "RAdam",
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
+        "radam:lr=0.01,beta1=0.8,beta2=0.99,eps=1e-6,weight_decay=0.01",
+    ),
+    (
+        "radam_decoupled_maximize",
+        "RAdam",
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true,maximize=true",
+    ),
     (
         "adamw_maximize",
         "AdamW",

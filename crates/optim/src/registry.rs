@@ -10,7 +10,7 @@ use taper_autograd::Param;
 
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
-use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Optimizer, Result, RmsProp, Sgd};
+use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Optimizer, RAdam, Result, RmsProp, Sgd};
 
 /// Builds an optimizer over `params` from a parsed spec.
 pub type Constructor = fn(&OptimSpec, Vec<Param>) -> Result<Box<dyn Optimizer>>;
@@ -26,6 +26,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Adadelta::NAME, build::<Adadelta>),
     (Adam::NAME, build::<Adam>),
     (AdamW::NAME, build::<AdamW>),
+    (RAdam::NAME, build::<RAdam>),
 ];
 
 /// Optimizers registered at run time, by name.

@@ -22,6 +22,8 @@ const FULL_SPECS: &[&str] = &[
     "sgd:lr=0.01,momentum=0.9,nesterov=true,maximize=true",
     "rmsprop:lr=0.001,centered=true,momentum=0.5,maximize=true",
     "adamw:lr=0.01,weight_decay=0.1,maximize=true",
+    "radam:lr=0.01,weight_decay=0.01",
+    "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
 ];
 
 // ---------------------------------------------------------------- d2l traces
