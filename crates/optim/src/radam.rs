@@ -53,15 +53,14 @@ impl Default for RAdam {
     }
 }
 
-/// RAdam's per-step scalars.
+/// RAdam's per-step scalars: the step is `plain·m + adaptive·m/(√v + ε)`, one of the two factors
+/// zero, so that the fused loop has no branch (and vectorizes) whichever phase the step is in.
 #[derive(Debug, Clone, Copy)]
 pub struct RAdamCoeffs {
-    /// `1 - β1ᵗ`.
-    bias_correction1: f64,
-    /// `√(1 - β2ᵗ)`.
-    bias_correction2_sqrt: f64,
-    /// The rectification `r` once `ρt > 5`; `None` before (no adaptive step yet).
-    rect: Option<f64>,
+    /// `η/(1 - β1ᵗ)` while `ρt ≤ 5`, else 0.
+    plain: f64,
+    /// `η/(1 - β1ᵗ) · √(1 - β2ᵗ) · r` once `ρt > 5`, else 0.
+    adaptive: f64,
 }
 
 /// `ρt > 5` is where PyTorch (and the paper's code) switch the adaptive step on.
@@ -87,10 +86,15 @@ impl Rule for RAdam {
         let bias_correction2 = 1.0 - self.beta2.powf(t);
         let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * t * self.beta2.powf(t) / bias_correction2;
-        let rect = (rho_t > RHO_THRESHOLD).then(|| {
-            ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).powf(0.5)
-        });
-        RAdamCoeffs { bias_correction1, bias_correction2_sqrt: bias_correction2.powf(0.5), rect }
+        let step_size = self.lr / bias_correction1;
+        if rho_t > RHO_THRESHOLD {
+            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .powf(0.5);
+            RAdamCoeffs { plain: 0.0, adaptive: step_size * bias_correction2.powf(0.5) * rect }
+        } else {
+            RAdamCoeffs { plain: step_size, adaptive: 0.0 }
+        }
     }
 
     #[inline(always)]
@@ -113,14 +117,8 @@ impl Rule for RAdam {
         }
         *exp_avg = lerp(exp_avg, &g, 1.0 - self.beta1)?;
         *exp_avg_sq = ema_sq(exp_avg_sq, &g, self.beta2)?;
-        let corrected = exp_avg.scale(1.0 / c.bias_correction1)?.scale(self.lr)?;
-        let step = match c.rect {
-            Some(rect) => {
-                let denom = exp_avg_sq.sqrt()?.affine(1.0, self.eps)?;
-                corrected.scale(c.bias_correction2_sqrt)?.div(&denom)?.scale(rect)?
-            }
-            None => corrected,
-        };
+        let denom = exp_avg_sq.sqrt()?.affine(1.0, self.eps)?;
+        let step = exp_avg.scale(c.plain)?.add(&exp_avg.scale(c.adaptive)?.div(&denom)?)?;
         *p = p.sub(&step)?;
         Ok(())
     }
