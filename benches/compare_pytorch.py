@@ -62,6 +62,7 @@ OPTIMIZERS = [
     ("adamw", "adamw:lr=0.001,weight_decay=0.01", torch.optim.AdamW,
      dict(lr=1e-3, weight_decay=0.01)),
     ("radam", "radam:lr=0.001", torch.optim.RAdam, dict(lr=1e-3)),
+    ("rprop", "rprop:lr=0.01", torch.optim.Rprop, dict(lr=0.01)),
 ]
 OPT_NUMEL = 10_000_000
 OPT_SECONDS = 6.0  # interleaved timing per optimizer and round

@@ -24,7 +24,9 @@ parameters [w1, b1, w2] (one param group, in that order) are trained for 50 step
 all parameters (flat, row-major) after every step.
 
 The ``spec`` strings use Taper's format ``name:key=value,...`` with PyTorch's
-option names (betas are written ``beta1``/``beta2``; booleans ``true``/``false``).
+option names (tuples are split into named options: betas ``beta1``/``beta2``, Rprop's etas
+``eta_minus``/``eta_plus`` and step_sizes ``step_size_min``/``step_size_max``; booleans
+``true``/``false``).
 Every non-default option is stated, plus lr always. AdamW's weight_decay is always
 stated explicitly because torch's default for it (0.01) differs from Adam's (0).
 
@@ -176,6 +178,13 @@ CONFIGS = [
         "RAdam",
         dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
         "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true,maximize=true",
+    ),
+    ("rprop", "Rprop", dict(lr=0.01), "rprop:lr=0.01"),
+    (
+        "rprop_etas_steps_maximize",
+        "Rprop",
+        dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True),
+        "rprop:lr=0.05,eta_minus=0.3,eta_plus=1.5,step_size_min=1e-3,step_size_max=0.2,maximize=true",
     ),
     (
         "adamw_maximize",

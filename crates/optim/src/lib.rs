@@ -41,6 +41,7 @@ mod kernels;
 mod radam;
 mod registry;
 mod rmsprop;
+mod rprop;
 mod rule;
 pub mod schedule;
 mod sgd;
@@ -63,6 +64,7 @@ pub use registry::{
     DynConstructor, REGISTRY,
 };
 pub use rmsprop::RmsProp;
+pub use rprop::Rprop;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};

@@ -10,7 +10,7 @@ use taper_autograd::Param;
 
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
-use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Optimizer, RAdam, Result, RmsProp, Sgd};
+use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Optimizer, RAdam, Result, RmsProp, Rprop, Sgd};
 
 /// Builds an optimizer over `params` from a parsed spec.
 pub type Constructor = fn(&OptimSpec, Vec<Param>) -> Result<Box<dyn Optimizer>>;
@@ -27,6 +27,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Adam::NAME, build::<Adam>),
     (AdamW::NAME, build::<AdamW>),
     (RAdam::NAME, build::<RAdam>),
+    (Rprop::NAME, build::<Rprop>),
 ];
 
 /// Optimizers registered at run time, by name.

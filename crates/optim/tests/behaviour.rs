@@ -24,6 +24,7 @@ const FULL_SPECS: &[&str] = &[
     "adamw:lr=0.01,weight_decay=0.1,maximize=true",
     "radam:lr=0.01,weight_decay=0.01",
     "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
+    "rprop:lr=0.01,eta_minus=0.4,eta_plus=1.3,step_size_max=1",
 ];
 
 // ---------------------------------------------------------------- d2l traces

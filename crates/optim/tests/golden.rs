@@ -161,5 +161,5 @@ fn every_optimizer_matches_torch_on_both_paths() {
             assert!(compared >= min, "{} {:?}: only {compared} steps comparable", r["spec"], r["dtype"]);
         }
     }
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
 }
