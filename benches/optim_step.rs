@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
         ("adamw", "adamw:lr=0.001,weight_decay=0.01", KernelPath::Auto),
         ("radam", "radam:lr=0.001", KernelPath::Auto),
         ("rprop", "rprop:lr=0.01", KernelPath::Auto),
+        ("lion", "lion:lr=0.0001", KernelPath::Auto),
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
         // Without the NaN/Inf check of every gradient (one read pass), as PyTorch's optimizers.
         ("sgd_momentum_unchecked", "sgd:lr=0.01,momentum=0.9", KernelPath::Auto),

@@ -82,7 +82,8 @@ fn rosenbrock_makes_progress() {
 fn bad_input_is_an_error() {
     for (extra, needle) in [
         (&["--function", "himmelblau"][..], "unknown function"),
-        (&["--optimizer", "lion:lr=1"], "unknown optimizer"),
+        (&["--optimizer", "nope:lr=1"], "unknown optimizer"),
+        (&["--optimizer", "lion"], "`lr` is required"),
         (&["--optimizer", "rmsprop:alpha=2"], "alpha=2"),
         (&["--steps", "0"], "--steps"),
         (&["--start", "1;2"], "--start"),

@@ -38,6 +38,7 @@ pub mod clip;
 mod elem;
 mod error;
 mod kernels;
+mod lion;
 mod radam;
 mod registry;
 mod rmsprop;
@@ -58,6 +59,7 @@ pub use adam::{Adam, AdamCoeffs};
 pub use adamw::AdamW;
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
+pub use lion::Lion;
 pub use radam::{RAdam, RAdamCoeffs};
 pub use registry::{
     build, canonical, checked_list, from_spec, names, register, register_constructor, Constructor,

@@ -10,7 +10,7 @@ use taper_autograd::Param;
 
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
-use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Optimizer, RAdam, Result, RmsProp, Rprop, Sgd};
+use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Lion, Optimizer, RAdam, Result, RmsProp, Rprop, Sgd};
 
 /// Builds an optimizer over `params` from a parsed spec.
 pub type Constructor = fn(&OptimSpec, Vec<Param>) -> Result<Box<dyn Optimizer>>;
@@ -28,6 +28,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (AdamW::NAME, build::<AdamW>),
     (RAdam::NAME, build::<RAdam>),
     (Rprop::NAME, build::<Rprop>),
+    (Lion::NAME, build::<Lion>),
 ];
 
 /// Optimizers registered at run time, by name.

@@ -25,6 +25,7 @@ const FULL_SPECS: &[&str] = &[
     "radam:lr=0.01,weight_decay=0.01",
     "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
     "rprop:lr=0.01,eta_minus=0.4,eta_plus=1.3,step_size_max=1",
+    "lion:lr=0.001,weight_decay=0.1",
 ];
 
 // ---------------------------------------------------------------- d2l traces
@@ -289,7 +290,8 @@ fn gradient_of_the_wrong_shape_is_an_error() {
 #[test]
 fn specs_round_trip() {
     for name in names() {
-        let opt = from_spec(&name, vec![]).unwrap();
+        // The learning rate is stated: optax's optimizers require it.
+        let opt = from_spec(&format!("{name}:lr=0.01"), vec![]).unwrap();
         let canonical = opt.spec().to_string();
         let again = from_spec(&canonical, vec![]).unwrap().spec().to_string();
         assert_eq!(canonical, again);
@@ -314,7 +316,8 @@ fn specs_round_trip() {
 #[test]
 fn bad_specs_name_the_key_and_the_allowed_range() {
     let cases: &[(&str, &[&str])] = &[
-        ("lion", &["unknown optimizer", "lion", "rmsprop"]),
+        ("lamb_not_yet", &["unknown optimizer", "lamb_not_yet", "rmsprop"]),
+        ("lion", &["`lr` is required"]),
         ("adam:momentum=0.9", &["`adam` has no option `momentum`", "beta1"]),
         ("rmsprop:lr=fast", &["lr=fast", "number"]),
         ("rmsprop:lr=-0.1", &["lr=-0.1", ">= 0"]),

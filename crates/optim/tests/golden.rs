@@ -9,6 +9,9 @@ use taper_autograd::{ParamStore, Tape, Var};
 use taper_optim::{from_spec, KernelPath};
 
 const GOLDEN: &str = include_str!("../../../tests/golden/optim_trajectories.json");
+/// Made by `scripts/golden/optax_trajectories.py` (optax 0.2.8, JAX in 64-bit mode) on the same
+/// problem, for the optimizers that follow optax.
+const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_trajectories.json");
 const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -101,7 +104,7 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
         }
         assert!(
             (ours - losses[step]).abs() <= tol * losses[step].abs().max(1e-3),
-            "{spec} {dtype:?} {path:?} step {step}: loss {ours} vs torch {}",
+            "{spec} {dtype:?} {path:?} step {step}: loss {ours} vs the reference {}",
             losses[step]
         );
         for (n, got) in NAMES.iter().zip(&got) {
@@ -109,7 +112,7 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
             let e = rel(got, &want);
             assert!(
                 e <= tol,
-                "{spec} {dtype:?} {path:?} after step {}: `{n}` differs from torch by {e:e}",
+                "{spec} {dtype:?} {path:?} after step {}: `{n}` differs from the reference by {e:e}",
                 step + 1
             );
         }
@@ -162,4 +165,22 @@ fn every_optimizer_matches_torch_on_both_paths() {
         }
     }
     assert_eq!(names.len(), 8, "{names:?}");
+}
+
+#[test]
+fn every_optax_optimizer_matches_optax_on_both_paths() {
+    let golden: Value = serde_json::from_str(GOLDEN_OPTAX).unwrap();
+    let runs = golden["runs"].as_array().unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for r in runs {
+        names.insert(r["spec"].as_str().unwrap().split(':').next().unwrap().to_string());
+        let reference = (r["dtype"] == "f32")
+            .then(|| runs.iter().find(|o| o["name"] == r["name"] && o["dtype"] == "f64").unwrap());
+        for path in [KernelPath::Fused, KernelPath::Composed] {
+            let compared = run(&golden, r, path, reference);
+            let min = if reference.is_some() { 25 } else { 50 };
+            assert!(compared >= min, "{} {:?}: only {compared} steps comparable", r["spec"], r["dtype"]);
+        }
+    }
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["lion"]);
 }
