@@ -160,6 +160,8 @@ struct Planned {
     /// The gradient (contiguous when `fused`).
     grad: Tensor,
     fused: bool,
+    /// How many state buffers the group's options keep (counted once per group in the plan).
+    buffers: usize,
 }
 
 /// What [`Engine::plan`] found.
@@ -265,7 +267,7 @@ impl<R: Rule> Engine<R> {
                 }
                 let fused = self.uses_fused(&v, buffers)?;
                 let grad = if fused { g.contiguous()? } else { g.clone() };
-                plan.push(Planned { group: gi, param: p.clone(), grad, fused });
+                plan.push(Planned { group: gi, param: p.clone(), grad, fused, buffers });
             }
         }
         Ok(Plan::Update(plan))
@@ -280,7 +282,7 @@ impl<R: Rule> Engine<R> {
         for item in plan {
             let rule = &self.groups[item.group].rule;
             let value = item.param.value();
-            let count = rule.buffers().len();
+            let count = item.buffers;
             let existing = self.state.get(&item.param.id());
             if item.fused {
                 let state = match existing {
