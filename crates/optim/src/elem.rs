@@ -45,6 +45,9 @@ pub trait Elem: Sized + Clone {
     fn gt(&self, o: &Self) -> Result<Self, Self::Err>;
     /// `1` where `self < o`, else `0`.
     fn lt(&self, o: &Self) -> Result<Self, Self::Err>;
+    /// `-self` when `negate`, else `self`. On scalars a product with ±1, so that the fused loop
+    /// has no data-independent branch or blend per element.
+    fn negate_if(&self, negate: bool) -> Result<Self, Self::Err>;
     /// `on_true` where `self ≠ 0`, else `on_false` (`self` a mask from [`Elem::gt`] or
     /// [`Elem::lt`]): `torch.where`.
     fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Self::Err>;
@@ -139,6 +142,10 @@ macro_rules! scalar_elem {
                 Ok(<$t>::from(*self < *o))
             }
             #[inline(always)]
+            fn negate_if(&self, negate: bool) -> Result<Self, Infallible> {
+                Ok(*self * if negate { -1.0 } else { 1.0 })
+            }
+            #[inline(always)]
             fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Infallible> {
                 Ok(if *self != 0.0 { *on_true } else { *on_false })
             }
@@ -199,6 +206,13 @@ impl Elem for Tensor {
     fn lt(&self, o: &Self) -> candle_core::Result<Self> {
         Tensor::lt(self, o)?.to_dtype(self.dtype())
     }
+    fn negate_if(&self, negate: bool) -> candle_core::Result<Self> {
+        if negate {
+            self.neg()
+        } else {
+            Ok(self.clone())
+        }
+    }
     fn select(&self, on_true: &Self, on_false: &Self) -> candle_core::Result<Self> {
         Tensor::ne(self, 0.0)?.where_cond(on_true, on_false)
     }
@@ -208,11 +222,7 @@ impl Elem for Tensor {
 /// anything else touches the gradient), else `g`.
 #[inline(always)]
 pub fn signed_grad<E: Elem>(g: &E, maximize: bool) -> Result<E, E::Err> {
-    if maximize {
-        g.scale(-1.0)
-    } else {
-        Ok(g.clone())
-    }
+    g.negate_if(maximize)
 }
 
 /// `g + λ·p`: PyTorch's coupled L2 penalty (`weight_decay` of SGD, Adagrad, RMSprop, Adadelta,
