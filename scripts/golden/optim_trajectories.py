@@ -4,7 +4,7 @@ Produces ``tests/golden/optim_trajectories.json``.
 
 Run from the repository root:
 
-    /work/venvs/torch/bin/python scripts/golden/optim_trajectories.py
+    ~/.cache/taper-ref/bin/python scripts/golden/optim_trajectories.py
 
 (venv created with ``python3 -m venv ~/.cache/taper-ref && ~/.cache/taper-ref/bin/pip
 install torch numpy``; generated with torch 2.15.0, CPU only. Runs on another CPU differ from
@@ -21,7 +21,9 @@ For every optimizer configuration in CONFIGS and every dtype in (f64, f32), the
 parameters [w1, b1, w2] (one param group, in that order) are trained for 50 steps
 (loss, zero_grad, backward, step) with the single-tensor reference path
 (``foreach=False``). Each run records the loss before every step and a snapshot of
-all parameters (flat, row-major) after every step.
+all parameters (flat, row-major) after every step; for optimizers with state that does not feed
+back into the parameters (ASGD's average ``ax``) it also records that state after the last step
+(``final_state``, ``{param}.{buffer}``).
 
 The ``spec`` strings use Taper's format ``name:key=value,...`` with PyTorch's
 option names (tuples are split into named options: betas ``beta1``/``beta2``, Rprop's etas
@@ -187,6 +189,45 @@ CONFIGS = [
         "rprop:lr=0.05,eta_minus=0.3,eta_plus=1.5,step_size_min=1e-3,step_size_max=0.2,maximize=true",
     ),
     (
+        "adam_decoupled",
+        "Adam",
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True),
+        "adam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true,amsgrad=true",
+    ),
+    ("adamax", "Adamax", dict(lr=0.01), "adamax:lr=0.01"),
+    (
+        "adamax_betas_eps_wd_maximize",
+        "Adamax",
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.05, maximize=True),
+        "adamax:lr=0.02,beta1=0.8,beta2=0.99,eps=1e-3,weight_decay=0.05,maximize=true",
+    ),
+    ("nadam", "NAdam", dict(lr=0.01), "nadam:lr=0.01"),
+    (
+        "nadam_momentum_decay_wd",
+        "NAdam",
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, momentum_decay=0.3),
+        "nadam:lr=0.01,beta1=0.8,beta2=0.99,eps=1e-6,weight_decay=0.05,momentum_decay=0.3",
+    ),
+    (
+        "nadam_decoupled_maximize",
+        "NAdam",
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        "nadam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true,maximize=true",
+    ),
+    ("asgd", "ASGD", dict(lr=0.05), "asgd:lr=0.05"),
+    (
+        "asgd_averaging_wd",
+        "ASGD",
+        dict(lr=0.05, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.01),
+        "asgd:lr=0.05,lambd=0.01,alpha=0.5,t0=10,weight_decay=0.01",
+    ),
+    (
+        "asgd_maximize",
+        "ASGD",
+        dict(lr=0.02, lambd=0.1, t0=5, maximize=True),
+        "asgd:lr=0.02,lambd=0.1,t0=5,maximize=true",
+    ),
+    (
         "adamw_maximize",
         "AdamW",
         dict(lr=0.01, weight_decay=0.1, maximize=True),
@@ -195,6 +236,10 @@ CONFIGS = [
 ]
 
 DTYPES = (("f64", torch.float64), ("f32", torch.float32))
+
+# State buffers that do not feed back into the parameters, recorded after the last step so the
+# tests check them too: ASGD's running average of the iterates.
+FINAL_STATE = {"ASGD": ("ax",)}
 
 
 def make_problem():
@@ -236,7 +281,12 @@ def run_config(prob, cls_name, kwargs, dtype):
         loss.backward()
         opt.step()
         snaps.append({n: flat(params[n]) for n in PARAM_NAMES})
-    return losses, snaps
+    final = {
+        f"{n}.{b}": flat(opt.state[params[n]][b])
+        for b in FINAL_STATE.get(cls_name, ())
+        for n in PARAM_NAMES
+    }
+    return losses, snaps, final
 
 
 def main():
@@ -258,7 +308,7 @@ def main():
     runs = []
     for name, cls_name, kwargs, spec in CONFIGS:
         for dname, dtype in DTYPES:
-            losses, snaps = run_config(prob, cls_name, kwargs, dtype)
+            losses, snaps, final = run_config(prob, cls_name, kwargs, dtype)
             for v in losses:
                 if not math.isfinite(v):
                     sys.exit(f"non-finite loss in {name} {dname}")
@@ -271,6 +321,8 @@ def main():
                     "params": snaps,
                 }
             )
+            if final:
+                runs[-1]["final_state"] = final
 
     out = {
         "generator": GENERATOR,

@@ -10,7 +10,7 @@ use crate::Result;
 ///
 /// ```text
 /// g ← -g                         (maximize)
-/// g ← g + λ·p
+/// p ← p·(1 - η·λ)  if decoupled_weight_decay (AdamW),  else  g ← g + λ·p
 /// m ← β1·m + (1 - β1)·g
 /// v ← β2·v + (1 - β2)·g²
 /// v̂ ← max(v̂, v)                  (amsgrad; then v̂ replaces v below)
@@ -28,8 +28,11 @@ pub struct Adam {
     pub beta2: f64,
     /// `ε` added outside the root (PyTorch's default 1e-8).
     pub eps: f64,
-    /// L2 penalty `λ` added to the gradient (for decoupled decay use [`crate::AdamW`]).
+    /// Weight decay `λ`: an L2 penalty added to the gradient, or decoupled (AdamW's way).
     pub weight_decay: f64,
+    /// Decay the weights directly (`p ← p·(1 - η·λ)`) instead of adding `λ·p` to the gradient:
+    /// [`crate::AdamW`], whose default it is.
+    pub decoupled_weight_decay: bool,
     /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
     pub maximize: bool,
     /// Keep the running maximum of `v` (Reddi et al., 2018).
@@ -44,6 +47,7 @@ impl Default for Adam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+            decoupled_weight_decay: false,
             maximize: false,
             amsgrad: false,
         }
@@ -74,8 +78,28 @@ impl Adam {
         }
     }
 
-    /// The moment updates and the step, after weight decay has been applied (coupled to `g` for
-    /// Adam, to `p` for AdamW).
+    /// The whole update: sign, weight decay (coupled or decoupled), moments and step.
+    #[inline(always)]
+    pub(crate) fn full_update<E: Elem>(
+        &self,
+        c: &AdamCoeffs,
+        p: &mut E,
+        g: &E,
+        s: &mut [E],
+    ) -> std::result::Result<(), E::Err> {
+        let g = signed_grad(g, self.maximize)?;
+        if self.decoupled_weight_decay {
+            if self.weight_decay != 0.0 {
+                *p = p.scale(1.0 - self.lr * self.weight_decay)?;
+            }
+            self.moments_and_step(c, p, &g, s)
+        } else {
+            self.moments_and_step(c, p, &coupled_weight_decay(&g, p, self.weight_decay)?, s)
+        }
+    }
+
+    /// The moment updates and the step, after weight decay has been applied (coupled to `g`, or
+    /// decoupled to `p`).
     #[inline(always)]
     pub(crate) fn moments_and_step<E: Elem>(
         &self,
@@ -100,20 +124,27 @@ impl Adam {
         Ok(())
     }
 
-    pub(crate) fn read(o: &mut Options, d: &Self) -> Result<Self> {
+    /// Reads the options; `decoupled_option`: whether `decoupled_weight_decay` is one (Adam's,
+    /// not AdamW's, which always decouples).
+    pub(crate) fn read(o: &mut Options, d: &Self, decoupled_option: bool) -> Result<Self> {
         Ok(Self {
             lr: o.lr(d.lr)?,
             beta1: o.decay("beta1", &[], d.beta1)?,
             beta2: o.decay("beta2", &[], d.beta2)?,
             eps: o.eps(d.eps)?,
             weight_decay: o.weight_decay(d.weight_decay)?,
+            decoupled_weight_decay: if decoupled_option {
+                o.flag("decoupled_weight_decay", d.decoupled_weight_decay)?
+            } else {
+                d.decoupled_weight_decay
+            },
             maximize: o.flag("maximize", d.maximize)?,
             amsgrad: o.flag("amsgrad", d.amsgrad)?,
         })
     }
 
-    pub(crate) fn write(&self) -> Vec<(&'static str, Value)> {
-        vec![
+    pub(crate) fn write(&self, decoupled_option: bool) -> Vec<(&'static str, Value)> {
+        let mut out = vec![
             ("lr", Value::Num(self.lr)),
             ("beta1", Value::Num(self.beta1)),
             ("beta2", Value::Num(self.beta2)),
@@ -121,7 +152,11 @@ impl Adam {
             ("weight_decay", Value::Num(self.weight_decay)),
             ("amsgrad", Value::Bool(self.amsgrad)),
             ("maximize", Value::Bool(self.maximize)),
-        ]
+        ];
+        if decoupled_option {
+            out.push(("decoupled_weight_decay", Value::Bool(self.decoupled_weight_decay)));
+        }
+        out
     }
 }
 
@@ -150,15 +185,14 @@ impl Rule for Adam {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
-        self.moments_and_step(c, p, &g, s)
+        self.full_update(c, p, g, s)
     }
 
     fn from_options(o: &mut Options) -> Result<Self> {
-        Self::read(o, &Self::default())
+        Self::read(o, &Self::default(), true)
     }
 
     fn to_options(&self) -> Vec<(&'static str, Value)> {
-        self.write()
+        self.write(true)
     }
 }

@@ -1,12 +1,13 @@
 //! AdamW (Loshchilov & Hutter, 2019; PyTorch's `torch.optim.AdamW`).
 
 use crate::adam::{Adam, AdamCoeffs};
-use crate::elem::{signed_grad, Elem};
+use crate::elem::Elem;
 use crate::rule::Rule;
 use crate::spec::{Options, Value};
 use crate::Result;
 
-/// AdamW: Adam with weight decay decoupled from the gradient, exactly as `torch.optim.AdamW`:
+/// AdamW: Adam with weight decay decoupled from the gradient (`Adam` with
+/// `decoupled_weight_decay=true`), exactly as `torch.optim.AdamW`:
 ///
 /// ```text
 /// p ← p·(1 - η·λ)
@@ -20,7 +21,7 @@ pub struct AdamW(pub Adam);
 
 impl Default for AdamW {
     fn default() -> Self {
-        Self(Adam { weight_decay: 0.01, ..Adam::default() })
+        Self(Adam { weight_decay: 0.01, decoupled_weight_decay: true, ..Adam::default() })
     }
 }
 
@@ -49,17 +50,14 @@ impl Rule for AdamW {
         g: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        if self.0.weight_decay != 0.0 {
-            *p = p.scale(1.0 - self.0.lr * self.0.weight_decay)?;
-        }
-        self.0.moments_and_step(c, p, &signed_grad(g, self.0.maximize)?, s)
+        self.0.full_update(c, p, g, s)
     }
 
     fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self(Adam::read(o, &Self::default().0)?))
+        Ok(Self(Adam::read(o, &Self::default().0, false)?))
     }
 
     fn to_options(&self) -> Vec<(&'static str, Value)> {
-        self.0.write()
+        self.0.write(false)
     }
 }

@@ -1,5 +1,6 @@
-//! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam and AdamW, with
-//! learning-rate schedulers, gradient clipping and savable state.
+//! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
+//! RAdam, ASGD and Rprop, optax-exact Lion, with learning-rate schedulers, gradient clipping and
+//! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
 //! use taper_autograd::{ParamStore, Tape};
@@ -33,12 +34,15 @@
 mod adadelta;
 mod adagrad;
 mod adam;
+mod adamax;
 mod adamw;
+mod asgd;
 pub mod clip;
 mod elem;
 mod error;
 mod kernels;
 mod lion;
+mod nadam;
 mod radam;
 mod registry;
 mod rmsprop;
@@ -56,10 +60,13 @@ use taper_autograd::{Grads, Param};
 pub use adadelta::Adadelta;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamCoeffs};
+pub use adamax::Adamax;
 pub use adamw::AdamW;
+pub use asgd::{Asgd, AsgdCoeffs};
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
 pub use lion::Lion;
+pub use nadam::{NAdam, NAdamCoeffs};
 pub use radam::{RAdam, RAdamCoeffs};
 pub use registry::{
     build, canonical, checked_list, from_spec, names, register, register_constructor, Constructor,
@@ -161,8 +168,9 @@ pub trait Optimizer {
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()>;
     /// The number of steps `param` has taken (`None` before its first).
     fn step_count(&self, param: &Param) -> Option<u64>;
-    /// A copy of one of `param`'s state buffers, by its name (`square_avg`); `None` if the
-    /// optimizer keeps no such buffer for it (yet).
+    /// A copy of one of `param`'s state buffers, by its name (`square_avg`), or of one of its
+    /// scalar states as a 0-d tensor (ASGD's `eta`); `None` if the optimizer keeps no such
+    /// state for it (yet).
     fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>>;
     /// The optimizer as [`Any`](std::any::Any), for typed access to its hyperparameters:
     /// `opt.as_any().downcast_ref::<Engine<RmsProp>>().map(|e| e.rule().alpha)`.

@@ -10,7 +10,10 @@ use taper_autograd::Param;
 
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
-use crate::{Adadelta, Adagrad, Adam, AdamW, Error, Lion, Optimizer, RAdam, Result, RmsProp, Rprop, Sgd};
+use crate::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Error, Lion, NAdam, Optimizer, RAdam, Result, RmsProp,
+    Rprop, Sgd,
+};
 
 /// Builds an optimizer over `params` from a parsed spec.
 pub type Constructor = fn(&OptimSpec, Vec<Param>) -> Result<Box<dyn Optimizer>>;
@@ -28,6 +31,9 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (AdamW::NAME, build::<AdamW>),
     (RAdam::NAME, build::<RAdam>),
     (Rprop::NAME, build::<Rprop>),
+    (Adamax::NAME, build::<Adamax>),
+    (NAdam::NAME, build::<NAdam>),
+    (Asgd::NAME, build::<Asgd>),
     (Lion::NAME, build::<Lion>),
 ];
 

@@ -36,6 +36,22 @@ pub trait Rule: Clone + Send + Sync + fmt::Debug + 'static {
     }
     /// The per-step scalars for step `step` (counted from 1).
     fn coeffs(&self, step: u64) -> Self::Coeffs;
+    /// Names of per-parameter scalar state that a step advances and the step count alone cannot
+    /// give back, in the order [`Rule::advance`] gets them (NAdam's `mu_product`, ASGD's `eta`
+    /// and `mu`); saved as `{param}.{name}`. None by default.
+    fn scalars(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The value a scalar starts at, before the first step.
+    fn initial_scalar(&self, _name: &str) -> f64 {
+        0.0
+    }
+    /// The per-step scalars for step `step` of a parameter whose scalar state is `scalars`
+    /// (one value per [`Rule::scalars`] name), advancing that state. Rules without scalar state
+    /// keep the default, [`Rule::coeffs`].
+    fn advance(&self, step: u64, _scalars: &mut [f64]) -> Self::Coeffs {
+        self.coeffs(step)
+    }
     /// The update of one parameter `p` given its gradient `g` and its state buffers `s`.
     fn update<E: Elem>(
         &self,
@@ -106,6 +122,8 @@ impl Buffers {
 struct ParamState {
     step: u64,
     buffers: Buffers,
+    /// The rule's per-parameter scalar state ([`Rule::scalars`]).
+    scalars: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +257,10 @@ impl<R: Rule> Engine<R> {
         })
     }
 
+    fn fresh_scalars(rule: &R) -> Vec<f64> {
+        rule.scalars().iter().map(|name| rule.initial_scalar(name)).collect()
+    }
+
     /// Checks every gradient (shape, dtype, device, finiteness) and decides each parameter's
     /// path, changing nothing.
     fn plan(&self, grads: &Grads) -> Result<Plan> {
@@ -287,8 +309,16 @@ impl<R: Rule> Engine<R> {
             if item.fused {
                 let state = match existing {
                     Some(st) if st.buffers.fit_fused(value.dtype(), value.elem_count(), count) => None,
-                    Some(st) => Some(ParamState { step: st.step, buffers: to_host(&st.buffers, &value)? }),
-                    None => Some(ParamState { step: 0, buffers: Self::fresh_buffers(rule, &value, true)? }),
+                    Some(st) => Some(ParamState {
+                        step: st.step,
+                        buffers: to_host(&st.buffers, &value)?,
+                        scalars: st.scalars.clone(),
+                    }),
+                    None => Some(ParamState {
+                        step: 0,
+                        buffers: Self::fresh_buffers(rule, &value, true)?,
+                        scalars: Self::fresh_scalars(rule),
+                    }),
                 };
                 if let Some(st) = &state {
                     if !st.buffers.fit_fused(value.dtype(), value.elem_count(), count) {
@@ -316,8 +346,9 @@ impl<R: Rule> Engine<R> {
                     buffers.len()
                 )));
             }
+            let mut scalars = existing.map_or_else(|| Self::fresh_scalars(rule), |st| st.scalars.clone());
             let mut p = value.clone();
-            rule.update(&rule.coeffs(step), &mut p, &item.grad, &mut buffers)?;
+            rule.update(&rule.advance(step, &mut scalars), &mut p, &item.grad, &mut buffers)?;
             if p.dims() != value.dims() || p.dtype() != value.dtype() {
                 return Err(Error::InvalidArgument(format!(
                     "`{}`'s update made a {:?} {:?} value from a {:?} {:?} parameter",
@@ -336,7 +367,7 @@ impl<R: Rule> Engine<R> {
                 }
             }
             staged.push(Staged {
-                state: Some(ParamState { step, buffers: Buffers::Tensors(buffers) }),
+                state: Some(ParamState { step, buffers: Buffers::Tensors(buffers), scalars }),
                 value: Some(p),
             });
         }
@@ -360,7 +391,7 @@ impl<R: Rule> Engine<R> {
             }
             let rule = &self.groups[item.group].rule;
             let Some(state) = self.state.get_mut(&id) else { continue };
-            let c = rule.coeffs(state.step + 1);
+            let c = rule.advance(state.step + 1, &mut state.scalars);
             let value = item.param.value();
             match &mut state.buffers {
                 Buffers::F32(s) => {
@@ -520,8 +551,13 @@ impl<R: Rule> Optimizer for Engine<R> {
         let Some(group) = self.groups.iter().find(|g| g.params.iter().any(|p| p.id() == param.id())) else {
             return Ok(None);
         };
-        let Some(i) = group.rule.buffers().iter().position(|b| *b == name) else { return Ok(None) };
         let Some(st) = self.state.get(&param.id()) else { return Ok(None) };
+        if let Some(i) = group.rule.scalars().iter().position(|b| *b == name) {
+            let value = param.value();
+            let x = st.scalars.get(i).copied().unwrap_or_default();
+            return Ok(Some(Tensor::new(x, value.device())?.to_dtype(value.dtype())?));
+        }
+        let Some(i) = group.rule.buffers().iter().position(|b| *b == name) else { return Ok(None) };
         let value = param.value();
         let t = match &st.buffers {
             Buffers::F32(v) => {
@@ -551,6 +587,9 @@ impl<R: Rule> Optimizer for Engine<R> {
             for p in &group.params {
                 let Some(st) = self.state.get(&p.id()) else { continue };
                 out.scalars.insert(format!("{}.step", p.name()), st.step as f64);
+                for (name, x) in group.rule.scalars().iter().zip(&st.scalars) {
+                    out.scalars.insert(format!("{}.{name}", p.name()), *x);
+                }
                 let value = p.value();
                 let copies = match &st.buffers {
                     Buffers::Tensors(ts) => {
@@ -603,6 +642,20 @@ impl<R: Rule> Optimizer for Engine<R> {
                 if !(step >= 1.0 && step.fract() == 0.0 && step < u64::MAX as f64) {
                     return Err(Error::State(format!("`{}.step` = {step} is not a step count", p.name())));
                 }
+                let mut own = Vec::new();
+                for name in rule.scalars() {
+                    let key = format!("{}.{name}", p.name());
+                    match scalars.remove(key.as_str()) {
+                        Some(x) if x.is_finite() => own.push(x),
+                        Some(x) => return Err(Error::State(format!("`{key}` = {x} is not finite"))),
+                        None => {
+                            return Err(Error::State(format!(
+                                "scalar `{key}` is missing (options {} need it)",
+                                rule.to_spec()
+                            )))
+                        }
+                    }
+                }
                 let value = p.value();
                 let mut bufs = Vec::new();
                 for name in &names {
@@ -629,7 +682,7 @@ impl<R: Rule> Optimizer for Engine<R> {
                 } else {
                     Buffers::Tensors(bufs)
                 };
-                new_state.insert(p.id(), ParamState { step: step as u64, buffers });
+                new_state.insert(p.id(), ParamState { step: step as u64, buffers, scalars: own });
             }
         }
         if let Some(key) = tensors.keys().next() {

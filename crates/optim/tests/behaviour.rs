@@ -26,6 +26,11 @@ const FULL_SPECS: &[&str] = &[
     "radam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
     "rprop:lr=0.01,eta_minus=0.4,eta_plus=1.3,step_size_max=1",
     "lion:lr=0.001,weight_decay=0.1",
+    "adam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
+    "adamax:lr=0.01,weight_decay=0.01,maximize=true",
+    "nadam:lr=0.01,momentum_decay=0.1,weight_decay=0.01",
+    "nadam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
+    "asgd:lr=0.05,lambd=0.01,t0=3,weight_decay=0.01",
 ];
 
 // ---------------------------------------------------------------- d2l traces
@@ -200,6 +205,27 @@ fn import_rejects_state_that_does_not_fit() {
     let mut extra = saved.clone();
     extra.tensors.push(("ghost.exp_avg".into(), Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap()));
     assert!(fresh.import_state(&extra).unwrap_err().to_string().contains("ghost"));
+    // Per-parameter scalar state (NAdam's running product of momentum coefficients) is saved,
+    // required and checked.
+    let mut nadam = from_spec("nadam", a.params().to_vec()).unwrap();
+    train(nadam.as_mut(), &a, 3);
+    let saved = nadam.export_state().unwrap();
+    let key = saved.scalars.keys().find(|k| k.ends_with(".mu_product")).unwrap().clone();
+    assert!(saved.scalars[&key] < 0.5, "{key} = {}", saved.scalars[&key]);
+    let p = a.params().iter().find(|p| key == format!("{}.mu_product", p.name())).unwrap().clone();
+    let read = nadam.buffer(&p, "mu_product").unwrap().unwrap().to_dtype(DType::F64).unwrap();
+    assert_eq!(read.to_scalar::<f64>().unwrap(), saved.scalars[&key] as f32 as f64);
+    let mut fresh = from_spec("nadam", a.params().to_vec()).unwrap();
+    let mut lacking = saved.clone();
+    lacking.scalars.remove(&key);
+    let err = fresh.import_state(&lacking).unwrap_err().to_string();
+    assert!(err.contains(&key) && err.contains("missing"), "{err}");
+    let mut nan = saved.clone();
+    nan.scalars.insert(key.clone(), f64::NAN);
+    assert!(fresh.import_state(&nan).unwrap_err().to_string().contains("not finite"));
+    assert!(fresh.export_state().unwrap().scalars.keys().all(|k| k.starts_with("group.")));
+    fresh.import_state(&saved).unwrap();
+    assert_eq!(fresh.export_state().unwrap().scalars, saved.scalars);
 }
 
 // ---------------------------------------------------------------- groups, lr, non-finite
