@@ -44,6 +44,35 @@ CONFIGS = [
         "lion:lr=0.003,b1=0.95,b2=0.98,weight_decay=0.1",
     ),
     ("lion_no_wd", optax.lion, dict(learning_rate=0.02, weight_decay=0.0), "lion:lr=0.02,weight_decay=0"),
+    ("adabelief", optax.adabelief, dict(learning_rate=0.01), "adabelief:lr=0.01"),
+    (
+        "adabelief_nesterov_eps",
+        optax.adabelief,
+        dict(learning_rate=0.01, b1=0.8, b2=0.99, eps=1e-8, eps_root=1e-10, nesterov=True),
+        "adabelief:lr=0.01,b1=0.8,b2=0.99,eps=1e-8,eps_root=1e-10,nesterov=true",
+    ),
+    ("yogi", optax.yogi, dict(learning_rate=0.01), "yogi:lr=0.01"),
+    (
+        "yogi_betas_eps",
+        optax.yogi,
+        dict(learning_rate=0.02, b1=0.8, b2=0.99, eps=1e-4),
+        "yogi:lr=0.02,b1=0.8,b2=0.99,eps=1e-4",
+    ),
+    (
+        "yogi_eps_root_initial",
+        lambda learning_rate, **kw: optax.chain(
+            optax.scale_by_yogi(**kw), optax.scale_by_learning_rate(learning_rate)
+        ),
+        dict(learning_rate=0.01, eps_root=1e-8, initial_accumulator_value=0.01),
+        "yogi:lr=0.01,eps_root=1e-8,initial_accumulator_value=0.01",
+    ),
+    ("adan", optax.adan, dict(learning_rate=0.01), "adan:lr=0.01"),
+    (
+        "adan_betas_wd",
+        optax.adan,
+        dict(learning_rate=0.01, b1=0.9, b2=0.8, b3=0.95, eps=1e-6, eps_root=0.0, weight_decay=0.05),
+        "adan:lr=0.01,b1=0.9,b2=0.8,b3=0.95,eps=1e-6,eps_root=0,weight_decay=0.05",
+    ),
 ]
 
 DTYPES = (("f64", jnp.float64), ("f32", jnp.float32))

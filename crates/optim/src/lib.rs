@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD and Rprop, optax-exact Lion, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD and Rprop, optax-exact Lion, AdaBelief, Yogi and Adan, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -31,11 +31,13 @@
 // A library returns errors: no `unwrap`/`expect` outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod adabelief;
 mod adadelta;
 mod adagrad;
 mod adam;
 mod adamax;
 mod adamw;
+mod adan;
 mod asgd;
 pub mod clip;
 mod elem;
@@ -51,17 +53,20 @@ mod rule;
 pub mod schedule;
 mod sgd;
 mod spec;
+mod yogi;
 
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
 use taper_autograd::{Grads, Param};
 
+pub use adabelief::{AdaBelief, AdaBeliefCoeffs};
 pub use adadelta::Adadelta;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamCoeffs};
 pub use adamax::Adamax;
 pub use adamw::AdamW;
+pub use adan::{Adan, AdanCoeffs};
 pub use asgd::{Asgd, AsgdCoeffs};
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
@@ -77,6 +82,7 @@ pub use rprop::Rprop;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};
+pub use yogi::{Yogi, YogiCoeffs};
 
 /// `docs/EXTENDING.md`, whose complete example optimizer is compiled and trained as a doctest.
 #[cfg(doctest)]

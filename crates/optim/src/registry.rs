@@ -11,8 +11,8 @@ use taper_autograd::Param;
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
 use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Error, Lion, NAdam, Optimizer, RAdam, Result, RmsProp,
-    Rprop, Sgd,
+    AdaBelief, Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lion, NAdam, Optimizer, RAdam,
+    Result, RmsProp, Rprop, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -35,6 +35,9 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (NAdam::NAME, build::<NAdam>),
     (Asgd::NAME, build::<Asgd>),
     (Lion::NAME, build::<Lion>),
+    (AdaBelief::NAME, build::<AdaBelief>),
+    (Yogi::NAME, build::<Yogi>),
+    (Adan::NAME, build::<Adan>),
 ];
 
 /// Optimizers registered at run time, by name.

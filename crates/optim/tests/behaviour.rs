@@ -31,6 +31,9 @@ const FULL_SPECS: &[&str] = &[
     "nadam:lr=0.01,momentum_decay=0.1,weight_decay=0.01",
     "nadam:lr=0.01,weight_decay=0.1,decoupled_weight_decay=true",
     "asgd:lr=0.05,lambd=0.01,t0=3,weight_decay=0.01",
+    "adabelief:lr=0.01,nesterov=true",
+    "yogi:lr=0.01,eps_root=1e-8",
+    "adan:lr=0.01,weight_decay=0.05",
 ];
 
 // ---------------------------------------------------------------- d2l traces
