@@ -1,8 +1,8 @@
 /// Errors of the optimizer crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A malformed optimizer spec string.
-    #[error("malformed optimizer spec `{spec}`: {msg}")]
+    /// A malformed optimizer or scheduler spec string.
+    #[error("malformed spec `{spec}`: {msg}")]
     Spec {
         /// The spec as given.
         spec: String,
@@ -17,7 +17,7 @@ pub enum Error {
         /// The registry's names.
         known: String,
     },
-    /// A key the optimizer does not take.
+    /// A key the optimizer (or scheduler) does not take.
     #[error("`{optimizer}` has no option `{key}`: its options are {known}")]
     UnknownKey {
         /// The optimizer.

@@ -169,6 +169,18 @@ pub trait Optimizer {
     fn group_learning_rate(&self, group: usize) -> Option<f64>;
     /// Sets one group's learning rate.
     fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()>;
+    /// A numeric hyperparameter of one group, by its spec name (`momentum`, `beta1`); `None`
+    /// if the group or the option does not exist.
+    fn group_option(&self, group: usize, key: &str) -> Option<f64> {
+        let spec = self.group_spec(group)?;
+        spec.options.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok())
+    }
+    /// Sets a numeric hyperparameter of one group (schedulers cycle `momentum` or `beta1` with
+    /// it), checked as the spec checks it; an error changes nothing. Optimizers that are not an
+    /// [`Engine`] have no settable options unless they say so.
+    fn set_group_option(&mut self, group: usize, key: &str, _value: f64) -> Result<()> {
+        Err(Error::InvalidArgument(format!("`{}` cannot set option `{key}` of group {group}", self.name())))
+    }
     /// Adds a parameter group whose options (`"lr=0.1,momentum=0.9"`) override the first
     /// group's.
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()>;

@@ -521,6 +521,23 @@ impl<R: Rule> Optimizer for Engine<R> {
         Ok(())
     }
 
+    fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
+        let n = self.groups.len();
+        let g = self
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))?;
+        let mut spec = g.rule.to_spec();
+        let slot = spec
+            .options
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .ok_or_else(|| Error::InvalidArgument(format!("`{}` has no option `{key}`", R::NAME)))?;
+        slot.1 = Value::Num(value).to_string();
+        g.rule = R::from_spec(&spec)?;
+        Ok(())
+    }
+
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
         // The group's own options override the first group's.
         let mut spec = self.spec();

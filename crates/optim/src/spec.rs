@@ -52,7 +52,7 @@ impl OptimSpec {
         }
         let mut options = Vec::new();
         if let Some(rest) = rest {
-            for item in rest.split(',') {
+            for item in split_top_level(rest).map_err(|msg| bad(&msg))? {
                 let item = item.trim();
                 if item.is_empty() {
                     return Err(bad("empty option (two commas in a row, or a trailing comma)"));
@@ -72,6 +72,31 @@ impl OptimSpec {
         }
         Ok(Self { name: name.to_ascii_lowercase(), options })
     }
+}
+
+/// Splits `text` at the commas outside brackets: `a=1,b=[2,3],c=x(d=4,e=5)` gives three items.
+/// Unbalanced brackets are an error.
+pub fn split_top_level(text: &str) -> std::result::Result<Vec<&str>, String> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => {
+                depth = depth.checked_sub(1).ok_or_else(|| format!("unbalanced `{c}` in `{text}`"))?
+            }
+            ',' if depth == 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(format!("unclosed bracket in `{text}`"));
+    }
+    items.push(&text[start..]);
+    Ok(items)
 }
 
 impl OptimSpec {
@@ -216,6 +241,85 @@ impl Options {
             None => format!("{key} must be in [0, 1)"),
         };
         self.num(key, aliases, default, unit_interval, &allowed)
+    }
+
+    /// A word under `key`, one of `allowed` (`anneal_strategy=linear`), `default` when absent.
+    pub fn word(
+        &mut self,
+        key: &'static str,
+        default: &'static str,
+        allowed: &[&'static str],
+    ) -> Result<String> {
+        let Some((k, text)) = self.take(&[key]) else { return Ok(default.to_string()) };
+        if allowed.contains(&text.as_str()) {
+            Ok(text)
+        } else {
+            Err(self.invalid(&k, &text, format!("expected one of {}", allowed.join(", "))))
+        }
+    }
+
+    /// A whole number `>= min` under `key`, `default` when absent.
+    pub fn whole(&mut self, key: &'static str, default: u64, min: u64) -> Result<u64> {
+        let allowed = format!("{key} must be a whole number >= {min}");
+        let x = self.num(
+            key,
+            &[],
+            default as f64,
+            |x| x.fract() == 0.0 && x >= min as f64 && x < 9.0e15,
+            &allowed,
+        )?;
+        Ok(x as u64)
+    }
+
+    /// The items of a bracketed list under `key` (`milestones=[30,80]`, or nested specs
+    /// `schedulers=[linear(total_iters=5),cosine(t_max=95)]`), as text; `None` when absent.
+    pub fn list(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
+        let Some((k, text)) = self.take(&[key]) else { return Ok(None) };
+        let inner = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .ok_or_else(|| self.invalid(&k, &text, "expected a list in brackets, `[a,b]`"))?;
+        if inner.trim().is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let items = split_top_level(inner).map_err(|msg| self.invalid(&k, &text, msg))?;
+        Ok(Some(items.into_iter().map(|i| i.trim().to_string()).collect()))
+    }
+
+    /// Numbers under `key`: one (`max_lr=0.1`, for every parameter group) or a list, one per
+    /// group (`max_lr=[0.1,0.01]`); `default` when absent (`None`: required). Each is checked by
+    /// `ok`.
+    pub fn nums(
+        &mut self,
+        key: &'static str,
+        default: Option<f64>,
+        ok: impl Fn(f64) -> bool,
+        allowed: &str,
+    ) -> Result<Vec<f64>> {
+        let present = self.items.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let Some(text) = present else {
+            self.asked.push(key);
+            return match default {
+                Some(d) => Ok(vec![d]),
+                None => Err(self.invalid(key, "(missing)", format!("`{key}` is required; {allowed}"))),
+            };
+        };
+        let items = if text.starts_with('[') {
+            self.list(key)?.unwrap_or_default()
+        } else {
+            self.take(&[key]);
+            vec![text.clone()]
+        };
+        if items.is_empty() {
+            return Err(self.invalid(key, &text, "expected at least one number"));
+        }
+        items
+            .iter()
+            .map(|t| match t.parse::<f64>() {
+                Ok(x) if x.is_finite() && ok(x) => Ok(x),
+                _ => Err(self.invalid(key, &text, allowed)),
+            })
+            .collect()
     }
 
     /// Fails on any option no one asked for.

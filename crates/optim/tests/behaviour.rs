@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
-use taper_optim::schedule::{LrSchedule, StepLr};
+use taper_optim::schedule::Scheduler;
 use taper_optim::{from_spec, names, KernelPath, NonFinite, OptimSpec, Optimizer, StepOutcome};
 use taper_tensor::SeededRng;
 
@@ -261,8 +261,10 @@ fn learning_rate_can_be_read_set_and_scheduled() {
     let a = store(DType::F32, 6);
     let mut opt = from_spec("rmsprop:lr=0.1", a.params().to_vec()).unwrap();
     assert_eq!(opt.learning_rate(), 0.1);
-    let sched = LrSchedule::new(Box::new(StepLr { step_size: 2, gamma: 0.5 }), opt.as_ref());
-    sched.apply(opt.as_mut(), 4).unwrap();
+    let mut sched = Scheduler::new("step:step_size=2,gamma=0.5", opt.as_mut()).unwrap();
+    for _ in 0..4 {
+        sched.step(opt.as_mut()).unwrap();
+    }
     assert!((opt.learning_rate() - 0.025).abs() < 1e-15);
     assert!(opt.set_learning_rate(-1.0).is_err());
     assert!(opt.set_learning_rate(f64::NAN).is_err());

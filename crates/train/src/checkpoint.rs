@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::Load;
 use candle_core::{Device, Tensor};
 use taper_autograd::ParamStore;
+use taper_optim::schedule::SchedulerState;
 use taper_optim::{OptimSpec, OptimState, Optimizer};
 
 use crate::trainer::Record;
@@ -70,6 +71,8 @@ pub struct Progress {
     pub epoch_loss: (f64, u64),
     /// Steps skipped for a non-finite gradient so far.
     pub skipped: u64,
+    /// The learning-rate scheduler's canonical spec and state, if the run has one.
+    pub scheduler: Option<(String, SchedulerState)>,
 }
 
 /// `a:b` with each f64 in its shortest exact form (NaN and infinities included, which JSON lacks).
@@ -119,6 +122,12 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     meta.insert("window".to_string(), pair(progress.window.0, progress.window.1 as f64));
     meta.insert("epoch_loss".to_string(), pair(progress.epoch_loss.0, progress.epoch_loss.1 as f64));
     meta.insert("skipped".to_string(), progress.skipped.to_string());
+    if let Some((spec, state)) = &progress.scheduler {
+        meta.insert("scheduler".to_string(), spec.clone());
+        // `key=value` pairs, each f64 in its shortest exact form (infinities included).
+        let pairs: Vec<String> = state.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        meta.insert("scheduler_state".to_string(), pairs.join(" "));
+    }
     for (k, v) in &progress.extra {
         meta.insert(format!("extra.{k}"), v.clone());
     }
@@ -237,6 +246,24 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Checkpoint> {
         skipped: match meta.get("skipped") {
             Some(v) => v.parse().map_err(|_| e("header field `skipped` is not a number".into()))?,
             None => 0,
+        },
+        scheduler: match (meta.get("scheduler"), meta.get("scheduler_state")) {
+            (Some(spec), Some(text)) => {
+                let state = text
+                    .split_whitespace()
+                    .map(|kv| {
+                        kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse::<f64>().ok()?)))
+                    })
+                    .collect::<Option<SchedulerState>>()
+                    .ok_or_else(|| e("header field `scheduler_state` is not a list of key=value".into()))?;
+                Some((spec.clone(), state))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(e(
+                    "header has a scheduler without its state, or a state without its scheduler".into()
+                ))
+            }
         },
     };
     let scalars: BTreeMap<String, f64> =

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taper_autograd::{ParamStore, Tape, Var};
-use taper_optim::schedule::{self, LrSchedule};
+use taper_optim::schedule::Scheduler;
 use taper_optim::{clip, Optimizer, StepOutcome};
 
 use crate::checkpoint::{self, Progress};
@@ -46,8 +46,13 @@ pub struct TrainConfig {
     pub clip_norm: Option<f64>,
     /// Clip gradient elements to `[-v, v]`.
     pub clip_value: Option<f64>,
-    /// A scheduler spec (`step:step_size=1,gamma=0.5`), stepped once per epoch.
+    /// A scheduler spec (`step:step_size=1,gamma=0.5`), attached when training starts and
+    /// stepped after every epoch (or every optimizer step, with `scheduler_every_step`), as in
+    /// PyTorch's loops; its state rides in checkpoints. A metric-driven one (`plateau`) watches
+    /// the mean training loss of the epoch (or the step's loss).
     pub scheduler: Option<String>,
+    /// Step the scheduler after every optimizer step instead of every epoch.
+    pub scheduler_every_step: bool,
     /// Write a checkpoint here after every epoch (and every `save_every` steps).
     pub save: Option<PathBuf>,
     /// Also checkpoint every this many steps.
@@ -74,6 +79,7 @@ impl TrainConfig {
             clip_norm: None,
             clip_value: None,
             scheduler: None,
+            scheduler_every_step: false,
             save: None,
             save_every: None,
             resume: None,
@@ -155,14 +161,39 @@ struct Run<'a> {
     /// Examples trained in this process, and since when (for the speed).
     trained_here: usize,
     started: Instant,
+    /// The learning-rate scheduler, attached to the optimizer.
+    sched: Option<Scheduler>,
 }
 
 impl<'a> Run<'a> {
     /// A fresh run, or the run a checkpoint left off.
     fn start(cfg: &'a TrainConfig, n: usize, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Self> {
         let mut progress = Progress { seed: cfg.loader.seed, ..Progress::default() };
+        // Attached first, as PyTorch builds a scheduler before loading state into it and the
+        // optimizer (attaching sets rates, which the optimizer's saved state then restores).
+        let mut sched = match &cfg.scheduler {
+            Some(spec) => Some(Scheduler::new(spec, opt)?),
+            None => None,
+        };
         if let Some(path) = &cfg.resume {
-            let saved = checkpoint::load(path, params, opt)?;
+            let ck = checkpoint::read(path)?;
+            let bad = |msg: String| Error::Checkpoint { path: path.clone(), msg };
+            match (&ck.progress.scheduler, &mut sched) {
+                (Some((spec, state)), Some(s)) if *spec == s.spec() => {
+                    s.load_state(state).map_err(|x| bad(x.to_string()))?
+                }
+                (Some((spec, _)), Some(s)) => {
+                    return Err(bad(format!("saved with scheduler `{spec}`, this run uses `{}`", s.spec())))
+                }
+                (Some((spec, _)), None) => {
+                    return Err(bad(format!("saved with scheduler `{spec}`: resume with the same scheduler")))
+                }
+                (None, Some(s)) if ck.progress.step > 0 => {
+                    return Err(bad(format!("saved without a scheduler, this run uses `{}`", s.spec())))
+                }
+                (None, _) => {}
+            }
+            let saved = checkpoint::apply(ck, path, params, opt)?;
             if saved.seed != cfg.loader.seed {
                 return Err(Error::Checkpoint {
                     path: path.clone(),
@@ -201,7 +232,17 @@ impl<'a> Run<'a> {
             next_record,
             trained_here: 0,
             started: Instant::now(),
+            sched,
         })
+    }
+
+    /// Steps the scheduler, if any; `metric` is what a metric-driven one watches.
+    fn step_scheduler(&mut self, opt: &mut dyn Optimizer, metric: f64) -> Result<()> {
+        match &mut self.sched {
+            Some(s) if s.needs_metric() => Ok(s.step_with_metric(opt, metric)?),
+            Some(s) => Ok(s.step(opt)?),
+            None => Ok(()),
+        }
     }
 
     /// Whether the step budget (`max_steps`) is spent.
@@ -258,6 +299,7 @@ impl<'a> Run<'a> {
         self.progress.step = self.hist.steps;
         self.progress.skipped = self.hist.skipped;
         self.progress.records = self.hist.records.clone();
+        self.progress.scheduler = self.sched.as_ref().map(|s| (s.spec(), s.state()));
         checkpoint::save(path, params, opt, &self.progress)
     }
 
@@ -304,10 +346,6 @@ pub fn train(
     if n == 0 {
         return Err(Error::InvalidArgument("no training examples".into()));
     }
-    let sched = match &cfg.scheduler {
-        Some(spec) => Some(LrSchedule::new(schedule::parse(spec)?, opt)),
-        None => None,
-    };
     let mut run = Run::start(cfg, n, params, opt)?;
     if run.hist.steps == 0 && run.progress.epoch == 0 && cfg.record_every > 0 {
         if let Some(v) = task.record()? {
@@ -318,9 +356,6 @@ pub fn train(
     for epoch in run.progress.epoch as usize..cfg.epochs {
         if run.done() {
             break;
-        }
-        if let Some(s) = &sched {
-            s.apply(opt, epoch as u64)?;
         }
         let t0 = Instant::now();
         let bar = progress_bar(cfg.progress_bar, batches_per_epoch as u64);
@@ -333,6 +368,9 @@ pub fn train(
             }
             let value = train_step(task, opt, cfg, &data.select(&ids)?, &mut run.hist)?;
             run.count_batch(task, ids.len(), value)?;
+            if cfg.scheduler_every_step {
+                run.step_scheduler(opt, value)?;
+            }
             bar.inc(1);
             if run.progress.batch_in_epoch % 10 == 1 {
                 let (sum, count) = run.progress.epoch_loss;
@@ -345,6 +383,10 @@ pub fn train(
         bar.finish_and_clear();
         if run.progress.batch_in_epoch as usize == batches_per_epoch {
             run.end_epoch(task, epoch, t0.elapsed().as_secs_f64())?;
+            if !cfg.scheduler_every_step {
+                let mean = run.hist.epoch_loss.last().copied().unwrap_or(f64::NAN);
+                run.step_scheduler(opt, mean)?;
+            }
             run.save(params, opt)?;
             task.on_epoch(epoch, &run.hist)?;
         } else {

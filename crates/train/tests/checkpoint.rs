@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_nn::{cross_entropy, Builder, Linear, Module, ReLU, Sequential};
 use taper_optim::from_spec;
+use taper_optim::schedule::SchedulerState;
 use taper_tensor::SeededRng;
 use taper_train::checkpoint::{self, Progress};
 use taper_train::{train, Dataset, Loader, Task, TrainConfig};
@@ -91,15 +92,28 @@ fn resume_is_bit_identical() {
             let mut cfg = TrainConfig::new(1, Loader::new(32, true, false, 3).unwrap());
             cfg.scheduler = Some("step:step_size=1,gamma=0.5".into());
             train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
-            // Four more steps of epoch 2 by hand, exactly as the loop would take them.
+            // Four more steps of epoch 2 by hand, exactly as the loop would take them (the
+            // scheduler stepped at the end of epoch 1: the rate is halved already).
+            assert_eq!(opt.learning_rate(), 0.005);
             let loader = Loader::new(32, true, false, 3).unwrap();
-            opt.set_learning_rate(opt.learning_rate() * 0.5).unwrap();
             for ids in loader.epoch_batches(300, 1).into_iter().take(4) {
                 let tape = Tape::new();
                 let loss = task.loss(&tape, &data().select(&ids).unwrap()).unwrap();
                 opt.step(&loss.backward().unwrap()).unwrap();
             }
-            let p = Progress { step: 14, epoch: 1, batch_in_epoch: 4, seed: 3, ..Progress::default() };
+            let sched = SchedulerState::from([
+                ("last_epoch".to_string(), 1.0),
+                ("base_lr.0".to_string(), 0.01),
+                ("initial_lr.0".to_string(), 0.01),
+            ]);
+            let p = Progress {
+                step: 14,
+                epoch: 1,
+                batch_in_epoch: 4,
+                seed: 3,
+                scheduler: Some(("step:step_size=1,gamma=0.5".into(), sched)),
+                ..Progress::default()
+            };
             checkpoint::save(&partial, &store, opt.as_ref(), &p).unwrap();
         }
         let resumed_mid = run(spec, 2, None, Some(&partial), None);
@@ -178,6 +192,57 @@ fn an_interrupted_save_leaves_the_previous_checkpoint_intact() {
     assert_eq!(bits(&fresh), bits(&store));
 }
 
+/// Trains 3 epochs with `scheduler` (per step or per epoch), straight or stopped at step 13 and
+/// resumed; returns the parameters' bits and the final learning rate.
+fn scheduled(scheduler: &str, every_step: bool, stop: bool, name: &str) -> (Vec<Vec<u32>>, f64) {
+    let path = tmp(name);
+    let go = |max_steps: Option<u64>, resume: bool| {
+        let (mut task, store) = model();
+        let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
+        let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
+        cfg.scheduler = Some(scheduler.into());
+        cfg.scheduler_every_step = every_step;
+        cfg.save = Some(path.clone());
+        cfg.max_steps = max_steps;
+        cfg.resume = resume.then(|| path.clone());
+        train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
+        (bits(&store), opt.learning_rate())
+    };
+    if stop {
+        go(Some(13), false);
+        go(None, true)
+    } else {
+        go(None, false)
+    }
+}
+
+#[test]
+fn a_resumed_schedule_is_the_uninterrupted_one() {
+    for (i, (spec, every_step)) in [
+        ("onecycle:max_lr=0.1,total_steps=30", true),
+        ("plateau:patience=0,factor=0.5", true),
+        ("cosine_warm_restarts:t_0=2", false),
+        ("sequential:schedulers=[linear(start_factor=0.5,total_iters=1),exponential(gamma=0.5)],milestones=[1]", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let straight = scheduled(spec, every_step, false, &format!("sched-{i}"));
+        let resumed = scheduled(spec, every_step, true, &format!("sched-{i}-r"));
+        assert_eq!(straight, resumed, "{spec}");
+        assert_ne!(straight.1, 0.05, "{spec}: the schedule moved nothing");
+    }
+    // A checkpoint resumed under another scheduler is refused.
+    let (mut task, store) = model();
+    let path = tmp("sched-0");
+    let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
+    let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
+    cfg.scheduler = Some("cosine:t_max=3".into());
+    cfg.resume = Some(path);
+    let err = train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap_err().to_string();
+    assert!(err.contains("saved with scheduler `onecycle"), "{err}");
+}
+
 #[test]
 fn header_holds_the_run_metadata() {
     let (path, _) = saved("meta");
@@ -186,7 +251,11 @@ fn header_holds_the_run_metadata() {
     assert_eq!(ck.progress.step, 10);
     assert_eq!(ck.progress.seed, 3);
     assert_eq!(ck.optim.groups.len(), 1);
-    assert!(ck.optim.groups[0].starts_with("adam:lr=0.01"));
+    // The scheduler stepped at the end of the epoch, before the save (PyTorch's order).
+    assert!(ck.optim.groups[0].starts_with("adam:lr=0.005,"), "{}", ck.optim.groups[0]);
+    let (spec, state) = ck.progress.scheduler.as_ref().unwrap();
+    assert_eq!(spec, "step:step_size=1,gamma=0.5");
+    assert_eq!(state["last_epoch"], 1.0);
     assert!(ck.model.contains_key("fc1.weight"));
     assert!(ck.optim.tensors.iter().any(|(k, _)| k == "fc2.bias.exp_avg_sq"));
 }
