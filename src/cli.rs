@@ -87,6 +87,38 @@ impl Checkpoints {
     }
 }
 
+/// `--scheduler` and `--scheduler-every-step`: a learning-rate schedule for a training run.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Schedule {
+    /// Learning-rate scheduler spec, stepped after every epoch (e.g. "step:step_size=1,gamma=0.5",
+    /// "onecycle:max_lr=0.1,total_steps=300" with --scheduler-every-step; "plateau" watches the
+    /// mean training loss of the epoch).
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    /// Step the scheduler after every optimizer step instead of every epoch ("plateau" then
+    /// watches the step's loss).
+    #[arg(long)]
+    pub scheduler_every_step: bool,
+}
+
+impl Schedule {
+    /// Checks the spec before any work (unknown names, missing or bad options).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.scheduler {
+            crate::optim::schedule::parse(s)?;
+        } else if self.scheduler_every_step {
+            anyhow::bail!("--scheduler-every-step needs a --scheduler");
+        }
+        Ok(())
+    }
+
+    /// Sets the training configuration's scheduler fields.
+    pub fn configure(&self, cfg: &mut crate::train::TrainConfig) {
+        cfg.scheduler = self.scheduler.clone();
+        cfg.scheduler_every_step = self.scheduler_every_step;
+    }
+}
+
 /// The body of an example's `main`: sets up the CPU threads, runs `run`, and on an error prints
 /// it once (with its causes) and exits with status 2.
 pub fn main<A>(args: A, run: impl FnOnce(A) -> Result<()>) {

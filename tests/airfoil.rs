@@ -64,18 +64,36 @@ fn save_and_resume_give_the_same_final_loss() {
     let tmp = common::out_dir("airfoil-ck");
     std::fs::create_dir_all(&tmp).unwrap();
     let ck = tmp.join("ck.safetensors");
-    let with = |more: &[&str]| {
-        let mut v =
-            vec!["--data-dir", dir.to_str().unwrap(), "--compare", "rmsprop:lr=0.01,alpha=0.9,momentum=0.5"];
-        v.extend_from_slice(more);
-        args(&v)
-    };
-    let straight = run_cli(&with(&["--epochs", "2"])).unwrap();
-    run_cli(&with(&["--epochs", "1", "--save", ck.to_str().unwrap()])).unwrap();
-    let resumed = run_cli(&with(&["--epochs", "2", "--resume", ck.to_str().unwrap()])).unwrap();
-    assert_eq!(straight[0].outcome.final_loss.to_bits(), resumed[0].outcome.final_loss.to_bits());
-    let curve = |r: &[airfoil::RunResult]| r[0].outcome.history.points();
-    assert_eq!(curve(&straight), curve(&resumed), "the resumed run's curve is the straight run's");
+    for schedule in
+        [&[][..], &["--scheduler", "onecycle:max_lr=0.02,total_steps=300", "--scheduler-every-step"]]
+    {
+        let with = |more: &[&str]| {
+            let mut v = vec![
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--compare",
+                "rmsprop:lr=0.01,alpha=0.9,momentum=0.5",
+            ];
+            v.extend_from_slice(schedule);
+            v.extend_from_slice(more);
+            args(&v)
+        };
+        let straight = run_cli(&with(&["--epochs", "2"])).unwrap();
+        run_cli(&with(&["--epochs", "1", "--save", ck.to_str().unwrap()])).unwrap();
+        let resumed = run_cli(&with(&["--epochs", "2", "--resume", ck.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            straight[0].outcome.final_loss.to_bits(),
+            resumed[0].outcome.final_loss.to_bits(),
+            "{schedule:?}"
+        );
+        let curve = |r: &[airfoil::RunResult]| r[0].outcome.history.points();
+        assert_eq!(
+            curve(&straight),
+            curve(&resumed),
+            "{schedule:?}: the resumed run's curve is the straight run's"
+        );
+        assert!(straight[0].outcome.final_loss < 0.3, "{schedule:?}: {}", straight[0].outcome.final_loss);
+    }
 }
 
 // ---------------------------------------------------------------- no data needed
@@ -97,6 +115,9 @@ fn bad_arguments_are_refused_before_any_data_is_read() {
         (&["--form", "keras"], "--form"),
         (&["--compare", "adam:beta1=2"], "beta1=2"),
         (&["--device", "tpu"], "unknown device"),
+        (&["--scheduler", "cosine"], "`t_max` is required"),
+        (&["--scheduler", "sequential:schedulers=[plateau],milestones=[]"], "plateau"),
+        (&["--scheduler-every-step"], "needs a --scheduler"),
     ] {
         let mut v = vec!["--data-dir", empty.to_str().unwrap()];
         v.extend_from_slice(extra);

@@ -95,6 +95,7 @@ fn bad_arguments_are_refused_before_any_data_is_read() {
         (&["--batch-size", "0"], "--batch-size"),
         (&["--compare", "adam,sgd", "--save", "/tmp/x"], "--save"),
         (&["--scheduler", "cosine:t_max=0"], "t_max"),
+        (&["--scheduler", "onecycle:total_steps=10"], "`max_lr` is required"),
     ] {
         let err = format!("{:#}", run_cli(&args(&empty, extra), false).err().unwrap());
         assert!(err.contains(needle), "{extra:?}: {err}");

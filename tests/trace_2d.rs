@@ -100,3 +100,35 @@ fn bad_input_is_an_error() {
         assert!(!err.contains('\n'), "one line: {err}");
     }
 }
+
+#[test]
+fn a_scheduler_steps_after_every_optimizer_step() {
+    // SGD on f = 0.1·x1² + 2·x2²: x1 ← x1·(1 - 0.2·ηt), with ηt = 0.1·0.5ᵗ.
+    let traces = trace_2d::run_cli(&args(&[
+        "--optimizer",
+        "sgd:lr=0.1",
+        "--scheduler",
+        "exponential:gamma=0.5",
+        "--steps",
+        "3",
+    ]))
+    .unwrap();
+    let x1 = (0..3).fold(-5.0f64, |x, t| x * (1.0 - 0.2 * (0.1 * 0.5f64.powi(t))));
+    assert_eq!(traces[0].points[3].0, x1);
+    // A metric-driven scheduler is given the step's value of f; every optimizer takes one.
+    let traces = trace_2d::run_cli(&args(&[
+        "--compare",
+        "lion:lr=0.1,nadam:lr=0.3,radam:lr=0.3,adan:lr=0.3",
+        "--scheduler",
+        "plateau:patience=1,factor=0.5",
+        "--steps",
+        "30",
+    ]))
+    .unwrap();
+    assert_eq!(traces.len(), 4);
+    // A bad scheduler is refused before any work.
+    for (bad, needle) in [("cosine", "`t_max` is required"), ("nope", "unknown scheduler")] {
+        let err = trace_2d::run_cli(&args(&["--scheduler", bad])).err().unwrap().to_string();
+        assert!(err.contains(needle), "{bad}: {err}");
+    }
+}

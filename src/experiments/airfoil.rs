@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
-use crate::cli::{Checkpoints, Common, DataArgs, Seed};
+use crate::cli::{Checkpoints, Common, DataArgs, Schedule, Seed};
 use crate::data::{self, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
@@ -318,6 +318,9 @@ pub struct Args {
     /// `--save`, `--save-every`, `--resume` (one run: --compare with a single spec).
     #[command(flatten)]
     pub checkpoints: Checkpoints,
+    /// `--scheduler`, `--scheduler-every-step` (for every run).
+    #[command(flatten)]
+    pub schedule: Schedule,
     /// `--seed`.
     #[command(flatten)]
     pub seed: Seed,
@@ -361,12 +364,16 @@ pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
     if args.checkpoints.any() && runs.len() != 1 {
         bail!("--save and --resume need exactly one run: --compare with a single optimizer spec");
     }
+    args.schedule.validate()?;
     let out = args.common.out_dir("airfoil")?;
     let data = data(&args.data.dir(), args.data.offline, &device)?;
     let seed = args.seed.seed.unwrap_or(0);
     let mut results = Vec::new();
     for (section, label, spec, form) in runs {
-        let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| args.checkpoints.configure(cfg))?;
+        let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| {
+            args.checkpoints.configure(cfg);
+            args.schedule.configure(cfg);
+        })?;
         outcome.history.write_csv(&out.join(format!("airfoil_{}.csv", results.len())))?;
         results.push(RunResult { section, label, spec, outcome });
     }

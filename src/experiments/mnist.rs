@@ -18,7 +18,7 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_nn::{cross_entropy, Builder, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 
-use crate::cli::{Checkpoints, Common, DataArgs, Seed};
+use crate::cli::{Checkpoints, Common, DataArgs, Schedule, Seed};
 use crate::data::{self, idx, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
@@ -215,9 +215,9 @@ pub struct Args {
     /// Clip gradients to this global norm.
     #[arg(long)]
     pub clip_norm: Option<f64>,
-    /// Scheduler spec, stepped per epoch (e.g. "step:step_size=1,gamma=0.5").
-    #[arg(long)]
-    pub scheduler: Option<String>,
+    /// `--scheduler`, `--scheduler-every-step`.
+    #[command(flatten)]
+    pub schedule: Schedule,
     /// `--save`, `--save-every`, `--resume` (a single --optimizer, not --compare).
     #[command(flatten)]
     pub checkpoints: Checkpoints,
@@ -291,9 +291,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         Some(list) => optim::checked_list(list)?,
         None => vec![optim::canonical(&args.optimizer).map(|_| args.optimizer.clone())?],
     };
-    if let Some(s) = &args.scheduler {
-        optim::schedule::parse(s)?;
-    }
+    args.schedule.validate()?;
     if specs.len() > 1 && args.checkpoints.any() {
         bail!("--save and --resume take a single --optimizer, not --compare");
     }
@@ -315,7 +313,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         let mut cfg = TrainConfig::new(args.epochs, Loader::new(args.batch_size, true, false, seed)?);
         cfg.record_every = RECORD_EVERY;
         cfg.clip_norm = args.clip_norm;
-        cfg.scheduler = args.scheduler.clone();
+        args.schedule.configure(&mut cfg);
         args.checkpoints.configure(&mut cfg);
         cfg.progress_bar = !args.no_progress;
         cfg.extra.insert("model".into(), args.model.clone());

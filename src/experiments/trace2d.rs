@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 
 use crate::cli::Common;
+use crate::optim::schedule::Scheduler;
 use crate::plot::{self, Series};
 
 /// The 2-D test functions.
@@ -91,10 +92,13 @@ pub fn format_line(epoch: usize, x1: f64, x2: f64) -> String {
     format!("epoch {epoch}, x1 {x1:.6}, x2 {x2:.6}")
 }
 
-/// Runs `steps` optimizer steps from `start`; returns the points visited, the start first.
+/// Runs `steps` optimizer steps from `start`, stepping `scheduler` (a spec) after each, given
+/// that step's value of `f` (computed before the update) where it watches a metric; returns the
+/// points visited, the start first.
 pub fn run(
     function: Function,
     spec: &str,
+    scheduler: Option<&str>,
     start: (f64, f64),
     steps: usize,
     dtype: DType,
@@ -104,11 +108,17 @@ pub fn run(
     let init = Tensor::new(&[start.0, start.1], &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?;
     let x = store.insert("x", init)?;
     let mut opt = crate::optim::from_spec(spec, store.trainable())?;
+    let mut sched = scheduler.map(|s| Scheduler::new(s, opt.as_mut())).transpose()?;
     let mut points = vec![start];
     for _ in 0..steps {
         let tape = Tape::new();
         let f = function.eval(&tape.param(&x))?;
         opt.step(&f.backward()?)?;
+        match &mut sched {
+            Some(s) if s.needs_metric() => s.step_with_metric(opt.as_mut(), f.to_scalar_f64()?)?,
+            Some(s) => s.step(opt.as_mut())?,
+            None => {}
+        }
         let v = x.value().to_dtype(DType::F64)?.to_vec1::<f64>()?;
         points.push((v[0], v[1]));
     }
@@ -154,6 +164,10 @@ pub struct Args {
     /// Several optimizer specs "SPEC,SPEC,..." traced on one figure (replaces --optimizer).
     #[arg(long)]
     pub compare: Option<String>,
+    /// Learning-rate scheduler spec, stepped after every optimizer step (e.g.
+    /// "cosine:t_max=20", "plateau:patience=2"; a metric-driven one is given the step's f(x)).
+    #[arg(long)]
+    pub scheduler: Option<String>,
     /// f64 (as Python floats, the default) or f32.
     #[arg(long, default_value = "f64")]
     pub dtype: String,
@@ -198,10 +212,13 @@ pub fn run_cli(args: &Args) -> Result<Vec<Trace>> {
         Some(list) => crate::optim::checked_list(list)?,
         None => vec![crate::optim::canonical(&args.optimizer).map(|_| args.optimizer.clone())?],
     };
+    if let Some(s) = &args.scheduler {
+        crate::optim::schedule::parse(s)?;
+    }
     let out = args.common.out_dir("trace_2d")?;
     let mut traces = Vec::new();
     for spec in specs {
-        let points = run(function, &spec, start, args.steps, dtype, &device)?;
+        let points = run(function, &spec, args.scheduler.as_deref(), start, args.steps, dtype, &device)?;
         let lines: Vec<String> = points
             .iter()
             .enumerate()
