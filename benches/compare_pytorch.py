@@ -63,6 +63,9 @@ OPTIMIZERS = [
      dict(lr=1e-3, weight_decay=0.01)),
     ("radam", "radam:lr=0.001", torch.optim.RAdam, dict(lr=1e-3)),
     ("rprop", "rprop:lr=0.01", torch.optim.Rprop, dict(lr=0.01)),
+    ("adamax", "adamax:lr=0.002", torch.optim.Adamax, dict(lr=2e-3)),
+    ("nadam", "nadam:lr=0.002", torch.optim.NAdam, dict(lr=2e-3)),
+    ("asgd", "asgd:lr=0.01", torch.optim.ASGD, dict(lr=0.01)),
 ]
 OPT_NUMEL = 10_000_000
 OPT_SECONDS = 6.0  # interleaved timing per optimizer and round

@@ -1,5 +1,9 @@
 //! One optimizer step on 10M f32 parameters (one tensor), for each optimizer, on the fused
-//! in-place CPU kernel; RMSprop also on the composed path for comparison.
+//! in-place CPU kernel; RMSprop also on the composed path for comparison. The `memory_pass_k`
+//! rows are the floor: the same engine and kernel moving the same bytes as an optimizer with `k`
+//! state buffers (read the gradient, read and write the parameter and each buffer) with no
+//! arithmetic to speak of; an optimizer's row over the row of its buffer count is its cost above
+//! memory traffic.
 //!
 //! `cargo bench --bench optim_step`; `benches/compare_pytorch.py` runs it beside PyTorch.
 
@@ -7,10 +11,45 @@
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
-use taper::optim::{from_spec, KernelPath, NonFinite};
+use taper::optim::{from_spec, Elem, Engine, KernelPath, NonFinite, Optimizer, Options, Result, Rule, Value};
 use taper::{Grads, ParamStore, SeededRng};
 
 const N: usize = 10_000_000;
+
+/// A plain memory pass over an optimizer's bytes: `p ← p + c·g`, `s ← s + c` for `K` buffers.
+#[derive(Debug, Clone)]
+struct MemoryPass<const K: usize>;
+
+impl<const K: usize> Rule for MemoryPass<K> {
+    const NAME: &'static str = "memory_pass";
+    type Coeffs = ();
+    fn lr(&self) -> f64 {
+        0.0
+    }
+    fn set_lr(&mut self, _lr: f64) {}
+    fn buffers(&self) -> Vec<&'static str> {
+        ["b0", "b1", "b2", "b3"][..K].to_vec()
+    }
+    fn coeffs(&self, _step: u64) {}
+    #[inline(always)]
+    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        *p = p.add_scaled(g, 1e-9)?;
+        for b in s.iter_mut() {
+            *b = b.affine(1.0, 1e-9)?;
+        }
+        Ok(())
+    }
+    fn from_options(_o: &mut Options) -> Result<Self> {
+        Ok(Self)
+    }
+    fn to_options(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+}
+
+fn memory_pass<const K: usize>(p: Vec<taper::Param>) -> Box<dyn Optimizer> {
+    Box::new(Engine::new(MemoryPass::<K>, p).unwrap())
+}
 
 fn bench(c: &mut Criterion) {
     taper::tensor::init_cpu();
@@ -26,6 +65,15 @@ fn bench(c: &mut Criterion) {
         ("radam", "radam:lr=0.001", KernelPath::Auto),
         ("rprop", "rprop:lr=0.01", KernelPath::Auto),
         ("lion", "lion:lr=0.0001", KernelPath::Auto),
+        ("adamax", "adamax:lr=0.002", KernelPath::Auto),
+        ("nadam", "nadam:lr=0.002", KernelPath::Auto),
+        ("asgd", "asgd:lr=0.01", KernelPath::Auto),
+        ("adabelief", "adabelief:lr=0.001", KernelPath::Auto),
+        ("yogi", "yogi:lr=0.01", KernelPath::Auto),
+        ("adan", "adan:lr=0.001", KernelPath::Auto),
+        ("memory_pass_1", "", KernelPath::Auto),
+        ("memory_pass_2", "", KernelPath::Auto),
+        ("memory_pass_4", "", KernelPath::Auto),
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
         // Without the NaN/Inf check of every gradient (one read pass), as PyTorch's optimizers.
         ("sgd_momentum_unchecked", "sgd:lr=0.01,momentum=0.9", KernelPath::Auto),
@@ -40,7 +88,13 @@ fn bench(c: &mut Criterion) {
         let p = store.insert("p", rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap()).unwrap();
         let mut grads = Grads::default();
         grads.set(&p, rng.normal(N, 0.0, 1.0, DType::F32, &Device::Cpu).unwrap());
-        let mut opt = from_spec(spec, store.params().to_vec()).unwrap();
+        let params = store.params().to_vec();
+        let mut opt = match name {
+            "memory_pass_1" => memory_pass::<1>(params),
+            "memory_pass_2" => memory_pass::<2>(params),
+            "memory_pass_4" => memory_pass::<4>(params),
+            _ => from_spec(spec, params).unwrap(),
+        };
         opt.set_kernel_path(path);
         if name.ends_with("_unchecked") {
             opt.set_non_finite(NonFinite::Unchecked);
