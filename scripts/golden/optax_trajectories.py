@@ -67,6 +67,13 @@ CONFIGS = [
         "yogi:lr=0.01,eps_root=1e-8,initial_accumulator_value=0.01",
     ),
     ("adan", optax.adan, dict(learning_rate=0.01), "adan:lr=0.01"),
+    ("lamb", optax.lamb, dict(learning_rate=0.01), "lamb:lr=0.01"),
+    (
+        "lamb_betas_eps_wd",
+        optax.lamb,
+        dict(learning_rate=0.02, b1=0.8, b2=0.99, eps=1e-8, eps_root=1e-10, weight_decay=0.05),
+        "lamb:lr=0.02,b1=0.8,b2=0.99,eps=1e-8,eps_root=1e-10,weight_decay=0.05",
+    ),
     (
         "adan_betas_wd",
         optax.adan,

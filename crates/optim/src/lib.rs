@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD and Rprop, optax-exact Lion, AdaBelief, Yogi and Adan, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD and Rprop, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -43,6 +43,7 @@ pub mod clip;
 mod elem;
 mod error;
 mod kernels;
+mod lamb;
 mod lion;
 mod nadam;
 mod radam;
@@ -53,6 +54,7 @@ mod rule;
 pub mod schedule;
 mod sgd;
 mod spec;
+mod tensor_rule;
 mod yogi;
 
 use std::collections::BTreeMap;
@@ -70,6 +72,7 @@ pub use adan::{Adan, AdanCoeffs};
 pub use asgd::{Asgd, AsgdCoeffs};
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
+pub use lamb::Lamb;
 pub use lion::Lion;
 pub use nadam::{NAdam, NAdamCoeffs};
 pub use radam::{RAdam, RAdamCoeffs};
@@ -82,6 +85,7 @@ pub use rprop::Rprop;
 pub use rule::{Engine, Rule};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};
+pub use tensor_rule::{build_tensor, norm, TensorEngine, TensorRule};
 pub use yogi::{Yogi, YogiCoeffs};
 
 /// `docs/EXTENDING.md`, whose complete example optimizer is compiled and trained as a doctest.

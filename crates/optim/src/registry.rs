@@ -10,9 +10,10 @@ use taper_autograd::Param;
 
 use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
+use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
-    AdaBelief, Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lion, NAdam, Optimizer, RAdam,
-    Result, RmsProp, Rprop, Sgd, Yogi,
+    AdaBelief, Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, NAdam, Optimizer,
+    RAdam, Result, RmsProp, Rprop, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -38,6 +39,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (AdaBelief::NAME, build::<AdaBelief>),
     (Yogi::NAME, build::<Yogi>),
     (Adan::NAME, build::<Adan>),
+    (Lamb::NAME, build_tensor::<Lamb>),
 ];
 
 /// Optimizers registered at run time, by name.

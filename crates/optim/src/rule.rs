@@ -160,7 +160,7 @@ fn fused_capable(p: &Tensor, buffers: usize) -> bool {
 }
 
 /// Parameters must be floating point: the update rules divide and take roots.
-fn check_float(params: &[Param]) -> Result<()> {
+pub(crate) fn check_float(params: &[Param]) -> Result<()> {
     match params.iter().find(|p| !p.dtype().is_float()) {
         Some(p) => Err(Error::InvalidArgument(format!(
             "parameter `{}` is {:?}: optimizers update floating-point parameters only",
@@ -409,8 +409,16 @@ impl<R: Rule> Engine<R> {
 }
 
 fn check_unique<R: Rule>(new: &[Param], existing: &[&Group<R>]) -> Result<()> {
+    check_unique_params(new, existing.iter().flat_map(|g| g.params.iter()))
+}
+
+/// No parameter twice, among `existing` and `new`.
+pub(crate) fn check_unique_params<'a>(
+    new: &'a [Param],
+    existing: impl Iterator<Item = &'a Param>,
+) -> Result<()> {
     let mut seen: HashMap<ParamId, &str> = HashMap::new();
-    for p in existing.iter().flat_map(|g| g.params.iter()).chain(new) {
+    for p in existing.chain(new) {
         if let Some(name) = seen.insert(p.id(), p.name()) {
             return Err(Error::InvalidArgument(format!("parameter `{name}` appears in more than one place")));
         }
@@ -445,7 +453,7 @@ fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tens
     })
 }
 
-fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
+pub(crate) fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
     } else {

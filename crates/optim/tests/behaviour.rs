@@ -486,3 +486,46 @@ fn typed_access_to_hyperparameters_and_buffers() {
     assert_eq!(sq.to_vec2::<f32>().unwrap(), exported.to_vec2::<f32>().unwrap());
     assert!(opt.buffer(&p, "momentum_buffer").unwrap().is_none());
 }
+
+// ---------------------------------------------------------------- per-tensor optimizers
+
+#[test]
+fn a_per_tensor_optimizer_has_the_engines_guarantees() {
+    let spec = "lamb:lr=0.01,weight_decay=0.01";
+    // Save → load → step equals step, on a fresh optimizer over copied parameters.
+    let a = store(DType::F32, 7);
+    let mut oa = from_spec(spec, a.params().to_vec()).unwrap();
+    train(oa.as_mut(), &a, 5);
+    let saved = oa.export_state().unwrap();
+    let mut b = ParamStore::new();
+    for p in a.params() {
+        b.insert(p.name(), p.value().copy().unwrap()).unwrap();
+    }
+    let mut ob = from_spec(spec, b.params().to_vec()).unwrap();
+    ob.import_state(&saved).unwrap();
+    train(oa.as_mut(), &a, 5);
+    train(ob.as_mut(), &b, 5);
+    assert_eq!(values(&a), values(&b));
+    assert_eq!(oa.step_count(&a.params()[0]), Some(10));
+    assert!(oa.buffer(&a.params()[0], "nu").unwrap().is_some());
+    // No fused kernel: asking for one is an error that changes nothing.
+    let before = snapshot(oa.as_ref(), &a);
+    oa.set_kernel_path(KernelPath::Fused);
+    let err = oa.step(&grads(&a)).unwrap_err().to_string();
+    assert!(err.contains("no fused kernel"), "{err}");
+    assert_eq!(snapshot(oa.as_ref(), &a), before);
+    oa.set_kernel_path(KernelPath::Auto);
+    // A non-finite gradient is refused, nothing moves.
+    assert!(oa.step(&poisoned(&a, f64::NAN)).is_err());
+    assert_eq!(snapshot(oa.as_ref(), &a), before);
+    // A buffer of the wrong shape is refused, nothing changes.
+    let mut bad = saved.clone();
+    bad.tensors[0].1 = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+    let mut fresh = from_spec(spec, a.params().to_vec()).unwrap();
+    assert!(fresh.import_state(&bad).unwrap_err().to_string().contains("[3]"));
+    assert!(fresh.export_state().unwrap().tensors.is_empty());
+    // Groups have their own options; the learning rate is required, as in optax.
+    fresh.add_param_group(vec![], "lr=0.5").unwrap();
+    assert_eq!(fresh.group_learning_rate(1), Some(0.5));
+    assert!(from_spec("lamb", vec![]).err().unwrap().to_string().contains("`lr` is required"));
+}
