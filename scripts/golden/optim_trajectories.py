@@ -27,7 +27,8 @@ back into the parameters (ASGD's average ``ax``) it also records that state afte
 
 The ``spec`` strings use Taper's format ``name:key=value,...`` with PyTorch's
 option names (tuples are split into named options: betas ``beta1``/``beta2``, Rprop's etas
-``eta_minus``/``eta_plus`` and step_sizes ``step_size_min``/``step_size_max``; booleans
+``eta_minus``/``eta_plus`` and step_sizes ``step_size_min``/``step_size_max``, Adafactor's eps
+pair ``eps1``/``eps2``; booleans
 ``true``/``false``).
 Every non-default option is stated, plus lr always. AdamW's weight_decay is always
 stated explicitly because torch's default for it (0.01) differs from Adam's (0).
@@ -226,6 +227,19 @@ CONFIGS = [
         "ASGD",
         dict(lr=0.02, lambd=0.1, t0=5, maximize=True),
         "asgd:lr=0.02,lambd=0.1,t0=5,maximize=true",
+    ),
+    ("adafactor", "Adafactor", dict(lr=0.01), "adafactor:lr=0.01"),
+    (
+        "adafactor_options",
+        "Adafactor",
+        dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.01),
+        "adafactor:lr=0.05,beta2_decay=-0.5,eps1=1e-20,eps2=1e-2,d=2,weight_decay=0.01",
+    ),
+    (
+        "adafactor_maximize",
+        "Adafactor",
+        dict(lr=0.02, maximize=True),
+        "adafactor:lr=0.02,maximize=true",
     ),
     (
         "adamw_maximize",

@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD and Rprop, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop and Adafactor, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -33,6 +33,7 @@
 
 mod adabelief;
 mod adadelta;
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
@@ -64,6 +65,7 @@ use taper_autograd::{Grads, Param};
 
 pub use adabelief::{AdaBelief, AdaBeliefCoeffs};
 pub use adadelta::Adadelta;
+pub use adafactor::Adafactor;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamCoeffs};
 pub use adamax::Adamax;

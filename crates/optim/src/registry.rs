@@ -12,8 +12,8 @@ use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
 use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
-    AdaBelief, Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, NAdam, Optimizer,
-    RAdam, Result, RmsProp, Rprop, Sgd, Yogi,
+    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, NAdam,
+    Optimizer, RAdam, Result, RmsProp, Rprop, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -35,6 +35,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Adamax::NAME, build::<Adamax>),
     (NAdam::NAME, build::<NAdam>),
     (Asgd::NAME, build::<Asgd>),
+    (Adafactor::NAME, build_tensor::<Adafactor>),
     (Lion::NAME, build::<Lion>),
     (AdaBelief::NAME, build::<AdaBelief>),
     (Yogi::NAME, build::<Yogi>),
