@@ -241,6 +241,35 @@ CONFIGS = [
         dict(lr=0.02, maximize=True),
         "adafactor:lr=0.02,maximize=true",
     ),
+    # Muon takes matrices only: w1 and w2 train, b1 stays. `_ns_native`: the Newton-Schulz
+    # iteration in the parameter's dtype (Taper's ns_dtype=native), else PyTorch's bfloat16.
+    (
+        "muon_native",
+        "Muon",
+        dict(lr=0.02, _trained=("w1", "w2"), _ns_native=True),
+        "muon:lr=0.02,ns_dtype=native",
+    ),
+    (
+        "muon_native_options",
+        "Muon",
+        dict(lr=0.05, weight_decay=0.01, momentum=0.9, nesterov=False, ns_steps=3,
+             ns_coefficients=(3.0, -3.2, 1.2), eps=1e-6, adjust_lr_fn="match_rms_adamw",
+             _trained=("w1", "w2"), _ns_native=True),
+        "muon:lr=0.05,weight_decay=0.01,momentum=0.9,nesterov=false,ns_steps=3,ns_a=3,ns_b=-3.2,"
+        "ns_c=1.2,eps=1e-6,adjust_lr_fn=match_rms_adamw,ns_dtype=native",
+    ),
+    (
+        "muon_native_spectral",
+        "Muon",
+        dict(lr=0.02, adjust_lr_fn="spectral_unclamped", _trained=("w1", "w2"), _ns_native=True),
+        "muon:lr=0.02,adjust_lr_fn=spectral_unclamped,ns_dtype=native",
+    ),
+    (
+        "muon_bf16",
+        "Muon",
+        dict(lr=0.02, _trained=("w1", "w2")),
+        "muon:lr=0.02",
+    ),
     (
         "adamw_maximize",
         "AdamW",
@@ -278,6 +307,29 @@ def nested(a):
     return np.asarray(a, dtype=np.float64).tolist()
 
 
+def muon_native_precision():
+    """torch.optim.Muon runs its Newton-Schulz iteration in bfloat16; this variant runs it in
+    the parameter's dtype, every other line PyTorch's, so that a run can be checked to f64/f32
+    precision (Taper's ``ns_dtype=native``)."""
+    from torch.optim import _muon
+
+    def zeropower(grad, ns_coefficients, ns_steps, eps):
+        a, b, c = ns_coefficients
+        x = grad.clone()
+        if grad.size(0) > grad.size(1):
+            x = x.T
+        x.div_(x.norm().clamp(min=eps))
+        for _ in range(ns_steps):
+            gram = x @ x.T
+            update = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+            x = torch.addmm(x, update, x, beta=a)
+        if grad.size(0) > grad.size(1):
+            x = x.T
+        return x
+
+    return zeropower
+
+
 def run_config(prob, cls_name, kwargs, dtype):
     X = torch.tensor(prob["X"], dtype=torch.float64).to(dtype)
     y = torch.tensor(prob["y"], dtype=torch.float64).to(dtype)
@@ -285,8 +337,18 @@ def run_config(prob, cls_name, kwargs, dtype):
         n: torch.tensor(prob[n], dtype=torch.float64).to(dtype).requires_grad_(True)
         for n in PARAM_NAMES
     }
+    kwargs = dict(kwargs)
+    trained = kwargs.pop("_trained", PARAM_NAMES)
+    native = kwargs.pop("_ns_native", False)
     cls = getattr(torch.optim, cls_name)
-    opt = cls([params[n] for n in PARAM_NAMES], foreach=False, **kwargs)
+    if cls_name == "Muon":
+        from torch.optim import _muon
+
+        original = _muon._zeropower_via_newtonschulz
+        _muon._zeropower_via_newtonschulz = muon_native_precision() if native else original
+        opt = cls([params[n] for n in trained], **kwargs)
+    else:
+        opt = cls([params[n] for n in trained], foreach=False, **kwargs)
     losses, snaps = [], []
     for _ in range(STEPS):
         loss = loss_fn(X, y, params["w1"], params["b1"], params["w2"])
@@ -295,6 +357,8 @@ def run_config(prob, cls_name, kwargs, dtype):
         loss.backward()
         opt.step()
         snaps.append({n: flat(params[n]) for n in PARAM_NAMES})
+    if cls_name == "Muon":
+        _muon._zeropower_via_newtonschulz = original
     final = {
         f"{n}.{b}": flat(opt.state[params[n]][b])
         for b in FINAL_STATE.get(cls_name, ())
@@ -335,6 +399,8 @@ def main():
                     "params": snaps,
                 }
             )
+            if "_trained" in kwargs:
+                runs[-1]["trained"] = list(kwargs["_trained"])
             if final:
                 runs[-1]["final_state"] = final
 

@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop and Adafactor, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor and Muon, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -46,6 +46,7 @@ mod error;
 mod kernels;
 mod lamb;
 mod lion;
+mod muon;
 mod nadam;
 mod radam;
 mod registry;
@@ -76,6 +77,7 @@ pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
 pub use lamb::Lamb;
 pub use lion::Lion;
+pub use muon::Muon;
 pub use nadam::{NAdam, NAdamCoeffs};
 pub use radam::{RAdam, RAdamCoeffs};
 pub use registry::{

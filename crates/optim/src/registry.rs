@@ -12,7 +12,7 @@ use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
 use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
-    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, NAdam,
+    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, Muon, NAdam,
     Optimizer, RAdam, Result, RmsProp, Rprop, Sgd, Yogi,
 };
 
@@ -36,6 +36,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (NAdam::NAME, build::<NAdam>),
     (Asgd::NAME, build::<Asgd>),
     (Adafactor::NAME, build_tensor::<Adafactor>),
+    (Muon::NAME, build_tensor::<Muon>),
     (Lion::NAME, build::<Lion>),
     (AdaBelief::NAME, build::<AdaBelief>),
     (Yogi::NAME, build::<Yogi>),

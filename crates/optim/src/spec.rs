@@ -6,13 +6,15 @@ use std::str::FromStr;
 
 use crate::{Error, Result};
 
-/// An option value: a number or a boolean.
+/// An option value: a number, a boolean or a word.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
     /// A number (`0.01`, `1e-8`).
     Num(f64),
     /// A boolean (`true`, `false`).
     Bool(bool),
+    /// A word from a fixed set (`adjust_lr_fn=match_rms_adamw`).
+    Word(&'static str),
 }
 
 impl fmt::Display for Value {
@@ -23,6 +25,7 @@ impl fmt::Display for Value {
             Value::Num(x) if *x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e16) => write!(f, "{x:e}"),
             Value::Num(x) => write!(f, "{x}"),
             Value::Bool(b) => write!(f, "{b}"),
+            Value::Word(w) => write!(f, "{w}"),
         }
     }
 }
@@ -249,12 +252,11 @@ impl Options {
         key: &'static str,
         default: &'static str,
         allowed: &[&'static str],
-    ) -> Result<String> {
-        let Some((k, text)) = self.take(&[key]) else { return Ok(default.to_string()) };
-        if allowed.contains(&text.as_str()) {
-            Ok(text)
-        } else {
-            Err(self.invalid(&k, &text, format!("expected one of {}", allowed.join(", "))))
+    ) -> Result<&'static str> {
+        let Some((k, text)) = self.take(&[key]) else { return Ok(default) };
+        match allowed.iter().find(|w| **w == text) {
+            Some(w) => Ok(w),
+            None => Err(self.invalid(&k, &text, format!("expected one of {}", allowed.join(", ")))),
         }
     }
 

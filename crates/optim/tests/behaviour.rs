@@ -528,4 +528,11 @@ fn a_per_tensor_optimizer_has_the_engines_guarantees() {
     fresh.add_param_group(vec![], "lr=0.5").unwrap();
     assert_eq!(fresh.group_learning_rate(1), Some(0.5));
     assert!(from_spec("lamb", vec![]).err().unwrap().to_string().contains("`lr` is required"));
+    // Muon takes matrices only: a vector is refused when the optimizer is built, naming it.
+    let err = from_spec("muon", a.params().to_vec()).err().unwrap().to_string();
+    assert!(err.contains("matrices only"), "{err}");
+    let words =
+        from_spec("muon:adjust_lr_fn=match_rms_adamw,ns_dtype=native", vec![]).unwrap().spec().to_string();
+    assert!(words.contains("adjust_lr_fn=match_rms_adamw") && words.contains("ns_dtype=native"), "{words}");
+    assert!(from_spec("muon:ns_dtype=f8", vec![]).err().unwrap().to_string().contains("bf16, native"));
 }

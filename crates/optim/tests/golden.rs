@@ -14,7 +14,7 @@ const GOLDEN: &str = include_str!("../../../tests/golden/optim_trajectories.json
 const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_trajectories.json");
 const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 /// Optimizers that reduce over whole tensors ([`taper_optim::TensorRule`]): composed path only.
-const PER_TENSOR: &[&str] = &["lamb", "adafactor"];
+const PER_TENSOR: &[&str] = &["lamb", "adafactor", "muon"];
 
 /// The paths a run is checked on.
 fn paths(spec: &str) -> Vec<KernelPath> {
@@ -71,8 +71,17 @@ fn host(t: &Tensor) -> Vec<f64> {
 /// Runs one golden run; returns how many steps were compared.
 fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Value>) -> usize {
     let dtype = if run["dtype"] == "f32" { DType::F32 } else { DType::F64 };
-    let tol = if dtype == DType::F32 { 1e-5 } else { 1e-6 };
     let spec = run["spec"].as_str().unwrap();
+    // Muon's Newton–Schulz iteration in bfloat16 (PyTorch's and Taper's default) rounds both
+    // sides to 8 bits of mantissa in a different order: checked to bfloat16's precision.
+    let bf16 = spec.starts_with("muon") && !spec.contains("ns_dtype=native");
+    let tol = if bf16 {
+        2e-2
+    } else if dtype == DType::F32 {
+        1e-5
+    } else {
+        1e-6
+    };
     let pb = problem(golden, dtype);
     let mut store = ParamStore::new();
     for (name, values, dims) in &pb.init {
@@ -80,7 +89,12 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
             Tensor::from_vec(values.clone(), dims.as_slice(), &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
         store.insert(name.as_str(), t).unwrap();
     }
-    let mut opt = from_spec(spec, store.params().to_vec()).unwrap();
+    // Some optimizers train a subset (Muon takes matrices only); the others stay put.
+    let trained: Vec<_> = match run["trained"].as_array() {
+        Some(names) => names.iter().map(|n| store.get(n.as_str().unwrap()).unwrap().clone()).collect(),
+        None => store.params().to_vec(),
+    };
+    let mut opt = from_spec(spec, trained).unwrap();
     opt.set_kernel_path(path);
     let losses = floats(&run["losses"]);
     let snapshots = run["params"].as_array().unwrap();
@@ -184,7 +198,7 @@ fn every_optimizer_matches_torch_on_both_paths() {
             assert!(compared >= min, "{} {:?}: only {compared} steps comparable", r["spec"], r["dtype"]);
         }
     }
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
 }
 
 #[test]

@@ -138,7 +138,7 @@ impl Form for OneCycleLr {
                 |x| (0.0..=1.0).contains(&x),
                 "pct_start must be in [0, 1]",
             )?,
-            anneal_strategy: o.word("anneal_strategy", "cos", &["cos", "linear"])?,
+            anneal_strategy: o.word("anneal_strategy", "cos", &["cos", "linear"])?.to_string(),
             cycle_momentum: o.flag("cycle_momentum", true)?,
             base_momentum: o.nums("base_momentum", Some(0.85), non_negative, "base_momentum must be >= 0")?,
             max_momentum: o.nums("max_momentum", Some(0.95), non_negative, "max_momentum must be >= 0")?,

@@ -40,12 +40,12 @@ impl ReduceLrOnPlateau {
     /// Builds it from a spec.
     pub fn build(spec: &OptimSpec) -> Result<Box<dyn LrScheduler>> {
         let mut o = Options::new(Self::NAME, spec);
-        let mode = o.word("mode", "min", &["min", "max"])?;
+        let mode = o.word("mode", "min", &["min", "max"])?.to_string();
         let s = Self {
             factor: o.num("factor", &[], 0.1, |x| (0.0..1.0).contains(&x), "factor must be in [0, 1)")?,
             patience: o.whole("patience", 10, 0)?,
             threshold: o.num("threshold", &[], 1e-4, non_negative, "threshold must be >= 0")?,
-            threshold_mode: o.word("threshold_mode", "rel", &["rel", "abs"])?,
+            threshold_mode: o.word("threshold_mode", "rel", &["rel", "abs"])?.to_string(),
             cooldown: o.whole("cooldown", 0, 0)?,
             min_lr: o.nums("min_lr", Some(0.0), non_negative, "min_lr must be >= 0")?,
             eps: o.num("eps", &[], 1e-8, non_negative, "eps must be >= 0")?,
