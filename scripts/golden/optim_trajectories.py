@@ -7,7 +7,7 @@ Run from the repository root:
     ~/.cache/taper-ref/bin/python scripts/golden/optim_trajectories.py
 
 (venv created with ``python3 -m venv ~/.cache/taper-ref && ~/.cache/taper-ref/bin/pip
-install torch numpy``; generated with torch 2.15.0, CPU only. Runs on another CPU differ from
+install torch numpy schedulefree``; schedulefree 1.4.1; generated with torch 2.15.0, CPU only. Runs on another CPU differ from
 these in the last bits of f64 and about 1e-7 relative in f32, well inside the tests' tolerances.)
 
 Problem: a tiny 2-layer tanh net on fixed data drawn from
@@ -270,6 +270,23 @@ CONFIGS = [
         dict(lr=0.02, _trained=("w1", "w2")),
         "muon:lr=0.02",
     ),
+    ("schedulefree_adamw", "schedulefree.AdamWScheduleFree", dict(lr=0.01),
+     "schedulefree_adamw:lr=0.01"),
+    (
+        "schedulefree_adamw_options",
+        "schedulefree.AdamWScheduleFree",
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01, warmup_steps=10, r=0.5,
+             weight_lr_power=1.0),
+        "schedulefree_adamw:lr=0.02,beta1=0.8,beta2=0.99,eps=1e-6,weight_decay=0.01,"
+        "warmup_steps=10,r=0.5,weight_lr_power=1",
+    ),
+    ("schedulefree_sgd", "schedulefree.SGDScheduleFree", dict(lr=0.1), "schedulefree_sgd:lr=0.1"),
+    (
+        "schedulefree_sgd_options",
+        "schedulefree.SGDScheduleFree",
+        dict(lr=0.2, momentum=0.8, weight_decay=0.01, warmup_steps=5, r=1.0, weight_lr_power=2.0),
+        "schedulefree_sgd:lr=0.2,momentum=0.8,weight_decay=0.01,warmup_steps=5,r=1,weight_lr_power=2",
+    ),
     (
         "adamw_maximize",
         "AdamW",
@@ -279,6 +296,10 @@ CONFIGS = [
 ]
 
 DTYPES = (("f64", torch.float64), ("f32", torch.float32))
+
+# Schedule-Free runs switch to evaluation and back before this step (as a loop that evaluates
+# does), and record the evaluation point x (`{param}.eval`) and z after the last step.
+SWITCH_AT = 25
 
 # State buffers that do not feed back into the parameters, recorded after the last step so the
 # tests check them too: ASGD's running average of the iterates.
@@ -340,7 +361,13 @@ def run_config(prob, cls_name, kwargs, dtype):
     kwargs = dict(kwargs)
     trained = kwargs.pop("_trained", PARAM_NAMES)
     native = kwargs.pop("_ns_native", False)
-    cls = getattr(torch.optim, cls_name)
+    schedule_free = cls_name.startswith("schedulefree.")
+    if schedule_free:
+        import schedulefree
+
+        cls = getattr(schedulefree, cls_name.split(".")[1])
+    else:
+        cls = getattr(torch.optim, cls_name)
     if cls_name == "Muon":
         from torch.optim import _muon
 
@@ -349,8 +376,14 @@ def run_config(prob, cls_name, kwargs, dtype):
         opt = cls([params[n] for n in trained], **kwargs)
     else:
         opt = cls([params[n] for n in trained], foreach=False, **kwargs)
+    if schedule_free:
+        opt.train()
     losses, snaps = [], []
-    for _ in range(STEPS):
+    for step in range(STEPS):
+        if schedule_free and step == SWITCH_AT:
+            # What a training loop does to evaluate: to x and back to y.
+            opt.eval()
+            opt.train()
         loss = loss_fn(X, y, params["w1"], params["b1"], params["w2"])
         losses.append(float(loss.item()))
         opt.zero_grad()
@@ -359,6 +392,11 @@ def run_config(prob, cls_name, kwargs, dtype):
         snaps.append({n: flat(params[n]) for n in PARAM_NAMES})
     if cls_name == "Muon":
         _muon._zeropower_via_newtonschulz = original
+    if schedule_free:
+        opt.eval()
+        final = {f"{n}.eval": flat(params[n]) for n in PARAM_NAMES}
+        final.update({f"{n}.z": flat(opt.state[params[n]]["z"]) for n in PARAM_NAMES})
+        return losses, snaps, final
     final = {
         f"{n}.{b}": flat(opt.state[params[n]][b])
         for b in FINAL_STATE.get(cls_name, ())

@@ -119,8 +119,12 @@ pub fn run(
             Some(s) => s.step(opt.as_mut())?,
             None => {}
         }
+        // The point to report is the evaluation point (Schedule-Free's average `x`; for every
+        // other optimizer the parameter itself), read as a loop that evaluates every step would.
+        opt.set_train_mode(false)?;
         let v = x.value().to_dtype(DType::F64)?.to_vec1::<f64>()?;
         points.push((v[0], v[1]));
+        opt.set_train_mode(true)?;
     }
     Ok(points)
 }

@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop, Adafactor and Muon, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor and Muon, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -54,6 +54,7 @@ mod rmsprop;
 mod rprop;
 mod rule;
 pub mod schedule;
+mod schedulefree;
 mod sgd;
 mod spec;
 mod tensor_rule;
@@ -87,6 +88,7 @@ pub use registry::{
 pub use rmsprop::RmsProp;
 pub use rprop::Rprop;
 pub use rule::{Engine, Rule};
+pub use schedulefree::{ScheduleFreeAdamW, ScheduleFreeCoeffs, ScheduleFreeSgd};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};
 pub use tensor_rule::{build_tensor, norm, TensorEngine, TensorRule};
@@ -207,6 +209,19 @@ pub trait Optimizer {
     /// shapes, with the same number of groups, whose hyperparameters it restores; anything
     /// that does not fit is an error naming it, and nothing changes then.
     fn import_state(&mut self, state: &OptimState) -> Result<()>;
+    /// Whether the optimizer is in training mode (the default). Only optimizers whose parameters
+    /// hold a different point for evaluation (Schedule-Free) ever leave it.
+    fn train_mode(&self) -> bool {
+        true
+    }
+    /// Switches between training (`true`) and evaluation mode: Schedule-Free moves its
+    /// parameters to the averaged point `x` for evaluation and back to `y` for training
+    /// (`optimizer.eval()` / `optimizer.train()` in the reference); a step in evaluation mode is
+    /// an error. A no-op for every other optimizer. Training loops switch to evaluation before
+    /// evaluating or saving and back before stepping.
+    fn set_train_mode(&mut self, _train: bool) -> Result<()> {
+        Ok(())
+    }
     /// Forgets all state (buffers and step counts), as if no step had been taken.
     fn reset_state(&mut self);
     /// Chooses the fused or composed implementation.

@@ -13,7 +13,7 @@ use crate::spec::OptimSpec;
 use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
     AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, Muon, NAdam,
-    Optimizer, RAdam, Result, RmsProp, Rprop, Sgd, Yogi,
+    Optimizer, RAdam, Result, RmsProp, Rprop, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -42,6 +42,8 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Yogi::NAME, build::<Yogi>),
     (Adan::NAME, build::<Adan>),
     (Lamb::NAME, build_tensor::<Lamb>),
+    (ScheduleFreeAdamW::NAME, build::<ScheduleFreeAdamW>),
+    (ScheduleFreeSgd::NAME, build::<ScheduleFreeSgd>),
 ];
 
 /// Optimizers registered at run time, by name.

@@ -36,6 +36,18 @@ pub trait Rule: Clone + Send + Sync + fmt::Debug + 'static {
     }
     /// The per-step scalars for step `step` (counted from 1).
     fn coeffs(&self, step: u64) -> Self::Coeffs;
+    /// Whether a buffer starts as a copy of the parameter (Schedule-Free's `z`) rather than at
+    /// [`Rule::initial_value`].
+    fn starts_as_param(&self, _buffer: &str) -> bool {
+        false
+    }
+    /// Rules whose parameter holds a different point in training than in evaluation
+    /// (Schedule-Free: `y` while training, the average `x` for evaluation): switching to
+    /// training (`true`) or evaluation moves every parameter to `lerp(p, buffer, w)`, given as
+    /// `(buffer, w)`. `None` (the default): one point for both.
+    fn switch(&self, _to_train: bool) -> Option<(&'static str, f64)> {
+        None
+    }
     /// Names of per-parameter scalar state that a step advances and the step count alone cannot
     /// give back, in the order [`Rule::advance`] gets them (NAdam's `mu_product`, ASGD's `eta`
     /// and `mu`); saved as `{param}.{name}`. None by default.
@@ -145,6 +157,8 @@ pub struct Engine<R: Rule> {
     state: HashMap<ParamId, ParamState>,
     path: KernelPath,
     non_finite: NonFinite,
+    /// Training mode (see [`Rule::switch`]); always true for rules without a switch.
+    train: bool,
     /// Test hook: the stage phase fails after this many composed updates (a stand-in for a
     /// device error midway, which the CPU cannot produce on demand).
     #[cfg(test)]
@@ -210,6 +224,7 @@ impl<R: Rule> Engine<R> {
             state: HashMap::new(),
             path: KernelPath::Auto,
             non_finite: NonFinite::Error,
+            train: true,
             #[cfg(test)]
             fail_after_composed: None,
         })
@@ -244,14 +259,40 @@ impl<R: Rule> Engine<R> {
         let n = p.elem_count();
         let names = rule.buffers();
         Ok(match (fused, p.dtype()) {
-            (true, DType::F32) => {
-                Buffers::F32(names.iter().map(|b| vec![rule.initial_value(b) as f32; n]).collect())
-            }
-            (true, _) => Buffers::F64(names.iter().map(|b| vec![rule.initial_value(b); n]).collect()),
+            (true, DType::F32) => Buffers::F32(
+                names
+                    .iter()
+                    .map(|b| {
+                        if rule.starts_as_param(b) {
+                            host_vec::<f32>(p)
+                        } else {
+                            Ok(vec![rule.initial_value(b) as f32; n])
+                        }
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            (true, _) => Buffers::F64(
+                names
+                    .iter()
+                    .map(|b| {
+                        if rule.starts_as_param(b) {
+                            host_vec::<f64>(p)
+                        } else {
+                            Ok(vec![rule.initial_value(b); n])
+                        }
+                    })
+                    .collect::<Result<_>>()?,
+            ),
             (false, _) => Buffers::Tensors(
                 names
                     .iter()
-                    .map(|b| Ok(p.zeros_like()?.affine(0.0, rule.initial_value(b))?))
+                    .map(|b| {
+                        if rule.starts_as_param(b) {
+                            Ok(p.copy()?)
+                        } else {
+                            Ok(p.zeros_like()?.affine(0.0, rule.initial_value(b))?)
+                        }
+                    })
                     .collect::<Result<_>>()?,
             ),
         })
@@ -484,6 +525,13 @@ impl<R: Rule> Optimizer for Engine<R> {
     }
 
     fn step(&mut self, grads: &Grads) -> Result<StepOutcome> {
+        if !self.train {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` is in evaluation mode (its parameters hold the averaged point): switch to training \
+                 mode before a step",
+                R::NAME
+            )));
+        }
         let plan = match self.plan(grads)? {
             Plan::Update(plan) => plan,
             Plan::NonFinite(param) => {
@@ -526,6 +574,37 @@ impl<R: Rule> Optimizer for Engine<R> {
             .get_mut(group)
             .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))?;
         g.rule.set_lr(lr);
+        Ok(())
+    }
+
+    fn train_mode(&self) -> bool {
+        self.train
+    }
+
+    fn set_train_mode(&mut self, train: bool) -> Result<()> {
+        // Rules with one point for training and evaluation never leave training mode.
+        if train == self.train || self.groups.iter().all(|g| g.rule.switch(train).is_none()) {
+            return Ok(());
+        }
+        // Every new value first, then all of them set: a failure moves nothing.
+        let mut moves = Vec::new();
+        for group in &self.groups {
+            let Some((buffer, w)) = group.rule.switch(train) else { continue };
+            let Some(i) = group.rule.buffers().iter().position(|b| *b == buffer) else { continue };
+            for p in &group.params {
+                let Some(st) = self.state.get(&p.id()) else { continue };
+                let value = p.value();
+                let target = match &st.buffers {
+                    Buffers::Tensors(ts) => ts[i].clone(),
+                    host => host_tensors(host, value.dims(), value.device())?.swap_remove(i),
+                };
+                moves.push((p.clone(), crate::elem::lerp(&value, &target, w)?));
+            }
+        }
+        for (p, v) in moves {
+            p.set(v)?;
+        }
+        self.train = train;
         Ok(())
     }
 
@@ -606,6 +685,9 @@ impl<R: Rule> Optimizer for Engine<R> {
             scalars: BTreeMap::new(),
             tensors: Vec::new(),
         };
+        if self.groups[0].rule.switch(true).is_some() {
+            out.scalars.insert("train_mode".into(), if self.train { 1.0 } else { 0.0 });
+        }
         for (gi, group) in self.groups.iter().enumerate() {
             out.scalars.insert(format!("group.{gi}.lr"), group.rule.lr());
             let names = group.rule.buffers();
@@ -640,6 +722,11 @@ impl<R: Rule> Optimizer for Engine<R> {
             )));
         }
         let mut scalars: HashMap<&str, f64> = saved.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let train = match scalars.remove("train_mode") {
+            None => true,
+            Some(x) if self.groups[0].rule.switch(true).is_some() && (x == 0.0 || x == 1.0) => x == 1.0,
+            Some(x) => return Err(Error::State(format!("unexpected scalar `train_mode` = {x}"))),
+        };
         let mut rules = Vec::with_capacity(self.groups.len());
         for (gi, text) in saved.groups.iter().enumerate() {
             let spec = OptimSpec::parse(text)?;
@@ -722,11 +809,13 @@ impl<R: Rule> Optimizer for Engine<R> {
             group.rule = rule;
         }
         self.state = new_state;
+        self.train = train;
         Ok(())
     }
 
     fn reset_state(&mut self) {
         self.state.clear();
+        self.train = true;
     }
 
     fn set_kernel_path(&mut self, path: KernelPath) {

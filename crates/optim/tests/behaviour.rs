@@ -34,6 +34,8 @@ const FULL_SPECS: &[&str] = &[
     "adabelief:lr=0.01,nesterov=true",
     "yogi:lr=0.01,eps_root=1e-8",
     "adan:lr=0.01,weight_decay=0.05",
+    "schedulefree_adamw:lr=0.01,weight_decay=0.01,warmup_steps=3",
+    "schedulefree_sgd:lr=0.1,momentum=0.8,r=1",
 ];
 
 // ---------------------------------------------------------------- d2l traces

@@ -99,7 +99,13 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
     let losses = floats(&run["losses"]);
     let snapshots = run["params"].as_array().unwrap();
     let mut compared = 0;
+    let schedule_free = spec.starts_with("schedulefree");
     for step in 0..snapshots.len() {
+        if schedule_free && step == 25 {
+            // As the reference run: to the evaluation point and back (a loop that evaluates).
+            opt.set_train_mode(false).unwrap();
+            opt.set_train_mode(true).unwrap();
+        }
         // In f32 some runs are ill-conditioned: torch's own f32 and f64 trajectories drift apart
         // (the drift doubles every step), and so does ours, rounding differently. Ours and
         // torch's f32 runs can then be as far apart as the sum of the two drifts from the f64
@@ -144,10 +150,18 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
         compared += 1;
     }
     // State that does not feed back into the parameters (ASGD's average), after the last step.
+    // Schedule-Free's evaluation point `{param}.eval`: the parameter in evaluation mode.
     if let (Some(fin), true) = (run["final_state"].as_object(), compared == snapshots.len()) {
+        if schedule_free {
+            opt.set_train_mode(false).unwrap();
+            assert!(opt.step(&Default::default()).is_err(), "a step in evaluation mode must be refused");
+        }
         for (key, want) in fin {
             let (param, buffer) = key.split_once('.').unwrap();
-            let got = opt.buffer(store.get(param).unwrap(), buffer).unwrap().unwrap();
+            let got = match buffer {
+                "eval" => store.get(param).unwrap().value(),
+                _ => opt.buffer(store.get(param).unwrap(), buffer).unwrap().unwrap(),
+            };
             let e = rel(&host(&got), &floats(want));
             assert!(e <= tol, "{spec} {dtype:?} {path:?}: final `{key}` differs from the reference by {e:e}");
         }
@@ -198,7 +212,7 @@ fn every_optimizer_matches_torch_on_both_paths() {
             assert!(compared >= min, "{} {:?}: only {compared} steps comparable", r["spec"], r["dtype"]);
         }
     }
-    assert_eq!(names.len(), 13, "{names:?}");
+    assert_eq!(names.len(), 15, "{names:?}");
 }
 
 #[test]

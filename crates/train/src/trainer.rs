@@ -263,7 +263,13 @@ impl<'a> Run<'a> {
     }
 
     /// Books one trained batch of `size` examples with loss `value`.
-    fn count_batch(&mut self, task: &mut dyn Task, size: usize, value: f64) -> Result<()> {
+    fn count_batch(
+        &mut self,
+        task: &mut dyn Task,
+        opt: &mut dyn Optimizer,
+        size: usize,
+        value: f64,
+    ) -> Result<()> {
         self.hist.steps += 1;
         self.progress.batch_in_epoch += 1;
         let (sum, count) = self.progress.epoch_loss;
@@ -274,6 +280,7 @@ impl<'a> Run<'a> {
         self.trained_here += size;
         if self.cfg.record_every > 0 && self.examples_seen >= self.next_record {
             self.next_record += self.cfg.record_every;
+            opt.set_train_mode(false)?;
             self.record(task, self.examples_seen as f64 / self.n as f64)?;
         }
         Ok(())
@@ -294,8 +301,10 @@ impl<'a> Run<'a> {
     }
 
     /// Writes a checkpoint of where the run is.
-    fn save(&mut self, params: &ParamStore, opt: &dyn Optimizer) -> Result<()> {
+    fn save(&mut self, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<()> {
         let Some(path) = &self.cfg.save else { return Ok(()) };
+        // Checkpoints hold the evaluation point (Schedule-Free's `x`), as the reference saves.
+        opt.set_train_mode(false)?;
         self.progress.step = self.hist.steps;
         self.progress.skipped = self.hist.skipped;
         self.progress.records = self.hist.records.clone();
@@ -335,6 +344,8 @@ fn train_step(
 /// Trains `params` with `opt` on `data` as `cfg` says, calling `task` for the loss. A run resumed
 /// from a checkpoint (`cfg.resume`) continues exactly where the saved run was: same parameters,
 /// optimizer state, data order and curve, so its [`History::records`] are the uninterrupted run's.
+/// The optimizer is left in evaluation mode (`Optimizer::set_train_mode(false)`: for Schedule-Free,
+/// the parameters hold the averaged point to evaluate).
 pub fn train(
     task: &mut dyn Task,
     params: &ParamStore,
@@ -347,6 +358,11 @@ pub fn train(
         return Err(Error::InvalidArgument("no training examples".into()));
     }
     let mut run = Run::start(cfg, n, params, opt)?;
+    // Evaluation (curve points, `on_epoch`) and checkpoints see the optimizer in evaluation mode,
+    // steps in training mode: a no-op except for optimizers whose parameters hold another point
+    // for evaluation (Schedule-Free), which move between the two exactly where the reference's
+    // `optimizer.eval()` / `optimizer.train()` calls would.
+    opt.set_train_mode(false)?;
     if run.hist.steps == 0 && run.progress.epoch == 0 && cfg.record_every > 0 {
         if let Some(v) = task.record()? {
             run.hist.records.push(Record { epoch: 0.0, value: v });
@@ -366,8 +382,11 @@ pub fn train(
             if run.done() {
                 break;
             }
+            if !opt.train_mode() {
+                opt.set_train_mode(true)?;
+            }
             let value = train_step(task, opt, cfg, &data.select(&ids)?, &mut run.hist)?;
-            run.count_batch(task, ids.len(), value)?;
+            run.count_batch(task, opt, ids.len(), value)?;
             if cfg.scheduler_every_step {
                 run.step_scheduler(opt, value)?;
             }
@@ -382,6 +401,7 @@ pub fn train(
         }
         bar.finish_and_clear();
         if run.progress.batch_in_epoch as usize == batches_per_epoch {
+            opt.set_train_mode(false)?;
             run.end_epoch(task, epoch, t0.elapsed().as_secs_f64())?;
             if !cfg.scheduler_every_step {
                 let mean = run.hist.epoch_loss.last().copied().unwrap_or(f64::NAN);
@@ -394,6 +414,7 @@ pub fn train(
             run.save(params, opt)?;
         }
     }
+    opt.set_train_mode(false)?;
     run.hist.examples_per_second = run.speed();
     Ok(run.hist)
 }

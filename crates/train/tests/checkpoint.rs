@@ -244,6 +244,38 @@ fn a_resumed_schedule_is_the_uninterrupted_one() {
 }
 
 #[test]
+fn schedule_free_resumes_exactly_and_ends_at_its_evaluation_point() {
+    let go = |epochs: usize, save: Option<&Path>, resume: Option<&Path>, every: Option<u64>| {
+        let (mut task, store) = model();
+        let mut opt = from_spec("schedulefree_adamw:lr=0.01", store.trainable()).unwrap();
+        let mut cfg = TrainConfig::new(epochs, Loader::new(32, true, false, 3).unwrap());
+        cfg.record_every = 100;
+        cfg.save = save.map(Path::to_path_buf);
+        cfg.resume = resume.map(Path::to_path_buf);
+        cfg.save_every = every;
+        let h = train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
+        assert!(!opt.train_mode(), "the loop ends in evaluation mode");
+        (bits(&store), h.points())
+    };
+    let straight = go(3, None, None, None);
+    let path = tmp("sf");
+    go(1, Some(&path), None, Some(7));
+    let ck = checkpoint::read(&path).unwrap();
+    assert_eq!(ck.optim.scalars.get("train_mode"), Some(&0.0), "saved at the evaluation point");
+    assert_eq!(go(3, None, Some(&path), None), straight);
+    // Before any step there is no `z`: switching moves nothing. Other optimizers never leave
+    // training mode.
+    let (_, store) = model();
+    let mut opt = from_spec("schedulefree_sgd:lr=0.1", store.trainable()).unwrap();
+    let x = bits(&store);
+    opt.set_train_mode(false).unwrap();
+    assert_eq!(bits(&store), x);
+    let mut adam = from_spec("adam", store.trainable()).unwrap();
+    adam.set_train_mode(false).unwrap();
+    assert!(adam.train_mode());
+}
+
+#[test]
 fn header_holds_the_run_metadata() {
     let (path, _) = saved("meta");
     let ck = checkpoint::read(&path).unwrap();
