@@ -132,3 +132,13 @@ fn a_scheduler_steps_after_every_optimizer_step() {
         assert!(err.contains(needle), "{bad}: {err}");
     }
 }
+
+#[test]
+fn a_closure_driven_optimizer_draws_like_the_others() {
+    // L-BFGS with its line search solves the d2l quadratic in a few steps.
+    let traces =
+        trace_2d::run_cli(&args(&["--optimizer", "lbfgs:lr=1,line_search_fn=strong_wolfe", "--steps", "3"]))
+            .unwrap();
+    let (x1, x2) = traces[0].points[3];
+    assert!(x1.abs() < 1e-4 && x2.abs() < 1e-4, "({x1}, {x2}) from (-5, -2)");
+}

@@ -270,6 +270,25 @@ CONFIGS = [
         dict(lr=0.02, _trained=("w1", "w2")),
         "muon:lr=0.02",
     ),
+    # L-BFGS takes a closure; each of the 50 steps runs up to max_iter iterations. In the flat
+    # valleys of this many-minima problem its iterates amplify rounding (10x every two steps), so
+    # its f64 runs carry a twin started 2^-50 away (`twin_params`): how far apart the two are is
+    # how far rounding alone carries a run, and the tests compare while that is below 1e-6.
+    ("lbfgs", "LBFGS", dict(lr=0.1, max_iter=5), "lbfgs:lr=0.1,max_iter=5"),
+    (
+        "lbfgs_strong_wolfe",
+        "LBFGS",
+        dict(lr=1.0, max_iter=4, history_size=5, line_search_fn="strong_wolfe"),
+        "lbfgs:lr=1,max_iter=4,history_size=5,line_search_fn=strong_wolfe",
+    ),
+    (
+        "lbfgs_options",
+        "LBFGS",
+        dict(lr=0.5, max_iter=6, max_eval=7, tolerance_grad=1e-4, tolerance_change=1e-6,
+             history_size=2, line_search_fn="strong_wolfe"),
+        "lbfgs:lr=0.5,max_iter=6,max_eval=7,tolerance_grad=1e-4,tolerance_change=1e-6,"
+        "history_size=2,line_search_fn=strong_wolfe",
+    ),
     ("schedulefree_adamw", "schedulefree.AdamWScheduleFree", dict(lr=0.01),
      "schedulefree_adamw:lr=0.01"),
     (
@@ -351,11 +370,11 @@ def muon_native_precision():
     return zeropower
 
 
-def run_config(prob, cls_name, kwargs, dtype):
+def run_config(prob, cls_name, kwargs, dtype, perturb=0.0):
     X = torch.tensor(prob["X"], dtype=torch.float64).to(dtype)
     y = torch.tensor(prob["y"], dtype=torch.float64).to(dtype)
     params = {
-        n: torch.tensor(prob[n], dtype=torch.float64).to(dtype).requires_grad_(True)
+        n: (torch.tensor(prob[n], dtype=torch.float64) * (1.0 + perturb)).to(dtype).requires_grad_(True)
         for n in PARAM_NAMES
     }
     kwargs = dict(kwargs)
@@ -374,6 +393,8 @@ def run_config(prob, cls_name, kwargs, dtype):
         original = _muon._zeropower_via_newtonschulz
         _muon._zeropower_via_newtonschulz = muon_native_precision() if native else original
         opt = cls([params[n] for n in trained], **kwargs)
+    elif cls_name == "LBFGS":
+        opt = cls([params[n] for n in trained], **kwargs)
     else:
         opt = cls([params[n] for n in trained], foreach=False, **kwargs)
     if schedule_free:
@@ -384,6 +405,17 @@ def run_config(prob, cls_name, kwargs, dtype):
             # What a training loop does to evaluate: to x and back to y.
             opt.eval()
             opt.train()
+        if cls_name == "LBFGS":
+            # Closure-driven: the loss of the closure's first evaluation is the step's.
+            def closure():
+                opt.zero_grad()
+                value = loss_fn(X, y, params["w1"], params["b1"], params["w2"])
+                value.backward()
+                return value
+
+            losses.append(float(opt.step(closure).item()))
+            snaps.append({n: flat(params[n]) for n in PARAM_NAMES})
+            continue
         loss = loss_fn(X, y, params["w1"], params["b1"], params["w2"])
         losses.append(float(loss.item()))
         opt.zero_grad()
@@ -439,6 +471,8 @@ def main():
             )
             if "_trained" in kwargs:
                 runs[-1]["trained"] = list(kwargs["_trained"])
+            if cls_name == "LBFGS" and dname == "f64":
+                runs[-1]["twin_params"] = run_config(prob, cls_name, kwargs, dtype, 2.0**-50)[1]
             if final:
                 runs[-1]["final_state"] = final
 

@@ -111,11 +111,14 @@ pub fn run(
     let mut sched = scheduler.map(|s| Scheduler::new(s, opt.as_mut())).transpose()?;
     let mut points = vec![start];
     for _ in 0..steps {
-        let tape = Tape::new();
-        let f = function.eval(&tape.param(&x))?;
-        opt.step(&f.backward()?)?;
+        // Through a closure, so that closure-driven optimizers (L-BFGS) re-evaluate f.
+        let (f, _) = opt.step_closure(&mut || {
+            let tape = Tape::new();
+            let f = function.eval(&tape.param(&x))?;
+            Ok((f.to_scalar_f64()?, f.backward()?))
+        })?;
         match &mut sched {
-            Some(s) if s.needs_metric() => s.step_with_metric(opt.as_mut(), f.to_scalar_f64()?)?,
+            Some(s) if s.needs_metric() => s.step_with_metric(opt.as_mut(), f)?,
             Some(s) => s.step(opt.as_mut())?,
             None => {}
         }

@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop, Adafactor and Muon, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -45,6 +45,7 @@ mod elem;
 mod error;
 mod kernels;
 mod lamb;
+mod lbfgs;
 mod lion;
 mod muon;
 mod nadam;
@@ -77,6 +78,7 @@ pub use asgd::{Asgd, AsgdCoeffs};
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
 pub use lamb::Lamb;
+pub use lbfgs::{Evaluation, Lbfgs, LbfgsOptions};
 pub use lion::Lion;
 pub use muon::Muon;
 pub use nadam::{NAdam, NAdamCoeffs};
@@ -164,6 +166,16 @@ pub trait Optimizer {
     fn group_spec(&self, group: usize) -> Option<OptimSpec>;
     /// Every parameter, in group order.
     fn params(&self) -> Vec<Param>;
+    /// One step driven by `closure`, which re-evaluates the loss and its gradients at the current
+    /// parameters: L-BFGS calls it several times per step; every other optimizer once, then
+    /// takes [`Optimizer::step`] on its gradients. Returns the loss of the first evaluation.
+    fn step_closure(
+        &mut self,
+        closure: &mut dyn FnMut() -> Result<lbfgs::Evaluation>,
+    ) -> Result<(f64, StepOutcome)> {
+        let (loss, grads) = closure()?;
+        Ok((loss, self.step(&grads)?))
+    }
     /// One update of every parameter that has a gradient in `grads`. All or nothing: every
     /// gradient is checked first (shape, dtype, device, finiteness) and every update that can
     /// fail is computed before any is stored, so an error leaves all parameters and all state

@@ -12,8 +12,8 @@ use crate::rule::{Engine, Rule};
 use crate::spec::OptimSpec;
 use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
-    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lion, Muon, NAdam,
-    Optimizer, RAdam, Result, RmsProp, Rprop, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
+    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lbfgs, Lion, Muon,
+    NAdam, Optimizer, RAdam, Result, RmsProp, Rprop, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -37,6 +37,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Asgd::NAME, build::<Asgd>),
     (Adafactor::NAME, build_tensor::<Adafactor>),
     (Muon::NAME, build_tensor::<Muon>),
+    (Lbfgs::NAME, Lbfgs::build),
     (Lion::NAME, build::<Lion>),
     (AdaBelief::NAME, build::<AdaBelief>),
     (Yogi::NAME, build::<Yogi>),

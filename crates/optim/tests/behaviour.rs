@@ -538,3 +538,80 @@ fn a_per_tensor_optimizer_has_the_engines_guarantees() {
     assert!(words.contains("adjust_lr_fn=match_rms_adamw") && words.contains("ns_dtype=native"), "{words}");
     assert!(from_spec("muon:ns_dtype=f8", vec![]).err().unwrap().to_string().contains("bf16, native"));
 }
+
+// ---------------------------------------------------------------- closure-driven optimizers
+
+/// `n` L-BFGS steps on the non-quadratic loss of [`train`], `sign` times it (−1 with maximize).
+fn lbfgs_steps(opt: &mut dyn Optimizer, s: &ParamStore, n: usize, sign: f64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            opt.step_closure(&mut || {
+                let g = grads(s);
+                let mut out = Grads::default();
+                for p in s.params() {
+                    out.set(p, g.get(p).unwrap().affine(sign, 0.0).unwrap());
+                }
+                let loss: f64 = s
+                    .params()
+                    .iter()
+                    .map(|p| {
+                        p.value()
+                            .sqr()
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .to_dtype(DType::F64)
+                            .unwrap()
+                            .to_scalar::<f64>()
+                            .unwrap()
+                    })
+                    .sum();
+                Ok((sign * loss, out))
+            })
+            .unwrap()
+            .0
+        })
+        .collect()
+}
+
+#[test]
+fn lbfgs_is_driven_by_a_closure_resumes_exactly_and_maximizes() {
+    let spec = "lbfgs:lr=0.5,max_iter=4,history_size=3,line_search_fn=strong_wolfe";
+    let a = store(DType::F64, 9);
+    let mut oa = from_spec(spec, a.params().to_vec()).unwrap();
+    // A plain step has nothing to re-evaluate.
+    let err = oa.step(&grads(&a)).unwrap_err().to_string();
+    assert!(err.contains("closure"), "{err}");
+    assert!(oa.add_param_group(vec![], "lr=0.1").is_err());
+    lbfgs_steps(oa.as_mut(), &a, 3, 1.0);
+    let saved = oa.export_state().unwrap();
+    let mut b = ParamStore::new();
+    for p in a.params() {
+        b.insert(p.name(), p.value().copy().unwrap()).unwrap();
+    }
+    let mut ob = from_spec(spec, b.params().to_vec()).unwrap();
+    ob.import_state(&saved).unwrap();
+    lbfgs_steps(oa.as_mut(), &a, 3, 1.0);
+    lbfgs_steps(ob.as_mut(), &b, 3, 1.0);
+    assert_eq!(values(&a), values(&b), "resumed from its history, L-BFGS continues exactly");
+    // Maximizing −f is minimizing f, step for step.
+    let (c, d) = (store(DType::F64, 9), store(DType::F64, 9));
+    let mut oc = from_spec(spec, c.params().to_vec()).unwrap();
+    let mut od = from_spec(&format!("{spec},maximize=true"), d.params().to_vec()).unwrap();
+    lbfgs_steps(oc.as_mut(), &c, 2, 1.0);
+    lbfgs_steps(od.as_mut(), &d, 2, -1.0);
+    assert_eq!(values(&c), values(&d));
+    assert_ne!(values(&c), values(&store(DType::F64, 9)), "nothing moved");
+    // A closure's error leaves the parameters and history as they were.
+    let before = (values(&c), oc.export_state().unwrap().scalars);
+    let mut calls = 0;
+    let err = oc.step_closure(&mut || {
+        calls += 1;
+        if calls > 2 {
+            return Err(taper_optim::Error::InvalidArgument("closure failed".into()));
+        }
+        Ok((1.0, grads(&c)))
+    });
+    assert!(err.is_err());
+    assert_eq!((values(&c), oc.export_state().unwrap().scalars), before);
+}

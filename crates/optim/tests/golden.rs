@@ -13,8 +13,9 @@ const GOLDEN: &str = include_str!("../../../tests/golden/optim_trajectories.json
 /// problem, for the optimizers that follow optax.
 const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_trajectories.json");
 const NAMES: [&str; 3] = ["w1", "b1", "w2"];
-/// Optimizers that reduce over whole tensors ([`taper_optim::TensorRule`]): composed path only.
-const PER_TENSOR: &[&str] = &["lamb", "adafactor", "muon"];
+/// Optimizers with one implementation: those that reduce over whole tensors
+/// ([`taper_optim::TensorRule`], composed only) and L-BFGS (host vectors).
+const PER_TENSOR: &[&str] = &["lamb", "adafactor", "muon", "lbfgs"];
 
 /// The paths a run is checked on.
 fn paths(spec: &str) -> Vec<KernelPath> {
@@ -118,10 +119,14 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference_f64: Option<&Val
                 .map(|n| rel(&floats(&snapshots[step][*n]), &floats(&r64["params"][step][*n])))
                 .fold(0.0, f64::max)
         });
-        let tape = Tape::new();
-        let l = loss(&tape, &store, &pb);
-        let ours = l.to_scalar_f64().unwrap();
-        opt.step(&l.backward().unwrap()).unwrap();
+        // Through a closure, as L-BFGS needs (every other optimizer evaluates it once).
+        let (ours, _) = opt
+            .step_closure(&mut || {
+                let tape = Tape::new();
+                let l = loss(&tape, &store, &pb);
+                Ok((l.to_scalar_f64()?, l.backward()?))
+            })
+            .unwrap();
         let got: Vec<Vec<f64>> = NAMES.iter().map(|n| host(&store.get(n).unwrap().value())).collect();
         if let (Some(r64), Some(torch_drift)) = (reference_f64, torch_drift) {
             let our_drift = NAMES
@@ -201,18 +206,37 @@ fn every_optimizer_matches_torch_on_both_paths() {
     let mut names = std::collections::BTreeSet::new();
     for r in runs {
         names.insert(r["spec"].as_str().unwrap().split(':').next().unwrap().to_string());
-        let reference = (r["dtype"] == "f32").then(|| {
-            runs.iter()
-                .find(|o| o["name"] == r["name"] && o["dtype"] == "f64")
-                .expect("an f64 twin for every f32 run")
-        });
+        // f32 runs: compared while torch's and our drift from the f64 run stay below the
+        // tolerance. f64 L-BFGS runs: likewise against a twin started 2^-50 away.
+        let twin = r["twin_params"].as_array().map(|p| serde_json::json!({ "params": p }));
+        let reference = match (&twin, r["dtype"] == "f32") {
+            (Some(t), _) => Some(t),
+            (None, true) => Some(
+                runs.iter()
+                    .find(|o| o["name"] == r["name"] && o["dtype"] == "f64")
+                    .expect("an f64 twin for every f32 run"),
+            ),
+            (None, false) => None,
+        };
         for path in paths(r["spec"].as_str().unwrap()) {
             let compared = run(&golden, r, path, reference);
-            let min = if reference.is_some() { 25 } else { 50 };
+            // L-BFGS takes several iterations and line-search evaluations per step on a problem
+            // with many minima: PyTorch's own f32 run is 1e-3 to 1e-1 away from its f64 run by
+            // step 10, and with the line search even an f64 run started 2^-50 away is 1e-6 away
+            // by step 11 to 21 (ours stays as close to PyTorch's as that twin does, step by
+            // step). Compared while rounding alone keeps them together (at least 2 steps in f32
+            // and 10 in f64; the fixed-step run compares all 50 in f64).
+            let lbfgs = r["spec"].as_str().unwrap().starts_with("lbfgs");
+            let min = match (reference.is_some(), lbfgs, r["dtype"] == "f32") {
+                (true, true, true) => 2,
+                (true, true, false) => 10,
+                (true, false, _) => 25,
+                (false, _, _) => 50,
+            };
             assert!(compared >= min, "{} {:?}: only {compared} steps comparable", r["spec"], r["dtype"]);
         }
     }
-    assert_eq!(names.len(), 15, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
 }
 
 #[test]

@@ -317,7 +317,8 @@ impl<'a> Run<'a> {
     }
 }
 
-/// One optimizer step on `batch`: loss, gradients, clipping, update. Returns the loss.
+/// One optimizer step on `batch`: loss, gradients, clipping, update, through a closure that
+/// L-BFGS calls as often as it needs (every other optimizer once). Returns the loss.
 fn train_step(
     task: &mut dyn Task,
     opt: &mut dyn Optimizer,
@@ -325,17 +326,21 @@ fn train_step(
     batch: &Dataset,
     hist: &mut History,
 ) -> Result<f64> {
-    let tape = Tape::new();
-    let loss = task.loss(&tape, batch)?;
-    let value = loss.to_scalar_f64()?;
-    let mut grads = loss.backward()?;
-    if let Some(v) = cfg.clip_value {
-        clip::clip_grad_value(&mut grads, &opt.params(), v)?;
-    }
-    if let Some(m) = cfg.clip_norm {
-        clip::clip_grad_norm(&mut grads, &opt.params(), m)?;
-    }
-    if let StepOutcome::Skipped { .. } = opt.step(&grads)? {
+    let params = opt.params();
+    let (value, outcome) = opt.step_closure(&mut || {
+        let tape = Tape::new();
+        let loss = task.loss(&tape, batch)?;
+        let value = loss.to_scalar_f64()?;
+        let mut grads = loss.backward()?;
+        if let Some(v) = cfg.clip_value {
+            clip::clip_grad_value(&mut grads, &params, v)?;
+        }
+        if let Some(m) = cfg.clip_norm {
+            clip::clip_grad_norm(&mut grads, &params, m)?;
+        }
+        Ok((value, grads))
+    })?;
+    if let StepOutcome::Skipped { .. } = outcome {
         hist.skipped += 1;
     }
     Ok(value)
