@@ -11,6 +11,7 @@ use candle_core::safetensors::Load;
 use candle_core::{Device, Tensor};
 use taper_autograd::ParamStore;
 use taper_optim::schedule::SchedulerState;
+use taper_optim::AverageState;
 use taper_optim::{OptimSpec, OptimState, Optimizer};
 
 use crate::trainer::Record;
@@ -73,6 +74,8 @@ pub struct Progress {
     pub skipped: u64,
     /// The learning-rate scheduler's canonical spec and state, if the run has one.
     pub scheduler: Option<(String, SchedulerState)>,
+    /// The averaged parameters (SWA or EMA), if the run keeps them.
+    pub average: Option<AverageState>,
 }
 
 /// `a:b` with each f64 in its shortest exact form (NaN and infinities included, which JSON lacks).
@@ -101,6 +104,11 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     for (k, t) in &state.tensors {
         tensors.push((format!("optim.{k}"), t.to_device(&Device::Cpu)?.contiguous()?));
     }
+    if let Some(avg) = &progress.average {
+        for (k, t) in &avg.tensors {
+            tensors.push((format!("avg.{k}"), t.to_device(&Device::Cpu)?.contiguous()?));
+        }
+    }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
@@ -122,6 +130,10 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
     meta.insert("window".to_string(), pair(progress.window.0, progress.window.1 as f64));
     meta.insert("epoch_loss".to_string(), pair(progress.epoch_loss.0, progress.epoch_loss.1 as f64));
     meta.insert("skipped".to_string(), progress.skipped.to_string());
+    if let Some(avg) = &progress.average {
+        meta.insert("average".to_string(), avg.spec.clone());
+        meta.insert("average_n".to_string(), avg.n_averaged.to_string());
+    }
     if let Some((spec, state)) = &progress.scheduler {
         meta.insert("scheduler".to_string(), spec.clone());
         // `key=value` pairs, each f64 in its shortest exact form (infinities included).
@@ -265,21 +277,35 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Checkpoint> {
                 ))
             }
         },
+        average: None,
     };
     let scalars: BTreeMap<String, f64> =
         serde_json::from_str(&field("optim_scalars")?).map_err(|x| e(format!("bad optim_scalars: {x}")))?;
     let mut model = BTreeMap::new();
     let mut optim_tensors = Vec::new();
+    let mut avg_tensors = Vec::new();
     for (name, view) in st.tensors() {
         let t = view.load(&Device::Cpu).map_err(|x| e(format!("tensor `{name}`: {x}")))?;
         if let Some(n) = name.strip_prefix("model.") {
             model.insert(n.to_string(), t);
         } else if let Some(n) = name.strip_prefix("optim.") {
             optim_tensors.push((n.to_string(), t));
+        } else if let Some(n) = name.strip_prefix("avg.") {
+            avg_tensors.push((n.to_string(), t));
         } else {
-            return Err(e(format!("unexpected tensor `{name}` (neither model.* nor optim.*)")));
+            return Err(e(format!("unexpected tensor `{name}` (neither model.*, optim.* nor avg.*)")));
         }
     }
+    let mut progress = progress;
+    progress.average = match (meta.get("average"), meta.get("average_n")) {
+        (Some(spec), Some(n)) => Some(AverageState {
+            spec: spec.clone(),
+            n_averaged: n.parse().map_err(|_| e("header field `average_n` is not a number".into()))?,
+            tensors: avg_tensors,
+        }),
+        (None, None) if avg_tensors.is_empty() => None,
+        _ => return Err(e("averaged tensors without their `average` header, or the other way round".into())),
+    };
     // Every group's spec; checkpoints written before groups were recorded hold the first only.
     let groups: Vec<String> = match meta.get("optimizer_groups") {
         Some(text) => serde_json::from_str(text).map_err(|x| e(format!("bad optimizer_groups: {x}")))?,

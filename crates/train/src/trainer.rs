@@ -10,7 +10,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_optim::schedule::Scheduler;
-use taper_optim::{clip, Optimizer, StepOutcome};
+use taper_optim::{clip, AveragedModel, Optimizer, StepOutcome};
 
 use crate::checkpoint::{self, Progress};
 use crate::data::{Dataset, Loader};
@@ -53,6 +53,10 @@ pub struct TrainConfig {
     pub scheduler: Option<String>,
     /// Step the scheduler after every optimizer step instead of every epoch.
     pub scheduler_every_step: bool,
+    /// Keep an average of the parameters (`swa`, `ema:decay=0.999`), updated after every
+    /// optimizer step (`AveragedModel.update_parameters`), saved in checkpoints and returned in
+    /// [`History::averaged`].
+    pub average: Option<String>,
     /// Write a checkpoint here after every epoch (and every `save_every` steps).
     pub save: Option<PathBuf>,
     /// Also checkpoint every this many steps.
@@ -80,6 +84,7 @@ impl TrainConfig {
             clip_value: None,
             scheduler: None,
             scheduler_every_step: false,
+            average: None,
             save: None,
             save_every: None,
             resume: None,
@@ -114,6 +119,8 @@ pub struct History {
     pub steps: u64,
     /// Steps skipped for a non-finite gradient (with `NonFinite::Skip`).
     pub skipped: u64,
+    /// The averaged parameters, with `TrainConfig::average`.
+    pub averaged: Option<AveragedModel>,
 }
 
 impl History {
@@ -175,6 +182,7 @@ impl<'a> Run<'a> {
             Some(spec) => Some(Scheduler::new(spec, opt)?),
             None => None,
         };
+        let mut averaged = None;
         if let Some(path) = &cfg.resume {
             let ck = checkpoint::read(path)?;
             let bad = |msg: String| Error::Checkpoint { path: path.clone(), msg };
@@ -193,6 +201,20 @@ impl<'a> Run<'a> {
                 }
                 (None, _) => {}
             }
+            match (&ck.progress.average, &cfg.average) {
+                (Some(a), Some(spec)) => {
+                    let mut avg = AveragedModel::new(spec, opt.params())?;
+                    avg.import_state(a).map_err(|x| bad(x.to_string()))?;
+                    averaged = Some(avg);
+                }
+                (Some(a), None) => {
+                    return Err(bad(format!("saved with averaging `{}`: resume with the same", a.spec)))
+                }
+                (None, Some(spec)) if ck.progress.step > 0 => {
+                    return Err(bad(format!("saved without averaging, this run averages `{spec}`")))
+                }
+                (None, _) => {}
+            }
             let saved = checkpoint::apply(ck, path, params, opt)?;
             if saved.seed != cfg.loader.seed {
                 return Err(Error::Checkpoint {
@@ -206,6 +228,11 @@ impl<'a> Run<'a> {
             progress = saved;
         }
         progress.extra = cfg.extra.clone();
+        if averaged.is_none() {
+            if let Some(spec) = &cfg.average {
+                averaged = Some(AveragedModel::new(spec, opt.params())?);
+            }
+        }
         // Examples seen: whole epochs, then the batches of the current epoch already consumed.
         let in_epoch: usize = cfg
             .loader
@@ -221,6 +248,7 @@ impl<'a> Run<'a> {
             records: progress.records.clone(),
             steps: progress.step,
             skipped: progress.skipped,
+            averaged,
             ..History::default()
         };
         Ok(Self {
@@ -309,6 +337,7 @@ impl<'a> Run<'a> {
         self.progress.skipped = self.hist.skipped;
         self.progress.records = self.hist.records.clone();
         self.progress.scheduler = self.sched.as_ref().map(|s| (s.spec(), s.state()));
+        self.progress.average = self.hist.averaged.as_ref().map(AveragedModel::export_state).transpose()?;
         checkpoint::save(path, params, opt, &self.progress)
     }
 
@@ -391,6 +420,9 @@ pub fn train(
                 opt.set_train_mode(true)?;
             }
             let value = train_step(task, opt, cfg, &data.select(&ids)?, &mut run.hist)?;
+            if let Some(avg) = &mut run.hist.averaged {
+                avg.update()?;
+            }
             run.count_batch(task, opt, ids.len(), value)?;
             if cfg.scheduler_every_step {
                 run.step_scheduler(opt, value)?;

@@ -276,6 +276,31 @@ fn schedule_free_resumes_exactly_and_ends_at_its_evaluation_point() {
 }
 
 #[test]
+fn a_weight_average_rides_in_checkpoints_and_resumes_exactly() {
+    let path = tmp("avg");
+    let go = |max_steps: Option<u64>, resume: bool, average: &str| {
+        let (mut task, store) = model();
+        let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
+        let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
+        cfg.average = Some(average.into());
+        cfg.save = Some(path.clone());
+        cfg.max_steps = max_steps;
+        cfg.resume = resume.then(|| path.clone());
+        train(&mut task, &store, opt.as_mut(), &data(), &cfg)
+            .map(|h| h.averaged.unwrap().export_state().unwrap())
+    };
+    let straight = go(None, false, "ema:decay=0.9").unwrap();
+    assert_eq!(straight.n_averaged, 30);
+    go(Some(13), false, "ema:decay=0.9").unwrap();
+    assert_eq!(checkpoint::read(&path).unwrap().progress.average.unwrap().n_averaged, 13);
+    assert_eq!(go(None, true, "ema:decay=0.9").unwrap(), straight);
+    // Resuming under another averaging is refused.
+    go(Some(13), false, "ema:decay=0.9").unwrap();
+    let err = go(None, true, "swa").unwrap_err().to_string();
+    assert!(err.contains("ema:decay=0.9"), "{err}");
+}
+
+#[test]
 fn header_holds_the_run_metadata() {
     let (path, _) = saved("meta");
     let ck = checkpoint::read(&path).unwrap();
