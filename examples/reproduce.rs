@@ -22,6 +22,35 @@ use clap::Parser;
 use serde_json::Value;
 use taper::experiments::airfoil::RUNS as AIRFOIL_RUNS;
 
+/// The golden-trajectory checker shared with `crates/optim/tests/golden.rs`.
+#[path = "../crates/optim/tests/common/golden_check.rs"]
+mod golden_check;
+
+/// Each optimizer's reference implementation.
+const REFERENCES: &[(&str, &str)] = &[
+    ("sgd", "torch.optim.SGD"),
+    ("adagrad", "torch.optim.Adagrad"),
+    ("rmsprop", "torch.optim.RMSprop"),
+    ("adadelta", "torch.optim.Adadelta"),
+    ("adam", "torch.optim.Adam"),
+    ("adamw", "torch.optim.AdamW"),
+    ("adamax", "torch.optim.Adamax"),
+    ("nadam", "torch.optim.NAdam"),
+    ("radam", "torch.optim.RAdam"),
+    ("asgd", "torch.optim.ASGD"),
+    ("rprop", "torch.optim.Rprop"),
+    ("adafactor", "torch.optim.Adafactor"),
+    ("muon", "torch.optim.Muon"),
+    ("lbfgs", "torch.optim.LBFGS"),
+    ("schedulefree_adamw", "schedulefree.AdamWScheduleFree"),
+    ("schedulefree_sgd", "schedulefree.SGDScheduleFree"),
+    ("lion", "optax.lion"),
+    ("adabelief", "optax.adabelief"),
+    ("yogi", "optax.yogi"),
+    ("adan", "optax.adan"),
+    ("lamb", "optax.lamb"),
+];
+
 /// Reproduce the documents' experiments (d2l's traces, the linear regression, the effective
 /// learning rate, airfoil, MNIST) with a verdict for each, into REPORT.md and its figures. Runs
 /// offline: the data parts run when their files are found, or with --download.
@@ -74,6 +103,73 @@ impl Report {
 
 fn out_str(p: &Path) -> String {
     p.to_string_lossy().to_string()
+}
+
+/// Every registered optimizer against its reference's golden trajectories, on each path.
+fn catalogue(r: &mut Report) -> Result<()> {
+    let t0 = Instant::now();
+    let mut checks = golden_check::check_all(golden_check::GOLDEN).map_err(anyhow::Error::msg)?;
+    checks.extend(golden_check::check_all(golden_check::GOLDEN_OPTAX).map_err(anyhow::Error::msg)?);
+    r.section("Optimizer catalogue: every optimizer against its reference", t0.elapsed().as_secs_f64());
+    r.line(
+        "Each optimizer's golden trajectories (`tests/golden/`, made by `scripts/golden/`: every option \
+         configuration, f64 and f32, 50 steps on `mean((tanh(X·w1 + b1)·w2 - y)²)`), run on the fused \
+         and the composed path. A step matches when every parameter is within 1e-6 (f64) or 1e-5 \
+         (f32) of the reference, relative; runs are compared while rounding alone keeps two runs \
+         of the reference within that (PyTorch's f32 run against its f64 run; for L-BFGS in f64 a \
+         twin started 2^-50 away). Muon's default bfloat16 iteration is compared to bfloat16's \
+         precision (2e-2).\n",
+    );
+    r.line("| optimizer | reference | runs | steps matched (f64) | steps matched (f32) | largest relative difference | verdict |");
+    r.line("|---|---|---:|---:|---:|---:|---|");
+    let mut names: Vec<String> = Vec::new();
+    for c in &checks {
+        let name = c.spec.split(':').next().unwrap_or("").to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
+        let own: Vec<&golden_check::Checked> =
+            checks.iter().filter(|c| c.spec.split(':').next() == Some(name.as_str())).collect();
+        let steps = |dtype: &str| {
+            let (m, t) = own
+                .iter()
+                .filter(|c| c.dtype == dtype)
+                .fold((0, 0), |(m, t), c| (m + c.compared, t + c.total));
+            format!("{m}/{t}")
+        };
+        let worst = own.iter().map(|c| c.max_err).fold(0.0, f64::max);
+        let ok = own.iter().all(|c| c.ok());
+        let reference = REFERENCES.iter().find(|(n, _)| *n == name).map_or("?", |(_, r)| r);
+        let v = r.verdict(&format!("optimizer catalogue: {name}"), ok);
+        r.line(&format!(
+            "| `{name}` | `{reference}` | {} | {} | {} | {worst:.1e} | {v} |",
+            own.len(),
+            steps("f64"),
+            steps("f32")
+        ));
+        for c in own.iter().filter(|c| !c.ok()) {
+            r.line(&format!(
+                "|  | `{}` {} {:?} | | | | {} | |",
+                c.spec,
+                c.dtype,
+                c.path,
+                c.failure.as_deref().unwrap_or("too few steps")
+            ));
+        }
+    }
+    let registered = taper::optim::names();
+    let missing: Vec<&String> =
+        registered.iter().filter(|n| !REFERENCES.iter().any(|(m, _)| m == n)).collect();
+    r.line(&format!(
+        "\n{} optimizers registered; without golden trajectories: {}. The schedulers (44 PyTorch \
+         sequences of 100 steps) and weight averaging (`AveragedModel`) are checked the same way by \
+         `cargo test -p taper-optim --test schedulers --test averaged`.",
+        registered.len(),
+        if missing.is_empty() { "none".to_string() } else { format!("{missing:?}") }
+    ));
+    Ok(())
 }
 
 fn traces(r: &mut Report, out: &Path) -> Result<()> {
@@ -356,6 +452,7 @@ fn run(args: &Args) -> Result<usize> {
     taper::plot::ensure_writable_dir(&args.out)?;
     let data_dir = taper::data::data_dir(args.data_dir.as_deref());
     let mut r = Report::default();
+    catalogue(&mut r)?;
     traces(&mut r, &args.out)?;
     linreg(&mut r, &args.out, &args.device)?;
     lr(&mut r, &args.out, &args.device)?;
