@@ -71,6 +71,8 @@ fn bench(c: &mut Criterion) {
         ("adabelief", "adabelief:lr=0.001", KernelPath::Auto),
         ("yogi", "yogi:lr=0.01", KernelPath::Auto),
         ("adan", "adan:lr=0.001", KernelPath::Auto),
+        ("schedulefree_adamw", "schedulefree_adamw:lr=0.0025", KernelPath::Auto),
+        ("schedulefree_sgd", "schedulefree_sgd:lr=1.0", KernelPath::Auto),
         ("memory_pass_1", "", KernelPath::Auto),
         ("memory_pass_2", "", KernelPath::Auto),
         ("memory_pass_4", "", KernelPath::Auto),

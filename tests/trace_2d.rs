@@ -142,3 +142,15 @@ fn a_closure_driven_optimizer_draws_like_the_others() {
     let (x1, x2) = traces[0].points[3];
     assert!(x1.abs() < 1e-4 && x2.abs() < 1e-4, "({x1}, {x2}) from (-5, -2)");
 }
+
+#[test]
+fn every_registered_optimizer_draws() {
+    for name in taper::optim::names() {
+        // optax's and a few others require the learning rate; 0.1 suits them all here.
+        let spec = format!("{name}:lr=0.1");
+        let traces = trace_2d::run_cli(&args(&["--optimizer", &spec, "--steps", "5"]))
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let last = traces[0].points[5];
+        assert!(last.0.is_finite() && last.1.is_finite() && last != (-5.0, -2.0), "{spec}: {last:?}");
+    }
+}

@@ -105,7 +105,9 @@ pub fn run(
     device: &Device,
 ) -> crate::optim::Result<Vec<(f64, f64)>> {
     let mut store = ParamStore::new();
-    let init = Tensor::new(&[start.0, start.1], &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?;
+    // A 1×2 matrix, so that matrix-only optimizers (Muon) draw too; every other optimizer treats
+    // it as the two numbers it is (Adafactor's factors of a single row are its plain variance).
+    let init = Tensor::new(&[[start.0, start.1]], &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?;
     let x = store.insert("x", init)?;
     let mut opt = crate::optim::from_spec(spec, store.trainable())?;
     let mut sched = scheduler.map(|s| Scheduler::new(s, opt.as_mut())).transpose()?;
@@ -114,7 +116,7 @@ pub fn run(
         // Through a closure, so that closure-driven optimizers (L-BFGS) re-evaluate f.
         let (f, _) = opt.step_closure(&mut || {
             let tape = Tape::new();
-            let f = function.eval(&tape.param(&x))?;
+            let f = function.eval(&tape.param(&x).reshape(2)?)?;
             Ok((f.to_scalar_f64()?, f.backward()?))
         })?;
         match &mut sched {
@@ -125,7 +127,7 @@ pub fn run(
         // The point to report is the evaluation point (Schedule-Free's average `x`; for every
         // other optimizer the parameter itself), read as a loop that evaluates every step would.
         opt.set_train_mode(false)?;
-        let v = x.value().to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let v = x.value().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         points.push((v[0], v[1]));
         opt.set_train_mode(true)?;
     }
