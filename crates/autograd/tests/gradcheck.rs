@@ -46,6 +46,23 @@ fn unary_ops() {
     gradcheck!("relu", any, |v| v[0].relu());
     gradcheck!("sigmoid", any, |v| v[0].sigmoid());
     gradcheck!("tanh", any, |v| v[0].tanh());
+    let wide = inputs(12, &[&[4, 5]], -4.0, 4.0);
+    gradcheck!("gelu", wide, |v| v[0].gelu());
+    gradcheck!("gelu_tanh", wide, |v| v[0].gelu_tanh());
+    gradcheck!("silu", wide, |v| v[0].silu());
+}
+
+#[test]
+fn layer_norm_with_and_without_weight_and_bias() {
+    let xs = inputs(30, &[&[2, 3, 5], &[5], &[5]], -2.0, 2.0);
+    gradcheck!("layer_norm", xs, |v| v[0].layer_norm(Some(&v[1]), Some(&v[2]), 1e-5));
+    gradcheck!("layer_norm weight only", xs, |v| v[0]
+        .layer_norm(Some(&v[1]), None, 1e-5)?
+        .mul(&v[2].reshape(&[1, 1, 5])?));
+    gradcheck!("layer_norm plain", xs, |v| v[0]
+        .layer_norm(None, None, 1e-5)?
+        .mul(&v[1].reshape(&[1, 1, 5])?));
+    gradcheck!("layer_norm bias only", xs, |v| v[0].layer_norm(None, Some(&v[2]), 0.1)?.sqr());
 }
 
 #[test]

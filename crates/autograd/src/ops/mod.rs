@@ -9,6 +9,7 @@ pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod loss;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod softmax;
@@ -64,6 +65,7 @@ pub(crate) enum Op {
     Softmax(softmax::SoftmaxOp),
     Conv(conv::ConvOp),
     Loss(loss::LossOp),
+    Norm(norm::NormOp),
 }
 
 /// Gradients for an op's inputs, in argument order; `None` where the input needs none.
@@ -82,6 +84,7 @@ impl Op {
             Op::Softmax(op) => op.name(),
             Op::Conv(op) => op.name(),
             Op::Loss(op) => op.name(),
+            Op::Norm(op) => op.name(),
         }
     }
 
@@ -98,6 +101,7 @@ impl Op {
             Op::Softmax(op) => op.backward(grad).map(|g| vec![Some(g)]),
             Op::Conv(op) => op.backward(grad, needs),
             Op::Loss(op) => op.backward(grad, needs),
+            Op::Norm(op) => op.backward(grad, needs),
         }
     }
 }

@@ -33,7 +33,20 @@ pub(crate) enum UnaryOp {
     Sigmoid { out: Tensor },
     /// `tanh x`: `∂x = g·(1 - tanh²x)`.
     Tanh { out: Tensor },
+    /// GELU, exact: `x·Φ(x)`, `∂x = g·(Φ(x) + x·φ(x))` with `Φ(x) = (1 + erf(x/√2))/2` and
+    /// `φ(x) = e^(-x²/2)/√(2π)`.
+    GeluErf { x: Tensor },
+    /// GELU, tanh approximation: `x·(1 + tanh u)/2` with `u = √(2/π)·(x + 0.044715·x³)`,
+    /// `∂x = g·((1 + t)/2 + x·(1 - t²)·√(2/π)·(1 + 3·0.044715·x²)/2)`, `t = tanh u`.
+    GeluTanh { x: Tensor },
+    /// SiLU (swish): `x·σ(x)`, `∂x = g·σ(x)·(1 + x·(1 - σ(x)))`.
+    Silu { x: Tensor },
 }
+
+/// `√(2/π)`, GELU's tanh approximation.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of GELU's tanh approximation.
+const GELU_CUBIC: f64 = 0.044_715;
 
 impl Var {
     fn unary(
@@ -122,6 +135,21 @@ impl Var {
     pub fn tanh(&self) -> Result<Var> {
         self.unary("tanh", |x| x.tanh(), |out| UnaryOp::Tanh { out: out.clone() })
     }
+
+    /// GELU, the exact form `x·Φ(x)` (PyTorch's `gelu`, `approximate='none'`).
+    pub fn gelu(&self) -> Result<Var> {
+        self.unary("gelu", |x| x.gelu_erf(), |_| UnaryOp::GeluErf { x: self.value().clone() })
+    }
+
+    /// GELU's tanh approximation (PyTorch's `gelu(approximate='tanh')`, GPT-2's).
+    pub fn gelu_tanh(&self) -> Result<Var> {
+        self.unary("gelu_tanh", |x| x.gelu(), |_| UnaryOp::GeluTanh { x: self.value().clone() })
+    }
+
+    /// SiLU (swish), `x·σ(x)`.
+    pub fn silu(&self) -> Result<Var> {
+        self.unary("silu", |x| x.silu(), |_| UnaryOp::Silu { x: self.value().clone() })
+    }
 }
 
 impl UnaryOp {
@@ -139,6 +167,9 @@ impl UnaryOp {
             UnaryOp::Relu { .. } => "relu",
             UnaryOp::Sigmoid { .. } => "sigmoid",
             UnaryOp::Tanh { .. } => "tanh",
+            UnaryOp::GeluErf { .. } => "gelu",
+            UnaryOp::GeluTanh { .. } => "gelu_tanh",
+            UnaryOp::Silu { .. } => "silu",
         }
     }
 
@@ -159,6 +190,27 @@ impl UnaryOp {
             UnaryOp::Relu { out } => relu_grad(&out, g)?,
             UnaryOp::Sigmoid { out } => (g * (&out * out.affine(-1.0, 1.0)?)?)?,
             UnaryOp::Tanh { out } => (g * out.sqr()?.affine(-1.0, 1.0)?)?,
+            UnaryOp::GeluErf { x } => {
+                let cdf = x.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
+                let pdf = x
+                    .sqr()?
+                    .affine(-0.5, 0.0)?
+                    .exp()?
+                    .affine(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2, 0.0)?;
+                (g * (cdf + (x * pdf)?)?)?
+            }
+            UnaryOp::GeluTanh { x } => {
+                let x2 = x.sqr()?;
+                let t = (&x * x2.affine(GELU_CUBIC, 1.0)?)?.affine(SQRT_2_OVER_PI, 0.0)?.tanh()?;
+                let du = x2.affine(3.0 * GELU_CUBIC * SQRT_2_OVER_PI, SQRT_2_OVER_PI)?;
+                let rest = ((&x * t.sqr()?.affine(-1.0, 1.0)?)? * du)?.affine(0.5, 0.0)?;
+                (g * (t.affine(0.5, 0.5)? + rest)?)?
+            }
+            UnaryOp::Silu { x } => {
+                let s = candle_nn::ops::sigmoid(&x)?;
+                let inner = (&x * s.affine(-1.0, 1.0)?)?.affine(1.0, 1.0)?;
+                (g * (s * inner)?)?
+            }
         })
     }
 }

@@ -25,6 +25,10 @@ pub trait Ad: Clone + Sized {
     fn relu(&self) -> Result<Self>;
     fn sigmoid(&self) -> Result<Self>;
     fn tanh(&self) -> Result<Self>;
+    fn gelu(&self) -> Result<Self>;
+    fn gelu_tanh(&self) -> Result<Self>;
+    fn silu(&self) -> Result<Self>;
+    fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self>;
     fn matmul(&self, o: &Self) -> Result<Self>;
     fn sum_keepdim(&self, dims: &[usize]) -> Result<Self>;
     fn sum(&self, dims: &[usize]) -> Result<Self>;
@@ -102,6 +106,18 @@ impl Ad for Var {
     }
     fn tanh(&self) -> Result<Self> {
         Ok(Var::tanh(self)?)
+    }
+    fn gelu(&self) -> Result<Self> {
+        Ok(Var::gelu(self)?)
+    }
+    fn gelu_tanh(&self) -> Result<Self> {
+        Ok(Var::gelu_tanh(self)?)
+    }
+    fn silu(&self) -> Result<Self> {
+        Ok(Var::silu(self)?)
+    }
+    fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self> {
+        Ok(Var::layer_norm(self, w, b, eps)?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(Var::matmul(self, o)?)
@@ -234,6 +250,29 @@ impl Ad for Tensor {
     }
     fn tanh(&self) -> Result<Self> {
         Ok(Tensor::tanh(self)?)
+    }
+    fn gelu(&self) -> Result<Self> {
+        Ok(Tensor::gelu_erf(self)?)
+    }
+    fn gelu_tanh(&self) -> Result<Self> {
+        Ok(Tensor::gelu(self)?)
+    }
+    fn silu(&self) -> Result<Self> {
+        Ok(Tensor::silu(self)?)
+    }
+    fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self> {
+        // Composed from candle's ops, so that candle's backprop is an independent oracle.
+        let mean = self.mean_keepdim(candle_core::D::Minus1)?;
+        let xc = self.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+        let mut y = xc.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?;
+        if let Some(w) = w {
+            y = y.broadcast_mul(w)?;
+        }
+        if let Some(b) = b {
+            y = y.broadcast_add(b)?;
+        }
+        Ok(y)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(self.broadcast_matmul(o)?)

@@ -1,0 +1,109 @@
+//! Normalization: layer norm over the last dimension (PyTorch's `F.layer_norm` with
+//! `normalized_shape` the last dimension), with or without weight and bias.
+
+use candle_core::{Tensor, D};
+
+use super::{InputGrads, Op};
+use crate::error::OpContext;
+use crate::tape::Tape;
+use crate::{Error, Result, Var};
+
+pub(crate) enum NormOp {
+    /// `y = x̂·w + b`, `x̂ = (x - μ)·r`, `r = 1/√(σ² + ε)` over the last dimension:
+    /// `∂x = r·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))` with `ĝ = g·w`, `∂w = Σ g·x̂`, `∂b = Σ g` (sums over
+    /// every leading dimension).
+    LayerNorm { xhat: Tensor, rstd: Tensor, weight: Option<Tensor>, has_weight: bool, has_bias: bool },
+}
+
+impl Var {
+    /// Layer norm over the last dimension: `(x - mean)/√(var + eps)·weight + bias`, the variance
+    /// biased (PyTorch's `F.layer_norm(x, (d,), weight, bias, eps)`); `weight` and `bias` are
+    /// `[d]` and optional.
+    pub fn layer_norm(&self, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<Var> {
+        let d = *self
+            .dims()
+            .last()
+            .ok_or(Error::InvalidArgument { op: "layer_norm", msg: "needs at least one dimension".into() })?;
+        for (what, v) in [("weight", weight), ("bias", bias)] {
+            if let Some(v) = v {
+                if v.dims() != [d] {
+                    return Err(Error::InvalidArgument {
+                        op: "layer_norm",
+                        msg: format!("{what} must be [{d}] (the last dimension), got {:?}", v.dims()),
+                    });
+                }
+            }
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidArgument {
+                op: "layer_norm",
+                msg: format!("eps must be >= 0, got {eps}"),
+            });
+        }
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        super::same_dtype("layer_norm", &inputs)?;
+        let x = self.value();
+        let forward = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            let rstd = var.affine(1.0, eps)?.sqrt()?.recip()?;
+            let xhat = xc.broadcast_mul(&rstd)?;
+            let mut y = xhat.clone();
+            if let Some(w) = weight {
+                y = y.broadcast_mul(w.value())?;
+            }
+            if let Some(b) = bias {
+                y = y.broadcast_add(b.value())?;
+            }
+            Ok((y, xhat, rstd))
+        };
+        let (y, xhat, rstd) = forward().op("layer_norm")?;
+        let w = weight.map(|w| w.value().clone());
+        Tape::record("layer_norm", &inputs, y, |_| {
+            Op::Norm(NormOp::LayerNorm {
+                xhat,
+                rstd,
+                weight: w,
+                has_weight: weight.is_some(),
+                has_bias: bias.is_some(),
+            })
+        })
+    }
+}
+
+impl NormOp {
+    pub(crate) fn name(&self) -> &'static str {
+        "layer_norm"
+    }
+
+    pub(crate) fn backward(self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+        let NormOp::LayerNorm { xhat, rstd, weight, has_weight, has_bias } = self;
+        let d = *xhat.dims().last().unwrap_or(&1);
+        let rows = xhat.elem_count() / d.max(1);
+        let mut out: InputGrads = Vec::with_capacity(3);
+        let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+        if need(0) {
+            let gh = match &weight {
+                Some(w) => g.broadcast_mul(w)?,
+                None => g.clone(),
+            };
+            let mean_g = gh.mean_keepdim(D::Minus1)?;
+            let mean_gx = (&gh * &xhat)?.mean_keepdim(D::Minus1)?;
+            let inner = gh.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?;
+            out.push(Some(inner.broadcast_mul(&rstd)?));
+        } else {
+            out.push(None);
+        }
+        if has_weight {
+            out.push(if need(1) { Some((g * &xhat)?.reshape((rows, d))?.sum(0)?) } else { None });
+        }
+        if has_bias {
+            let i = if has_weight { 2 } else { 1 };
+            out.push(if need(i) { Some(g.reshape((rows, d))?.sum(0)?) } else { None });
+        }
+        Ok(out)
+    }
+}
