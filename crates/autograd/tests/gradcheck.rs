@@ -53,6 +53,14 @@ fn unary_ops() {
 }
 
 #[test]
+fn causal_softmax_masks_the_future() {
+    let xs = inputs(31, &[&[2, 2, 4, 4], &[2, 2, 4, 4]], -3.0, 3.0);
+    gradcheck!("causal_softmax", xs, |v| v[0].causal_softmax()?.mul(&v[1]));
+    let xs = inputs(32, &[&[5, 5], &[5, 5]], -3.0, 3.0);
+    gradcheck!("causal_softmax 2-D", xs, |v| v[0].causal_softmax()?.mul(&v[1]));
+}
+
+#[test]
 fn layer_norm_with_and_without_weight_and_bias() {
     let xs = inputs(30, &[&[2, 3, 5], &[5], &[5]], -2.0, 2.0);
     gradcheck!("layer_norm", xs, |v| v[0].layer_norm(Some(&v[1]), Some(&v[2]), 1e-5));

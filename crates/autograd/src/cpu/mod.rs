@@ -12,6 +12,7 @@ pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
 pub(crate) mod pool;
+pub(crate) mod softmax;
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -50,12 +51,15 @@ pub(crate) trait Float:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
     + std::ops::AddAssign
     + 'static
 {
     const ZERO: Self;
     const ONE: Self;
     fn is_nan(self) -> bool;
+    /// `eˣ`.
+    fn exp(self) -> Self;
 }
 
 impl Float for f32 {
@@ -64,6 +68,9 @@ impl Float for f32 {
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
 }
 
 impl Float for f64 {
@@ -71,6 +78,9 @@ impl Float for f64 {
     const ONE: Self = 1.0;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
     }
 }
 

@@ -29,6 +29,7 @@ pub trait Ad: Clone + Sized {
     fn gelu_tanh(&self) -> Result<Self>;
     fn silu(&self) -> Result<Self>;
     fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self>;
+    fn causal_softmax(&self) -> Result<Self>;
     fn matmul(&self, o: &Self) -> Result<Self>;
     fn sum_keepdim(&self, dims: &[usize]) -> Result<Self>;
     fn sum(&self, dims: &[usize]) -> Result<Self>;
@@ -118,6 +119,9 @@ impl Ad for Var {
     }
     fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self> {
         Ok(Var::layer_norm(self, w, b, eps)?)
+    }
+    fn causal_softmax(&self) -> Result<Self> {
+        Ok(Var::causal_softmax(self)?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(Var::matmul(self, o)?)
@@ -273,6 +277,15 @@ impl Ad for Tensor {
             y = y.broadcast_add(b)?;
         }
         Ok(y)
+    }
+    fn causal_softmax(&self) -> Result<Self> {
+        // The masked scores moved far below (`x·keep + (keep - 1)·1e30`), then candle's softmax.
+        let t = *self.dims().last().unwrap();
+        let keep: Vec<f64> = (0..t * t).map(|k| if k % t <= k / t { 1.0 } else { 0.0 }).collect();
+        let keep = Tensor::from_vec(keep, (t, t), self.device())?.to_dtype(self.dtype())?;
+        let masked = self.broadcast_mul(&keep)?.broadcast_add(&keep.affine(1e30, -1e30)?)?;
+        // (`softmax`, not `softmax_last_dim`: the fused one has no backward in candle.)
+        Ok(candle_nn::ops::softmax(&masked, self.rank() - 1)?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(self.broadcast_matmul(o)?)
