@@ -53,6 +53,7 @@ pub(crate) trait Float:
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
     + std::ops::AddAssign
+    + std::ops::MulAssign
     + 'static
 {
     const ZERO: Self;

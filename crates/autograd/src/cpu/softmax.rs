@@ -30,7 +30,7 @@ pub(crate) fn causal_softmax<T: Float>(x: &[T], t: usize) -> Vec<T> {
             }
             let inv = T::ONE / sum;
             for yj in &mut row[..=i] {
-                *yj = *yj * inv;
+                *yj *= inv;
             }
         }
     });
