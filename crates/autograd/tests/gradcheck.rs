@@ -104,6 +104,8 @@ fn losses() {
         .mse_loss(&v[2]));
     gradcheck!("cross_entropy", inputs(92, &[&[5, 5]], -3.0, 3.0), |v| v[0]
         .cross_entropy(&ids(&[2, 0, 4, 4, 1])));
+    gradcheck!("cross_entropy ignore_index", inputs(94, &[&[5, 5]], -3.0, 3.0), |v| v[0]
+        .cross_entropy_ignore(&Tensor::new(&[2i64, -100, 4, -100, 1], &Device::Cpu)?, -100));
     gradcheck!("cross_entropy after linear", inputs(93, &[&[5, 3], &[5, 3], &[5]], -1.0, 1.0), |v| v[0]
         .linear(&v[1], Some(&v[2]))?
         .cross_entropy(&ids(&[2, 0, 4, 4, 1])));

@@ -13,8 +13,9 @@ use crate::{Error, Result, Var};
 pub(crate) enum LossOp {
     /// `mean((p - t)²)`: `∂p = 2·g·(p - t)/n`, `∂t = -∂p`.
     Mse { diff: Tensor },
-    /// `mean_b(logsumexp(z_b) - z_b[y_b])`: `∂z = g·(softmax(z) - onehot(y))/b`.
-    CrossEntropy { probs: Tensor, labels: Vec<u32>, labels_t: Tensor },
+    /// `Σ_b kept(logsumexp(z_b) - z_b[y_b]) / #kept`: `∂z = g·(softmax(z) - onehot(y))/#kept` on
+    /// kept rows, 0 on rows whose label is the ignored index (`ignored` empty: none ignored).
+    CrossEntropy { probs: Tensor, labels: Vec<u32>, labels_t: Tensor, ignored: Vec<bool>, kept: usize },
 }
 
 impl Var {
@@ -54,6 +55,17 @@ impl Var {
     /// Cross-entropy of `self` (logits `[batch, classes]`) against integer class `labels`
     /// (`[batch]`), averaged over the batch (PyTorch's `CrossEntropyLoss()`).
     pub fn cross_entropy(&self, labels: &Tensor) -> Result<Var> {
+        self.cross_entropy_impl(labels, None)
+    }
+
+    /// Cross-entropy with PyTorch's `ignore_index`: rows whose label is `ignore_index` (e.g. -100
+    /// for padding) count neither in the loss nor in the mean, and get no gradient; with every row
+    /// ignored the mean is over nothing: NaN, as PyTorch's.
+    pub fn cross_entropy_ignore(&self, labels: &Tensor, ignore_index: i64) -> Result<Var> {
+        self.cross_entropy_impl(labels, Some(ignore_index))
+    }
+
+    fn cross_entropy_impl(&self, labels: &Tensor, ignore_index: Option<i64>) -> Result<Var> {
         let [batch, classes] = *self.dims() else {
             return Err(Error::InvalidArgument {
                 op: "cross_entropy",
@@ -72,7 +84,24 @@ impl Var {
                 msg: "labels must be integer class ids".into(),
             });
         }
-        let ids: Vec<u32> = labels.to_dtype(DType::U32)?.to_vec1()?;
+        let raw: Vec<i64> = labels.to_dtype(DType::I64)?.to_vec1()?;
+        let ignored: Vec<bool> = match ignore_index {
+            Some(ix) if raw.contains(&ix) => raw.iter().map(|&y| y == ix).collect(),
+            _ => Vec::new(),
+        };
+        let is_ignored = |b: usize| ignored.get(b).copied().unwrap_or(false);
+        if let Some((_, &bad)) =
+            raw.iter().enumerate().find(|(b, &y)| !is_ignored(*b) && !(0..classes as i64).contains(&y))
+        {
+            return Err(Error::InvalidArgument {
+                op: "cross_entropy",
+                msg: format!("label {bad} out of range for {classes} classes"),
+            });
+        }
+        // Ignored rows read class 0 (any valid index); their weight is 0.
+        let ids: Vec<u32> =
+            raw.iter().enumerate().map(|(b, &y)| if is_ignored(b) { 0 } else { y as u32 }).collect();
+        let kept = batch - ignored.iter().filter(|&&i| i).count();
         if let Some(&bad) = ids.iter().find(|&&y| y as usize >= classes) {
             return Err(Error::InvalidArgument {
                 op: "cross_entropy",
@@ -82,7 +111,7 @@ impl Var {
         let z = self.value();
         let host = if z.device().is_cpu() {
             let z = z.contiguous()?;
-            with_float!(z.dtype(), T => host_slice::<T>(&z).map(|zs| cross_entropy_host(zs.get(), &ids, classes)))
+            with_float!(z.dtype(), T => host_slice::<T>(&z).map(|zs| cross_entropy_host(zs.get(), &ids, classes, &ignored, kept)))
                 .flatten()
                 .transpose()?
         } else {
@@ -94,11 +123,15 @@ impl Var {
             None => {
                 let logp = candle_nn::ops::log_softmax(z, 1).op("cross_entropy")?;
                 let picked = logp.gather(&labels_t.reshape((batch, 1))?, 1).op("cross_entropy")?;
-                (picked.mean_all()?.neg()?, logp.exp()?)
+                let total = match keep_column(&ignored, z)? {
+                    Some(keep) => (picked * keep)?.sum_all()?,
+                    None => picked.sum_all()?,
+                };
+                (total.affine(-1.0 / kept as f64, 0.0)?, logp.exp()?)
             }
         };
         Tape::record("cross_entropy", &[self], value, |_| {
-            Op::Loss(LossOp::CrossEntropy { probs, labels: ids, labels_t })
+            Op::Loss(LossOp::CrossEntropy { probs, labels: ids, labels_t, ignored, kept })
         })
     }
 }
@@ -121,19 +154,38 @@ fn mse_host<T: Float>(p: &[T], t: &[T], dims: &[usize]) -> Result<(Tensor, Tenso
     Ok((cpu::tensor(vec![mean], &[])?, cpu::tensor(diff, dims)?))
 }
 
-/// The mean cross-entropy and the softmax probabilities, row by row (max-subtracted).
-fn cross_entropy_host<T: Float>(z: &[T], labels: &[u32], classes: usize) -> Result<(Tensor, Tensor)> {
+/// `[batch, 1]` with 0 on ignored rows and 1 elsewhere, in `z`'s dtype and device; `None` when no
+/// row is ignored.
+fn keep_column(ignored: &[bool], z: &Tensor) -> Result<Option<Tensor>> {
+    if ignored.is_empty() {
+        return Ok(None);
+    }
+    let keep: Vec<f64> = ignored.iter().map(|&i| if i { 0.0 } else { 1.0 }).collect();
+    Ok(Some(Tensor::from_vec(keep, (ignored.len(), 1), z.device())?.to_dtype(z.dtype())?))
+}
+
+/// The mean cross-entropy over the kept rows and the softmax probabilities, row by row
+/// (max-subtracted).
+fn cross_entropy_host<T: Float>(
+    z: &[T],
+    labels: &[u32],
+    classes: usize,
+    ignored: &[bool],
+    kept: usize,
+) -> Result<(Tensor, Tensor)> {
     let mut probs = Vec::with_capacity(z.len());
     let mut total = 0.0f64;
-    for (row, &y) in z.chunks(classes.max(1)).zip(labels) {
+    for (b, (row, &y)) in z.chunks(classes.max(1)).zip(labels).enumerate() {
         let max = row.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = row.iter().map(|v| (v.to_f64() - max).exp()).sum();
         let lse = max + sum.ln();
-        total += lse - row[y as usize].to_f64();
+        if !ignored.get(b).copied().unwrap_or(false) {
+            total += lse - row[y as usize].to_f64();
+        }
         probs.extend(row.iter().map(|v| T::from_f64((v.to_f64() - lse).exp())));
     }
     let batch = labels.len();
-    let mean = T::from_f64(total / batch.max(1) as f64);
+    let mean = T::from_f64(total / kept as f64);
     Ok((cpu::tensor(vec![mean], &[])?, cpu::tensor(probs, &[batch, classes])?))
 }
 
@@ -154,13 +206,17 @@ impl LossOp {
                 let gt = if needs.get(1).copied().unwrap_or(false) { Some(gp.neg()?) } else { None };
                 Ok(vec![Some(gp), gt])
             }
-            LossOp::CrossEntropy { probs, labels, labels_t } => {
+            LossOp::CrossEntropy { probs, labels, labels_t, ignored, kept } => {
                 let (batch, classes) = probs.dims2()?;
-                let scale = g / batch.max(1) as f64;
+                let scale = g / kept as f64;
                 let host = with_float!(probs.dtype(), T => host_slice::<T>(&probs).map(|ps| {
                     let mut gz: Vec<T> = ps.get().iter().map(|&p| T::from_f64(p.to_f64() * scale)).collect();
-                    for (row, &y) in gz.chunks_mut(classes.max(1)).zip(&labels) {
-                        row[y as usize] = T::from_f64(row[y as usize].to_f64() - scale);
+                    for (b, (row, &y)) in gz.chunks_mut(classes.max(1)).zip(&labels).enumerate() {
+                        if ignored.get(b).copied().unwrap_or(false) {
+                            row.iter_mut().for_each(|v| *v = T::ZERO);
+                        } else {
+                            row[y as usize] = T::from_f64(row[y as usize].to_f64() - scale);
+                        }
                     }
                     cpu::tensor(gz, &[batch, classes])
                 }))
@@ -174,7 +230,11 @@ impl LossOp {
                             .reshape((batch, 1))?
                             .broadcast_eq(&ids.reshape((1, classes))?)?
                             .to_dtype(probs.dtype())?;
-                        (probs - onehot)?.affine(scale, 0.0)?
+                        let gz = (&probs - onehot)?.affine(scale, 0.0)?;
+                        match keep_column(&ignored, &probs)? {
+                            Some(keep) => gz.broadcast_mul(&keep)?,
+                            None => gz,
+                        }
                     }
                 };
                 Ok(vec![Some(gz)])

@@ -53,6 +53,7 @@ pub trait Ad: Clone + Sized {
     fn conv2d_bias_relu(&self, k: &Self, b: &Self, stride: usize, padding: usize) -> Result<Self>;
     fn linear_relu(&self, w: &Self, b: &Self) -> Result<Self>;
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self>;
+    fn cross_entropy_ignore(&self, labels: &Tensor, ignore: i64) -> Result<Self>;
     fn max_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn avg_pool2d(&self, k: usize, stride: usize) -> Result<Self>;
     fn broadcast_as(&self, dims: &[usize]) -> Result<Self>;
@@ -191,6 +192,9 @@ impl Ad for Var {
     }
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
         Ok(Var::cross_entropy(self, labels)?)
+    }
+    fn cross_entropy_ignore(&self, labels: &Tensor, ignore: i64) -> Result<Self> {
+        Ok(Var::cross_entropy_ignore(self, labels, ignore)?)
     }
     fn max_pool2d(&self, k: usize, s: usize) -> Result<Self> {
         Ok(Var::max_pool2d(self, k, s)?)
@@ -353,6 +357,17 @@ impl Ad for Tensor {
     }
     fn cross_entropy(&self, labels: &Tensor) -> Result<Self> {
         Ok(candle_nn::loss::cross_entropy(self, labels)?)
+    }
+    fn cross_entropy_ignore(&self, labels: &Tensor, ignore: i64) -> Result<Self> {
+        // The kept rows' negative log-probabilities, summed, over their count.
+        let raw: Vec<i64> = labels.to_vec1()?;
+        let keep: Vec<f64> = raw.iter().map(|&y| if y == ignore { 0.0 } else { 1.0 }).collect();
+        let ids: Vec<u32> = raw.iter().map(|&y| if y == ignore { 0 } else { y as u32 }).collect();
+        let n = keep.iter().sum::<f64>();
+        let keep = Tensor::from_vec(keep, (raw.len(), 1), self.device())?.to_dtype(self.dtype())?;
+        let ids = Tensor::from_vec(ids, (raw.len(), 1), self.device())?;
+        let logp = candle_nn::ops::log_softmax(self, 1)?;
+        Ok((logp.gather(&ids, 1)? * keep)?.sum_all()?.affine(-1.0 / n, 0.0)?)
     }
     fn linear(&self, w: &Self, b: Option<&Self>) -> Result<Self> {
         let y = self.broadcast_matmul(&w.t()?)?;
