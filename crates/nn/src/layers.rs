@@ -19,6 +19,10 @@ pub trait Module {
         None
     }
 
+    /// Switches between training (`true`, the default) and evaluation: layers that act
+    /// differently (dropout) take note; containers pass it to their layers.
+    fn set_training(&self, _training: bool) {}
+
     /// `act(self.forward(x))`. Layers with a fused op ([`Linear`], [`Conv2d`]) compute it in one;
     /// the default applies `act` as its own op.
     fn forward_activated(&self, tape: &Tape, x: &Var, act: Activation) -> Result<Var> {
@@ -237,6 +241,12 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    fn set_training(&self, training: bool) {
+        for layer in &self.layers {
+            layer.set_training(training);
+        }
+    }
+
     /// Runs the layers in order. A layer followed by an activation layer (a ReLU) runs as one
     /// fused op ([`Module::forward_activated`]): the same values and gradients, fewer passes.
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {

@@ -33,11 +33,13 @@
 mod init;
 mod layers;
 mod loss;
+mod transformer;
 
 pub use init::Builder;
 pub use layers::{AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh};
 pub use loss::{cross_entropy, mse_loss};
 pub use taper_autograd::{Error, Param, ParamStore, Result, Tape, Var};
+pub use transformer::{Dropout, Embedding, Gelu, LayerNorm};
 
 #[cfg(test)]
 mod tests {

@@ -146,6 +146,31 @@ impl Var {
         self.unary("gelu_tanh", |x| x.gelu(), |_| UnaryOp::GeluTanh { x: self.value().clone() })
     }
 
+    /// Inverted dropout (PyTorch's `F.dropout` in training): each element kept with probability
+    /// `1 - p` and scaled by `1/(1 - p)`, else zeroed, the mask drawn from `rng` (so a seeded run
+    /// repeats). `p = 0` is the identity; `p = 1` zeroes everything. The mask enters as a constant
+    /// factor, so the backward rule is the product's (`∂x = g·mask`). Evaluation mode is the
+    /// caller's: do not call it then.
+    pub fn dropout(&self, p: f64, rng: &mut taper_tensor::SeededRng) -> Result<Var> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::InvalidArgument {
+                op: "dropout",
+                msg: format!("p must be in [0, 1], got {p}"),
+            });
+        }
+        if p == 0.0 {
+            return Ok(self.clone());
+        }
+        let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
+        let mask: Vec<f64> = (0..self.value().elem_count())
+            .map(|_| if rng.uniform_f64() >= p { scale } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(mask, self.dims(), &candle_core::Device::Cpu)?
+            .to_dtype(self.dtype())?
+            .to_device(self.device())?;
+        self.mul(&Var::constant(mask))
+    }
+
     /// SiLU (swish), `x·σ(x)`.
     pub fn silu(&self) -> Result<Var> {
         self.unary("silu", |x| x.silu(), |_| UnaryOp::Silu { x: self.value().clone() })
