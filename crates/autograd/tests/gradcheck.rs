@@ -81,6 +81,10 @@ fn matmul_plain_batched_and_broadcast() {
     gradcheck!("matmul of a transpose", inputs(23, &[&[4, 3], &[4, 5]], -1.0, 1.0), |v| v[0]
         .transpose(0, 1)?
         .matmul(&v[1]));
+    // Attention's layout: [B, T, H, d] viewed as [B, H, T, d], times its own transpose.
+    gradcheck!("matmul 4-D of head views", inputs(24, &[&[2, 3, 2, 4], &[2, 3, 2, 4]], -1.0, 1.0), |v| v[0]
+        .transpose(1, 2)?
+        .matmul(&v[1].transpose(1, 2)?.transpose(2, 3)?));
 }
 
 #[test]

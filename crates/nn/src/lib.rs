@@ -30,11 +30,13 @@
 // A library returns errors: no `unwrap`/`expect` outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod gpt;
 mod init;
 mod layers;
 mod loss;
 mod transformer;
 
+pub use gpt::{Block, CausalSelfAttention, Gpt, GptConfig};
 pub use init::Builder;
 pub use layers::{AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh};
 pub use loss::{cross_entropy, mse_loss};

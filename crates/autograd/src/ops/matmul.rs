@@ -118,8 +118,7 @@ impl Var {
         super::same_dtype("matmul", &[self, rhs])?;
         let value = match host_product(self.value(), rhs.value(), false, false)? {
             Some(v) => v,
-            None if a[..a.len() - 2] == b[..b.len() - 2] => self.value().matmul(rhs.value()).op("matmul")?,
-            None => self.value().broadcast_matmul(rhs.value()).op("matmul")?,
+            None => product(self.value(), rhs.value()).op("matmul")?,
         };
         Tape::record("matmul", &[self, rhs], value, |needs| {
             Op::Matmul(MatmulOp {
@@ -254,11 +253,16 @@ impl LinearOp {
 }
 
 fn product(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    // Candle's batched product takes operands whose batch dimensions are laid out in order;
+    // views such as attention heads (`[B, T, H, d]` transposed to `[B, H, T, d]`) are copied
+    // into that layout first.
+    let ready = |t: &Tensor| if t.rank() > 2 && !t.is_contiguous() { t.contiguous() } else { Ok(t.clone()) };
+    let (a, b) = (ready(a)?, ready(b)?);
     let (ad, bd) = (a.dims(), b.dims());
     if ad[..ad.len() - 2] == bd[..bd.len() - 2] {
-        a.matmul(b)
+        a.matmul(&b)
     } else {
-        a.broadcast_matmul(b)
+        a.broadcast_matmul(&b)
     }
 }
 

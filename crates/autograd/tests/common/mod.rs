@@ -292,7 +292,8 @@ impl Ad for Tensor {
         Ok(candle_nn::ops::softmax(&masked, self.rank() - 1)?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
-        Ok(self.broadcast_matmul(o)?)
+        // Candle's own product refuses batched views whose batch dimensions are out of order.
+        Ok(self.contiguous()?.broadcast_matmul(&o.contiguous()?)?)
     }
     fn sum_keepdim(&self, dims: &[usize]) -> Result<Self> {
         Ok(Tensor::sum_keepdim(self, dims.to_vec())?)
