@@ -3,6 +3,7 @@
 //! them; the integration tests and the `reproduce` example call the same code.
 
 pub mod airfoil;
+pub mod char_lm;
 pub mod linreg;
 pub mod lr_decay;
 pub mod mnist;

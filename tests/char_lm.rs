@@ -1,0 +1,128 @@
+//! The character-level GPT example's own code path: its pieces, a short run that learns, and bad
+//! input refused with one clear error.
+
+mod common;
+
+use clap::Parser;
+use taper::experiments::char_lm::{self, nanogpt_lr, run_cli, Args, Corpus};
+
+fn text_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = common::out_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("text.txt");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn args(data: &std::path::Path, extra: &[&str]) -> Args {
+    let out = data.parent().unwrap().join("out");
+    let mut v = vec!["char_lm", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    v.extend_from_slice(extra);
+    Args::try_parse_from(v).unwrap()
+}
+
+#[test]
+fn vocabulary_split_and_schedule() {
+    let c = Corpus::new("hello world, hello moon").unwrap();
+    assert_eq!(c.vocab.iter().collect::<String>(), " ,dehlmnorw");
+    assert_eq!(c.train.len() + c.val.len(), 23);
+    assert_eq!(c.decode(&c.encode("hello").unwrap()), "hello");
+    assert!(c.encode("help!").unwrap_err().to_string().contains("'p'"));
+    assert!(Corpus::new("").is_err());
+    assert!(Corpus::new("aaaa").unwrap_err().to_string().contains("1 distinct"));
+    // nanoGPT's get_lr: warm-up, cosine, floor.
+    assert_eq!(nanogpt_lr(0, 1e-3, 1e-4, 100, 2000), 1e-3 / 101.0);
+    assert!((nanogpt_lr(100, 1e-3, 1e-4, 100, 2000) - 1e-3).abs() < 1e-15);
+    assert!((nanogpt_lr(1050, 1e-3, 1e-4, 100, 2000) - 5.5e-4).abs() < 1e-12);
+    assert_eq!(nanogpt_lr(2001, 1e-3, 1e-4, 100, 2000), 1e-4);
+}
+
+#[test]
+fn a_short_run_learns_far_below_the_unigram_entropy_and_samples() {
+    // A text whose next character is fully determined by the one before.
+    let text = "the quick brown fox jumps over the lazy dog. ".repeat(60);
+    let data = text_file("char-lm-learn", &text);
+    let run = run_cli(
+        &args(
+            &data,
+            &[
+                "--iters",
+                "120",
+                "--eval-every",
+                "60",
+                "--eval-iters",
+                "4",
+                "--batch-size",
+                "8",
+                "--block-size",
+                "16",
+                "--n-layer",
+                "2",
+                "--n-head",
+                "2",
+                "--n-embd",
+                "32",
+                "--optimizer",
+                "adamw:lr=0.01,beta2=0.99,weight_decay=0.1",
+                "--warmup",
+                "10",
+                "--sample",
+                "40",
+                "--prompt",
+                "the",
+            ],
+        ),
+        false,
+    )
+    .unwrap();
+    let c = Corpus::new(&text).unwrap();
+    let mut counts = vec![0f64; c.vocab.len()];
+    c.train.iter().for_each(|&i| counts[i as usize] += 1.0);
+    let n = c.train.len() as f64;
+    let unigram: f64 = counts.iter().filter(|&&k| k > 0.0).map(|k| -(k / n) * (k / n).ln()).sum();
+    let (_, _, val) = *run.evals.last().unwrap();
+    assert!(val < 0.5 * unigram, "val loss {val} against the unigram entropy {unigram}");
+    assert_eq!(run.evals.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 60, 120]);
+    let sample = run.sample.unwrap();
+    assert!(sample.starts_with("the") && sample.chars().count() == 43, "{sample:?}");
+    assert!(run.tokens_per_second > 0.0);
+}
+
+#[test]
+fn bad_input_is_one_clear_error() {
+    let one = text_file("char-lm-one", "zzzzzzzzzz");
+    let err = run_cli(&args(&one, &["--iters", "1"]), false).unwrap_err().to_string();
+    assert!(err.contains("distinct"), "{err}");
+    let short = text_file("char-lm-short", &"abcdefghij".repeat(10));
+    let err = run_cli(&args(&short, &["--iters", "1", "--block-size", "64"]), false).unwrap_err().to_string();
+    assert!(err.contains("shorter than the context"), "{err}");
+    let fine = text_file("char-lm-prompt", &"abcdefghij".repeat(50));
+    let err = run_cli(
+        &args(
+            &fine,
+            &[
+                "--iters",
+                "1",
+                "--block-size",
+                "8",
+                "--n-embd",
+                "8",
+                "--n-head",
+                "2",
+                "--sample",
+                "5",
+                "--prompt",
+                "xyz",
+            ],
+        ),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("'x'"), "{err}");
+    let missing = std::path::Path::new("/nonexistent/text.txt");
+    assert!(run_cli(&args(missing, &[]), false).unwrap_err().to_string().contains("/nonexistent/text.txt"));
+    let err = run_cli(&args(&fine, &["--optimizer", "adamw:beta1=2"]), false).unwrap_err().to_string();
+    assert!(err.contains("beta1=2"), "{err}");
+    let _ = char_lm::CORPUS;
+}
