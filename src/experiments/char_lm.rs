@@ -206,7 +206,7 @@ pub fn generate(
     top_k: usize,
     rng: &mut SeededRng,
 ) -> Result<String> {
-    if !(temperature > 0.0) {
+    if temperature.is_nan() || temperature <= 0.0 {
         bail!("--temperature must be > 0, got {temperature}");
     }
     let mut ids = corpus.encode(prompt)?;
