@@ -126,3 +126,34 @@ fn bad_input_is_one_clear_error() {
     assert!(err.contains("beta1=2"), "{err}");
     let _ = char_lm::CORPUS;
 }
+
+#[test]
+fn the_shakespeare_corpus_trains() {
+    let Some(dir) = common::data_dir("the_shakespeare_corpus_trains", &[char_lm::CORPUS]) else { return };
+    let out = common::out_dir("char-lm-shakespeare");
+    let a = Args::try_parse_from([
+        "char_lm",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "80",
+        "--eval-every",
+        "80",
+        "--eval-iters",
+        "4",
+        "--n-layer",
+        "2",
+        "--n-embd",
+        "64",
+        "--warmup",
+        "10",
+    ])
+    .unwrap();
+    let run = run_cli(&a, false).unwrap();
+    assert_eq!(run.vocab_size, 84, "the corpus's distinct characters");
+    let (first, last) = (run.evals[0].2, run.evals.last().unwrap().2);
+    assert!((first - 84f64.ln()).abs() < 0.1, "{first}");
+    assert!(last < first - 1.2, "{first} -> {last}");
+}
