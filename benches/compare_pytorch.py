@@ -377,6 +377,91 @@ def bench_airfoil():
 
 
 # ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- small GPT
+GPT = dict(n_layer=4, n_head=4, n_embd=128, block=64, batch=12, vocab=84)  # char_lm's defaults
+
+
+def make_gpt():
+    """nanoGPT's model (no bias, no dropout, tied head), at char_lm's default size."""
+    c = GPT
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            e = c["n_embd"]
+            self.ln_1, self.ln_2 = nn.LayerNorm(e, bias=False), nn.LayerNorm(e, bias=False)
+            self.c_attn, self.c_proj = nn.Linear(e, 3 * e, bias=False), nn.Linear(e, e, bias=False)
+            self.fc, self.proj = nn.Linear(e, 4 * e, bias=False), nn.Linear(4 * e, e, bias=False)
+
+        def forward(self, x):
+            b, t, e = x.shape
+            h = c["n_head"]
+            q, k, v = self.c_attn(self.ln_1(x)).split(e, dim=2)
+            q, k, v = (z.view(b, t, h, e // h).transpose(1, 2) for z in (q, k, v))
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.c_proj(y.transpose(1, 2).contiguous().view(b, t, e))
+            return x + self.proj(torch.nn.functional.gelu(self.fc(self.ln_2(x))))
+
+    class Gpt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            e = c["n_embd"]
+            self.wte, self.wpe = nn.Embedding(c["vocab"], e), nn.Embedding(c["block"], e)
+            self.h = nn.ModuleList(Block() for _ in range(c["n_layer"]))
+            self.ln_f = nn.LayerNorm(e, bias=False)
+
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for blk in self.h:
+                x = blk(x)
+            logits = self.ln_f(x) @ self.wte.weight.T
+            return torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    return Gpt()
+
+
+def bench_char_lm(steps=60):
+    """Training tokens/s of one GPT step (forward, backward, clip, AdamW): PyTorch's, and
+    Taper's from examples/char_lm (its own `training: N tokens/s` line) on random text of the
+    same vocabulary."""
+    torch.manual_seed(0)
+    model = make_gpt()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.99))
+    b, t, v = GPT["batch"], GPT["block"], GPT["vocab"]
+    tokens = b * t
+
+    def step():
+        x, y = torch.randint(v, (b, t)), torch.randint(v, (b, t))
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    torch_ns = median_time(step, 5, steps)
+    exe = TARGET / "release" / "examples" / "char_lm"
+    taper_tps = None
+    if exe.exists():
+        import random
+        import tempfile
+        rnd = random.Random(0)
+        alphabet = [chr(32 + i) for i in range(v)]
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "text.txt"
+            path.write_text("".join(rnd.choice(alphabet) for _ in range(200_000)))
+            out = subprocess.run([str(exe), "--data", str(path), "--iters", str(steps), "--eval-every",
+                                  str(10 * steps), "--eval-iters", "1", "--out", str(Path(d) / "out")],
+                                 capture_output=True, text=True,
+                                 env=dict(os.environ, RAYON_NUM_THREADS=str(THREADS)))
+            for line in out.stdout.splitlines():
+                if line.startswith("training:"):
+                    taper_tps = float(line.split()[1])
+    return taper_tps, tokens / (torch_ns / 1e9)
+
+
 def collect(args):
     rows, mem = [], []  # rows: (workload, taper_ns, other_ns, variant, throughput?)
     for name, variant, taper, unchecked, ns in bench_optimizers():
@@ -413,6 +498,14 @@ def collect(args):
     rows.append(("airfoil epoch (1500 rows, b10, SGD)", air_taper, concise,
                  "nn.Linear + optim.SGD, batched by index", False))
     print("airfoil done", file=sys.stderr)
+
+    taper_tps, torch_tps = bench_char_lm()
+    if taper_tps:
+        # Throughput rows take times: a step of batch·block tokens.
+        tokens = GPT["batch"] * GPT["block"]
+        rows.append(("char_lm GPT 4x4x128 b12 t64 step (AdamW, clip)", tokens / taper_tps * 1e9,
+                     tokens / torch_tps * 1e9, "nanoGPT's model + AdamW (SDPA attention)", False))
+    print("char_lm done", file=sys.stderr)
 
     for label, kind, group in (("MLP 784-256-10 b64 step", "mlp", MLP_GROUP),
                                ("ConvNet b64 step", "convnet", CONV_GROUP)):
