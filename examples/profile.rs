@@ -2,6 +2,8 @@
 //! averaged over a number of steps of the documents' ConvNet (or the MLP) on a synthetic batch.
 //!
 //! `cargo run --release --example profile -- --model convnet --steps 50`
+//! `cargo run --release --example profile -- --model gpt --batch 12` (char_lm's default GPT,
+//! context 64, on random tokens)
 
 use anyhow::Result;
 use clap::Parser;
@@ -13,9 +15,9 @@ use taper::{profile, DeviceSpec, Tape, Var};
 #[derive(Parser, Debug)]
 #[command(name = "profile", version, about = "Where a training step's time goes, op by op")]
 struct Args {
-    /// convnet or mlp.
+    /// convnet, mlp or gpt.
     #[arg(long, default_value = "convnet")]
-    model: Model,
+    model: String,
     /// Steps to time (after 5 untimed warm-up steps).
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -39,7 +41,11 @@ fn run(args: Args) -> Result<()> {
         anyhow::bail!("--steps and --batch must be positive");
     }
     let device = DeviceSpec::open_str(&args.device)?;
-    let (net, store) = build(args.model, 0, candle_core::DType::F32, &device)?;
+    if args.model == "gpt" {
+        return gpt(&args, &device);
+    }
+    let model: Model = args.model.parse().map_err(anyhow::Error::msg)?;
+    let (net, store) = build(model, 0, candle_core::DType::F32, &device)?;
     let batch = synthetic_batch(args.batch, candle_core::DType::F32, &device)?;
     let mut opt = from_spec(&args.optimizer, store.trainable())?;
     let x = Var::constant(batch.x.clone());
@@ -65,12 +71,65 @@ fn run(args: Args) -> Result<()> {
     let per_step = report.wall.as_secs_f64() / args.steps as f64;
     println!(
         "{:?}, batch {}, {}, {} threads: {:.2} ms per step ({:.0} images/s)\n",
-        args.model,
+        model,
         args.batch,
         args.optimizer,
         rayon_threads(),
         per_step * 1e3,
         args.batch as f64 / per_step
+    );
+    println!("{report}");
+    Ok(())
+}
+
+/// The char_lm default GPT (4 layers, 4 heads, width 128, context 64, vocabulary 84) on random
+/// tokens, AdamW with clipping, as `examples/char_lm` steps it.
+fn gpt(args: &Args, device: &taper::Device) -> Result<()> {
+    use taper::nn::{Builder, Gpt, GptConfig};
+    let config = GptConfig {
+        vocab_size: 84,
+        block_size: 64,
+        n_layer: 4,
+        n_head: 4,
+        n_embd: 128,
+        dropout: 0.0,
+        bias: false,
+    };
+    let mut b = Builder::new(0, candle_core::DType::F32, device);
+    let model = Gpt::new(&mut b, config, 0)?;
+    let store = b.into_store();
+    let params = store.trainable();
+    let mut opt = from_spec(&args.optimizer, params.clone())?;
+    let mut rng = taper::SeededRng::new(0);
+    let mut ids = |n: usize| -> Result<candle_core::Tensor> {
+        let v: Vec<u32> = (0..n).map(|_| (rng.uniform_f64() * 84.0) as u32).collect();
+        Ok(candle_core::Tensor::from_vec(v, (args.batch, 64), device)?)
+    };
+    let (x, y) = (ids(args.batch * 64)?, ids(args.batch * 64)?);
+    let mut step = || -> Result<()> {
+        let tape = Tape::new();
+        let loss = profile::scope("forward + loss", || model.loss(&tape, &x, &y, None))?;
+        let mut grads = profile::scope("backward (all ops)", || loss.backward())?;
+        profile::scope("clip", || taper::optim::clip::clip_grad_norm(&mut grads, &params, 1.0))?;
+        profile::scope("optimizer step", || opt.step(&grads))?;
+        Ok(())
+    };
+    for _ in 0..5 {
+        step()?;
+    }
+    profile::start();
+    for _ in 0..args.steps {
+        step()?;
+    }
+    let report = profile::stop();
+    let per_step = report.wall.as_secs_f64() / args.steps as f64;
+    println!(
+        "gpt 4x4x128, batch {} x 64, {}, {} threads: {:.2} ms per step ({:.0} tokens/s)\n",
+        args.batch,
+        args.optimizer,
+        rayon_threads(),
+        per_step * 1e3,
+        (args.batch * 64) as f64 / per_step
     );
     println!("{report}");
     Ok(())

@@ -63,6 +63,14 @@ impl Var {
         if let Some(b) = bias {
             super::same_dtype("linear", &[self, b])?;
         }
+        if xd.len() > 2 {
+            // `[.., in]` as the matrix `[rows, in]` (a view when contiguous), so that the product
+            // runs on the 2-D kernels; the result takes the leading dimensions back.
+            let rows: usize = xd[..xd.len() - 1].iter().product();
+            let mut out_dims = xd[..xd.len() - 1].to_vec();
+            out_dims.push(fan_out);
+            return self.reshape(vec![rows, fan_in])?.linear_fused(weight, bias, act)?.reshape(out_dims);
+        }
         if let Some(b) = bias {
             if b.dims() != [fan_out] {
                 return Err(Error::ShapeMismatch {

@@ -35,7 +35,7 @@ pub(crate) enum UnaryOp {
     Tanh { out: Tensor },
     /// GELU, exact: `x·Φ(x)`, `∂x = g·(Φ(x) + x·φ(x))` with `Φ(x) = (1 + erf(x/√2))/2` and
     /// `φ(x) = e^(-x²/2)/√(2π)`.
-    GeluErf { x: Tensor },
+    GeluErf { x: Tensor, cdf: Option<Tensor> },
     /// GELU, tanh approximation: `x·(1 + tanh u)/2` with `u = √(2/π)·(x + 0.044715·x³)`,
     /// `∂x = g·((1 + t)/2 + x·(1 - t²)·√(2/π)·(1 + 3·0.044715·x²)/2)`, `t = tanh u`.
     GeluTanh { x: Tensor },
@@ -136,9 +136,26 @@ impl Var {
         self.unary("tanh", |x| x.tanh(), |out| UnaryOp::Tanh { out: out.clone() })
     }
 
-    /// GELU, the exact form `x·Φ(x)` (PyTorch's `gelu`, `approximate='none'`).
+    /// GELU, the exact form `x·Φ(x)` (PyTorch's `gelu`, `approximate='none'`). On the CPU one
+    /// pass that also keeps `Φ(x)`, so that the backward pass needs no `erf`.
     pub fn gelu(&self) -> Result<Var> {
-        self.unary("gelu", |x| x.gelu_erf(), |_| UnaryOp::GeluErf { x: self.value().clone() })
+        let x = self.value();
+        let host = if x.device().is_cpu() {
+            let x = x.contiguous()?;
+            with_float!(x.dtype(), T => host_slice::<T>(&x).map(|xs| {
+                let (y, cdf) = cpu::elementwise::gelu_erf(xs.get());
+                Ok::<_, Error>((cpu::tensor(y, x.dims())?, cpu::tensor(cdf, x.dims())?, x.clone()))
+            }))
+            .flatten()
+            .transpose()?
+        } else {
+            None
+        };
+        let (value, cdf, x) = match host {
+            Some((y, cdf, x)) => (y, Some(cdf), x),
+            None => (x.gelu_erf().op("gelu")?, None, x.clone()),
+        };
+        Tape::record("gelu", &[self], value, |_| Op::Unary(UnaryOp::GeluErf { x, cdf }))
     }
 
     /// GELU's tanh approximation (PyTorch's `gelu(approximate='tanh')`, GPT-2's).
@@ -215,15 +232,19 @@ impl UnaryOp {
             UnaryOp::Relu { out } => relu_grad(&out, g)?,
             UnaryOp::Sigmoid { out } => (g * (&out * out.affine(-1.0, 1.0)?)?)?,
             UnaryOp::Tanh { out } => (g * out.sqr()?.affine(-1.0, 1.0)?)?,
-            UnaryOp::GeluErf { x } => {
-                let cdf = x.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
-                let pdf = x
-                    .sqr()?
-                    .affine(-0.5, 0.0)?
-                    .exp()?
-                    .affine(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2, 0.0)?;
-                (g * (cdf + (x * pdf)?)?)?
+            UnaryOp::GeluErf { x, cdf: Some(cdf) } if x.device().is_cpu() => {
+                let g = g.contiguous()?;
+                let host = with_float!(x.dtype(), T => match (host_slice::<T>(&x), host_slice::<T>(&cdf), host_slice::<T>(&g)) {
+                    (Some(xs), Some(cs), Some(gs)) => Some(cpu::tensor(cpu::elementwise::gelu_erf_backward(xs.get(), cs.get(), gs.get()), x.dims())),
+                    _ => None,
+                })
+                .flatten();
+                match host {
+                    Some(gx) => gx?,
+                    None => gelu_erf_grad(&x, &g)?,
+                }
             }
+            UnaryOp::GeluErf { x, .. } => gelu_erf_grad(&x, g)?,
             UnaryOp::GeluTanh { x } => {
                 let x2 = x.sqr()?;
                 let t = (&x * x2.affine(GELU_CUBIC, 1.0)?)?.affine(SQRT_2_OVER_PI, 0.0)?.tanh()?;
@@ -263,4 +284,15 @@ pub(crate) fn relu_grad(out: &Tensor, g: &Tensor) -> Result<Tensor> {
         Some(gx) => gx,
         None => Ok((g * out.sign()?)?),
     }
+}
+
+/// GELU's backward from candle's ops: `g·(Φ(x) + x·φ(x))`.
+fn gelu_erf_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let cdf = x.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
+    let pdf = x
+        .sqr()?
+        .affine(-0.5, 0.0)?
+        .exp()?
+        .affine(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2, 0.0)?;
+    Ok((g * (cdf + (x * pdf)?)?)?)
 }
