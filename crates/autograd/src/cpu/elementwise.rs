@@ -41,23 +41,6 @@ pub(crate) fn relu<T: Float>(x: &[T]) -> Vec<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relu_and_its_backward() {
-        let n = 3 * CHUNK + 5;
-        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-        let y = relu(&x);
-        assert!(y.iter().zip(&x).all(|(&y, &x)| y == x.max(0.0)));
-        let g: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let gx = relu_backward(&y, &g);
-        assert!(gx.iter().zip(&x).zip(&g).all(|((&d, &x), &g)| d == if x > 0.0 { g } else { 0.0 }));
-        assert!(relu(&[f64::NAN])[0].is_nan());
-    }
-}
-
 /// `1/√(2π)`.
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
@@ -116,5 +99,22 @@ pub(crate) fn gelu_erf_backward<T: Float>(x: &[T], cdf: &[T], g: &[T]) -> Vec<T>
                 }
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_and_its_backward() {
+        let n = 3 * CHUNK + 5;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y = relu(&x);
+        assert!(y.iter().zip(&x).all(|(&y, &x)| y == x.max(0.0)));
+        let g: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let gx = relu_backward(&y, &g);
+        assert!(gx.iter().zip(&x).zip(&g).all(|((&d, &x), &g)| d == if x > 0.0 { g } else { 0.0 }));
+        assert!(relu(&[f64::NAN])[0].is_nan());
     }
 }
