@@ -11,6 +11,7 @@
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
+pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod softmax;
 

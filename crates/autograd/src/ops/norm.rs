@@ -4,6 +4,7 @@
 use candle_core::{Tensor, D};
 
 use super::{InputGrads, Op};
+use crate::cpu::{self, host_slice, with_float};
 use crate::error::OpContext;
 use crate::tape::Tape;
 use crate::{Error, Result, Var};
@@ -85,24 +86,64 @@ impl NormOp {
         let rows = xhat.elem_count() / d.max(1);
         let mut out: InputGrads = Vec::with_capacity(3);
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
-        if need(0) {
-            let gh = match &weight {
-                Some(w) => g.broadcast_mul(w)?,
-                None => g.clone(),
-            };
-            let mean_g = gh.mean_keepdim(D::Minus1)?;
-            let mean_gx = (&gh * &xhat)?.mean_keepdim(D::Minus1)?;
-            let inner = gh.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?;
-            out.push(Some(inner.broadcast_mul(&rstd)?));
+        let host = if need(0) && xhat.device().is_cpu() {
+            let g = g.contiguous()?;
+            let rstd_flat = rstd.flatten_all()?;
+            with_float!(xhat.dtype(), T => {
+                let w = weight.as_ref().map(|w| w.contiguous()).transpose()?;
+                let ws = match &w {
+                    Some(w) => host_slice::<T>(w).map(|s| s.get().to_vec()),
+                    None => Some(Vec::new()),
+                };
+                match (host_slice::<T>(&xhat), host_slice::<T>(&rstd_flat), ws, host_slice::<T>(&g)) {
+                    (Some(xs), Some(rs), Some(ws), Some(gs)) => {
+                        let (gx, gw, gb) = cpu::norm::layer_norm_backward(xs.get(), rs.get(), &ws, gs.get(), d);
+                        Some((|| Ok::<_, crate::Error>((cpu::tensor(gx, xhat.dims())?, cpu::tensor(gw, &[d])?, cpu::tensor(gb, &[d])?)))())
+                    }
+                    _ => None,
+                }
+            })
+            .flatten()
+            .transpose()?
         } else {
-            out.push(None);
-        }
+            None
+        };
+        let (host_w, host_b) = match host {
+            // The CPU kernel: all three gradients in one pass.
+            Some((gx, gw, gb)) => {
+                out.push(Some(gx));
+                (Some(gw), Some(gb))
+            }
+            None if need(0) => {
+                let gh = match &weight {
+                    Some(w) => g.broadcast_mul(w)?,
+                    None => g.clone(),
+                };
+                let mean_g = gh.mean_keepdim(D::Minus1)?;
+                let mean_gx = (&gh * &xhat)?.mean_keepdim(D::Minus1)?;
+                let inner = gh.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?;
+                out.push(Some(inner.broadcast_mul(&rstd)?));
+                (None, None)
+            }
+            None => {
+                out.push(None);
+                (None, None)
+            }
+        };
         if has_weight {
-            out.push(if need(1) { Some((g * &xhat)?.reshape((rows, d))?.sum(0)?) } else { None });
+            out.push(match (need(1), host_w) {
+                (false, _) => None,
+                (true, Some(gw)) => Some(gw),
+                (true, None) => Some((g * &xhat)?.reshape((rows, d))?.sum(0)?),
+            });
         }
         if has_bias {
             let i = if has_weight { 2 } else { 1 };
-            out.push(if need(i) { Some(g.reshape((rows, d))?.sum(0)?) } else { None });
+            out.push(match (need(i), host_b) {
+                (false, _) => None,
+                (true, Some(gb)) => Some(gb),
+                (true, None) => Some(g.reshape((rows, d))?.sum(0)?),
+            });
         }
         Ok(out)
     }
