@@ -494,6 +494,14 @@ fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tens
     })
 }
 
+/// Group `group` of `groups`, or an error naming how many there are.
+pub(crate) fn group_mut<G>(groups: &mut [G], group: usize) -> Result<&mut G> {
+    let n = groups.len();
+    groups
+        .get_mut(group)
+        .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))
+}
+
 pub(crate) fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
@@ -568,12 +576,7 @@ impl<R: Rule> Optimizer for Engine<R> {
 
     fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
         valid_lr(R::NAME, lr)?;
-        let n = self.groups.len();
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))?;
-        g.rule.set_lr(lr);
+        group_mut(&mut self.groups, group)?.rule.set_lr(lr);
         Ok(())
     }
 
@@ -609,37 +612,14 @@ impl<R: Rule> Optimizer for Engine<R> {
     }
 
     fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
-        let n = self.groups.len();
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))?;
-        let mut spec = g.rule.to_spec();
-        let slot = spec
-            .options
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .ok_or_else(|| Error::InvalidArgument(format!("`{}` has no option `{key}`", R::NAME)))?;
-        slot.1 = Value::Num(value).to_string();
-        g.rule = R::from_spec(&spec)?;
+        let g = group_mut(&mut self.groups, group)?;
+        g.rule = R::from_spec(&g.rule.to_spec().with_option(key, value)?)?;
         Ok(())
     }
 
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
         // The group's own options override the first group's.
-        let mut spec = self.spec();
-        let extra = OptimSpec::parse(&format!("{}:{options}", R::NAME))?;
-        for (k, v) in extra.options {
-            let key = R::aliases()
-                .iter()
-                .find(|(alias, _)| *alias == k)
-                .map_or(k.clone(), |(_, key)| key.to_string());
-            match spec.options.iter_mut().find(|(sk, _)| *sk == key) {
-                Some(slot) => slot.1 = v,
-                None => spec.options.push((key, v)),
-            }
-        }
-        let rule = R::from_spec(&spec)?;
+        let rule = R::from_spec(&self.spec().with_overrides(options, R::aliases())?)?;
         let existing: Vec<&Group<R>> = self.groups.iter().collect();
         check_unique(&params, &existing)?;
         check_float(&params)?;

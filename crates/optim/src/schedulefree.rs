@@ -47,6 +47,24 @@ fn weights(
     (ckp1, lr, y_grad)
 }
 
+/// `weight_sum` starts at 0, `lr_max` at -1 (the reference's group defaults).
+fn initial_scalar(name: &str) -> f64 {
+    if name == "lr_max" {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// The coefficients of step `step` from fresh scalar state, every step before it replayed.
+fn replayed<R: Rule<Coeffs = ScheduleFreeCoeffs>>(rule: &R, step: u64) -> ScheduleFreeCoeffs {
+    let mut s: Vec<f64> = rule.scalars().iter().map(|n| rule.initial_scalar(n)).collect();
+    for t in 1..step {
+        rule.advance(t, &mut s);
+    }
+    rule.advance(step, &mut s)
+}
+
 /// Schedule-Free AdamW: no learning-rate schedule; the parameter `y` interpolates between the
 /// SGD-like iterate `z` and the running average `x` of the `z`s, which is the point to evaluate.
 /// Exactly `schedulefree.AdamWScheduleFree` (its defaults: `lr = 0.0025`, betas `(0.9, 0.999)`,
@@ -126,19 +144,11 @@ impl Rule for ScheduleFreeAdamW {
         &["weight_sum", "lr_max"]
     }
     fn initial_scalar(&self, name: &str) -> f64 {
-        if name == "lr_max" {
-            -1.0
-        } else {
-            0.0
-        }
+        initial_scalar(name)
     }
     /// The coefficients of step `step` when every step before it ran at this rate.
     fn coeffs(&self, step: u64) -> ScheduleFreeCoeffs {
-        let mut s = [0.0, -1.0];
-        (1..step).for_each(|t| {
-            self.advance(t, &mut s);
-        });
-        self.advance(step, &mut s)
+        replayed(self, step)
     }
     fn advance(&self, step: u64, scalars: &mut [f64]) -> ScheduleFreeCoeffs {
         let (ckp1, lr, y_grad) =
@@ -261,19 +271,11 @@ impl Rule for ScheduleFreeSgd {
         &["weight_sum", "lr_max"]
     }
     fn initial_scalar(&self, name: &str) -> f64 {
-        if name == "lr_max" {
-            -1.0
-        } else {
-            0.0
-        }
+        initial_scalar(name)
     }
     /// The coefficients of step `step` when every step before it ran at this rate.
     fn coeffs(&self, step: u64) -> ScheduleFreeCoeffs {
-        let mut s = [0.0, -1.0];
-        (1..step).for_each(|t| {
-            self.advance(t, &mut s);
-        });
-        self.advance(step, &mut s)
+        replayed(self, step)
     }
     fn advance(&self, step: u64, scalars: &mut [f64]) -> ScheduleFreeCoeffs {
         let (ckp1, lr, y_grad) =

@@ -16,7 +16,7 @@ use std::fmt;
 use candle_core::{DType, Tensor};
 use taper_autograd::{Grads, Param, ParamId};
 
-use crate::rule::{check_float, check_unique_params, valid_lr};
+use crate::rule::{check_float, check_unique_params, group_mut, valid_lr};
 use crate::spec::{OptimSpec, Options, Value};
 use crate::{kernels, Error, KernelPath, NonFinite, OptimState, Optimizer, Result, StepOutcome};
 
@@ -118,13 +118,6 @@ impl<R: TensorRule> TensorEngine<R> {
             .map(|(_, dims)| Ok(Tensor::zeros(dims, p.dtype(), p.device())?))
             .collect()
     }
-
-    fn group_mut(&mut self, group: usize) -> Result<&mut TGroup<R>> {
-        let n = self.groups.len();
-        self.groups
-            .get_mut(group)
-            .ok_or_else(|| Error::InvalidArgument(format!("no parameter group {group} (there are {n})")))
-    }
 }
 
 impl<R: TensorRule> Optimizer for TensorEngine<R> {
@@ -218,30 +211,16 @@ impl<R: TensorRule> Optimizer for TensorEngine<R> {
     }
     fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
         valid_lr(R::NAME, lr)?;
-        self.group_mut(group)?.rule.set_lr(lr);
+        group_mut(&mut self.groups, group)?.rule.set_lr(lr);
         Ok(())
     }
     fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
-        let g = self.group_mut(group)?;
-        let mut spec = g.rule.to_spec();
-        let slot = spec
-            .options
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .ok_or_else(|| Error::InvalidArgument(format!("`{}` has no option `{key}`", R::NAME)))?;
-        slot.1 = Value::Num(value).to_string();
-        g.rule = R::from_spec(&spec)?;
+        let g = group_mut(&mut self.groups, group)?;
+        g.rule = R::from_spec(&g.rule.to_spec().with_option(key, value)?)?;
         Ok(())
     }
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
-        let mut spec = self.spec();
-        for (k, v) in OptimSpec::parse(&format!("{}:{options}", R::NAME))?.options {
-            match spec.options.iter_mut().find(|(sk, _)| *sk == k) {
-                Some(slot) => slot.1 = v,
-                None => spec.options.push((k, v)),
-            }
-        }
-        let rule = R::from_spec(&spec)?;
+        let rule = R::from_spec(&self.spec().with_overrides(options, &[])?)?;
         check_unique_params(&params, self.groups.iter().flat_map(|g| g.params.iter()))?;
         check_float(&params)?;
         for p in &params {
