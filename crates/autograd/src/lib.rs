@@ -44,6 +44,7 @@ mod var;
 pub use error::{Error, Result};
 pub use grads::Grads;
 pub use kernels::{with_kernels, Kernels};
+pub use ops::attention::AttentionDropout;
 pub use ops::Activation;
 pub use param::{Param, ParamId, ParamStore};
 pub use tape::Tape;

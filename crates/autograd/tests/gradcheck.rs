@@ -61,6 +61,20 @@ fn causal_softmax_masks_the_future() {
 }
 
 #[test]
+fn causal_attention_with_and_without_dropout() {
+    use taper_autograd::AttentionDropout;
+    // Two heads of width 3 over a context of 5; the output weighted so every element counts.
+    let xs = inputs(33, &[&[2, 5, 18], &[2, 5, 6]], -1.5, 1.5);
+    gradcheck!("causal_attention", xs, |v| v[0].causal_attention(2, None)?.mul(&v[1]));
+    gradcheck!("causal_attention dropout", xs, |v| v[0]
+        .causal_attention(2, Some(AttentionDropout { p: 0.3, seed: 11 }))?
+        .mul(&v[1]));
+    // A context longer than the kernel's blocks of 64 query rows.
+    let long = inputs(34, &[&[1, 70, 6], &[1, 70, 2]], -1.0, 1.0);
+    gradcheck!("causal_attention long", long, |v| v[0].causal_attention(1, None)?.mul(&v[1]));
+}
+
+#[test]
 fn layer_norm_with_and_without_weight_and_bias() {
     let xs = inputs(30, &[&[2, 3, 5], &[5], &[5]], -2.0, 2.0);
     gradcheck!("layer_norm", xs, |v| v[0].layer_norm(Some(&v[1]), Some(&v[2]), 1e-5));

@@ -82,21 +82,20 @@ impl CausalSelfAttention {
 
 impl Module for CausalSelfAttention {
     fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
-        let &[bsz, t, c] = x.dims() else {
+        let &[_, _, c] = x.dims() else {
             return Err(Error::InvalidArgument {
                 op: "attention",
                 msg: format!("input must be [B, T, C], got {:?}", x.dims()),
             });
         };
-        let hd = c / self.n_head;
+        if c % self.n_head != 0 {
+            return Err(Error::InvalidArgument {
+                op: "attention",
+                msg: format!("width {c} is not a multiple of the {} heads", self.n_head),
+            });
+        }
         let qkv = self.c_attn.forward(tape, x)?;
-        let head = |i: usize| -> Result<Var> {
-            qkv.narrow(2, i * c, c)?.reshape(vec![bsz, t, self.n_head, hd])?.transpose(1, 2)
-        };
-        let (q, k, v) = (head(0)?, head(1)?, head(2)?);
-        let att = q.matmul(&k.transpose(2, 3)?)?.scale(1.0 / (hd as f64).sqrt())?.causal_softmax()?;
-        let att = self.attn_dropout.forward(tape, &att)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape(vec![bsz, t, c])?;
+        let y = qkv.causal_attention(self.n_head, self.attn_dropout.for_attention())?;
         self.resid_dropout.forward(tape, &self.c_proj.forward(tape, &y)?)
     }
 

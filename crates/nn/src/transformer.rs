@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 
 use candle_core::{DType, Tensor};
-use taper_autograd::{Error, Param, Result, Tape, Var};
+use taper_autograd::{AttentionDropout, Error, Param, Result, Tape, Var};
 use taper_tensor::SeededRng;
 
 use crate::{Builder, Module};
@@ -115,6 +115,13 @@ impl Dropout {
     /// The probability of dropping an element.
     pub fn p(&self) -> f64 {
         self.p
+    }
+
+    /// The dropout to apply inside [`Var::causal_attention`] (its probabilities): in training
+    /// mode with `p > 0`, a fresh mask seed drawn from this layer's generator; else `None`.
+    pub fn for_attention(&self) -> Option<AttentionDropout> {
+        (self.training.get() && self.p > 0.0)
+            .then(|| AttentionDropout { p: self.p, seed: self.rng.borrow_mut().next_u64() })
     }
 }
 

@@ -31,6 +31,11 @@ impl SeededRng {
         Self::new(self.rng.next_u64())
     }
 
+    /// One uniform 64-bit draw (a seed for a counter-based mask, for example).
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
     /// One draw from `U[0, 1)`.
     pub fn uniform_f64(&mut self) -> f64 {
         self.rng.random::<f64>()

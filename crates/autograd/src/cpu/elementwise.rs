@@ -1,5 +1,10 @@
 //! Element-wise kernels in one pass over memory, in parallel chunks.
 
+use std::mem::MaybeUninit;
+
+use taper_tensor::parallel::{self, pieces};
+
+use super::simd::dispatch;
 use super::{written, Float};
 
 /// Elements per parallel task: large enough that splitting pays.
@@ -41,65 +46,52 @@ pub(crate) fn relu<T: Float>(x: &[T]) -> Vec<T> {
     }
 }
 
-/// `1/√(2π)`.
-const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
-/// GELU, exact: `(x·Φ(x), Φ(x))` with `Φ(x) = (1 + erf(x/√2))/2` (erf in f64), the CDF kept for
-/// the backward pass so that it needs no erf.
+/// GELU, exact: `(x·Φ(x), Φ(x) + x·φ(x))`, the value and its derivative, in one parallel pass
+/// (`Φ` the standard normal CDF, `φ` its density; see [`Float::normal_cdf_pdf`]). The derivative
+/// is kept for the backward pass, which is then one multiplication.
 pub(crate) fn gelu_erf<T: Float>(x: &[T]) -> (Vec<T>, Vec<T>) {
-    // SAFETY: each chunk's loop writes every element of it.
-    let cdf: Vec<T> = unsafe {
-        written(
-            x.len(),
-            CHUNK,
-            || (),
-            |_, task, c| {
-                let x = &x[task * CHUNK..][..c.len()];
-                for (d, &v) in c.iter_mut().zip(x) {
-                    let v = v.to_f64();
-                    d.write(T::from_f64(
-                        0.5 + 0.5 * candle_core::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2),
-                    ));
-                }
-            },
-        )
-    };
-    // SAFETY: each chunk's loop writes every element of it.
-    let y = unsafe {
-        written(
-            x.len(),
-            CHUNK,
-            || (),
-            |_, task, y| {
-                let (x, c) = (&x[task * CHUNK..][..y.len()], &cdf[task * CHUNK..][..y.len()]);
-                for ((d, &v), &c) in y.iter_mut().zip(x).zip(c) {
-                    d.write(v * c);
-                }
-            },
-        )
-    };
-    (y, cdf)
+    let n = x.len();
+    let (mut y, mut d) = (Vec::<T>::with_capacity(n), Vec::<T>::with_capacity(n));
+    let (ys, ds) =
+        (pieces(&mut y.spare_capacity_mut()[..n], CHUNK), pieces(&mut d.spare_capacity_mut()[..n], CHUNK));
+    parallel::for_each(ys.len(), |task| {
+        let (Some(y), Some(d)) = (ys.take(task), ds.take(task)) else { return };
+        let x = &x[task * CHUNK..][..y.len()];
+        dispatch!(for ((y, d), &v) in y.iter_mut().zip(d.iter_mut()).zip(x) {
+            let (cdf, pdf) = v.normal_cdf_pdf();
+            y.write(v * cdf);
+            d.write(cdf + v * pdf);
+        })
+    });
+    // SAFETY: the pieces cover `0..n` and each task wrote every element of its two pieces.
+    unsafe {
+        y.set_len(n);
+        d.set_len(n);
+    }
+    (y, d)
 }
 
-/// GELU's backward from its input and CDF: `g·(Φ(x) + x·φ(x))`, `φ(x) = e^(-x²/2)/√(2π)`.
-pub(crate) fn gelu_erf_backward<T: Float>(x: &[T], cdf: &[T], g: &[T]) -> Vec<T> {
+/// `g·d` element-wise (a backward rule whose derivative the forward pass kept).
+pub(crate) fn mul<T: Float>(d: &[T], g: &[T]) -> Vec<T> {
     // SAFETY: each chunk's loop writes every element of it.
     unsafe {
         written(
-            x.len(),
+            d.len(),
             CHUNK,
             || (),
             |_, task, gx| {
                 let n = gx.len();
-                let (x, c, g) = (&x[task * CHUNK..][..n], &cdf[task * CHUNK..][..n], &g[task * CHUNK..][..n]);
-                for (((d, &v), &c), &g) in gx.iter_mut().zip(x).zip(c).zip(g) {
-                    let v64 = v.to_f64();
-                    let pdf = T::from_f64((-0.5 * v64 * v64).exp() * INV_SQRT_2PI);
-                    d.write(g * (c + v * pdf));
-                }
+                mul_into(&d[task * CHUNK..][..n], &g[task * CHUNK..][..n], gx)
             },
         )
     }
+}
+
+/// Writes `g·d` into every element of `out`.
+fn mul_into<T: Float>(d: &[T], g: &[T], out: &mut [MaybeUninit<T>]) {
+    dispatch!(for ((o, &d), &g) in out.iter_mut().zip(d).zip(g) {
+        o.write(g * d);
+    })
 }
 
 #[cfg(test)]
@@ -116,5 +108,24 @@ mod tests {
         let gx = relu_backward(&y, &g);
         assert!(gx.iter().zip(&x).zip(&g).all(|((&d, &x), &g)| d == if x > 0.0 { g } else { 0.0 }));
         assert!(relu(&[f64::NAN])[0].is_nan());
+    }
+
+    #[test]
+    fn gelu_and_its_derivative_in_both_precisions() {
+        let n = 2 * CHUNK + 7;
+        let x: Vec<f64> = (0..n).map(|i| (i as f64 - n as f64 / 2.0) / 4000.0).collect();
+        let (y, d) = gelu_erf(&x);
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let (y32, d32) = gelu_erf(&x32);
+        for i in 0..n {
+            let v = x[i];
+            let cdf = 0.5 + 0.5 * candle_core::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2);
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((y[i] - v * cdf).abs() < 1e-15 && (d[i] - (cdf + v * pdf)).abs() < 1e-15, "x = {v}");
+            assert!((y32[i] as f64 - v * cdf).abs() < 1e-6, "f32 x = {v}: {} vs {}", y32[i], v * cdf);
+            assert!((d32[i] as f64 - (cdf + v * pdf)).abs() < 1e-6, "f32 x = {v}");
+        }
+        let g: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+        assert!(mul(&d32, &g).iter().zip(&d32).zip(&g).all(|((o, d), g)| *o == d * g));
     }
 }

@@ -8,11 +8,13 @@
 //! (candle's own matrix product) for the heavy lifting. Other devices and dtypes keep candle's
 //! kernels: see each rule's `match`.
 
+pub(crate) mod attention;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod pool;
+pub(crate) mod simd;
 pub(crate) mod softmax;
 
 use std::marker::PhantomData;
@@ -60,9 +62,16 @@ pub(crate) trait Float:
     const ZERO: Self;
     const ONE: Self;
     fn is_nan(self) -> bool;
-    /// `eˣ`.
+    /// `eˣ` (f32: [`simd::exp_f32`], which vectorizes; f64: libm's).
     fn exp(self) -> Self;
+    /// `(Φ(x), φ(x))`: the standard normal CDF `(1 + erf(x/√2))/2` and density
+    /// `e^(-x²/2)/√(2π)` (f32: one [`simd::exp_f32`] and [`simd::erf_f32_with`], as PyTorch's
+    /// vectorized GELU; f64: libm's `erf` and `exp`).
+    fn normal_cdf_pdf(self) -> (Self, Self);
 }
+
+/// `1/√(2π)`.
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 impl Float for f32 {
     const ZERO: Self = 0.0;
@@ -70,8 +79,16 @@ impl Float for f32 {
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
+    #[inline(always)]
     fn exp(self) -> Self {
-        f32::exp(self)
+        simd::exp_f32(self)
+    }
+    #[inline(always)]
+    fn normal_cdf_pdf(self) -> (Self, Self) {
+        // e^(-x²/2) is both the density's factor and erf(x/√2)'s e^(-(x/√2)²).
+        let e = simd::exp_f32(-0.5 * self * self);
+        let erf = simd::erf_f32_with(self * std::f32::consts::FRAC_1_SQRT_2, e);
+        (0.5 + 0.5 * erf, e * INV_SQRT_2PI as f32)
     }
 }
 
@@ -83,6 +100,10 @@ impl Float for f64 {
     }
     fn exp(self) -> Self {
         f64::exp(self)
+    }
+    fn normal_cdf_pdf(self) -> (Self, Self) {
+        let erf = candle_core::cpu::erf::erf_f64(self * std::f64::consts::FRAC_1_SQRT_2);
+        (0.5 + 0.5 * erf, (-0.5 * self * self).exp() * INV_SQRT_2PI)
     }
 }
 

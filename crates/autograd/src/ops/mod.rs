@@ -5,6 +5,7 @@
 //! wildcard arm, delegating to each family's own exhaustive `match`. Adding an op variant makes the
 //! compiler point at the rule it needs.
 
+pub(crate) mod attention;
 pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod loss;
@@ -66,6 +67,7 @@ pub(crate) enum Op {
     Conv(conv::ConvOp),
     Loss(loss::LossOp),
     Norm(norm::NormOp),
+    Attention(attention::AttentionOp),
 }
 
 /// Gradients for an op's inputs, in argument order; `None` where the input needs none.
@@ -85,6 +87,7 @@ impl Op {
             Op::Conv(op) => op.name(),
             Op::Loss(op) => op.name(),
             Op::Norm(op) => op.name(),
+            Op::Attention(_) => "causal_attention",
         }
     }
 
@@ -102,6 +105,7 @@ impl Op {
             Op::Conv(op) => op.backward(grad, needs),
             Op::Loss(op) => op.backward(grad, needs),
             Op::Norm(op) => op.backward(grad, needs),
+            Op::Attention(op) => op.backward(grad),
         }
     }
 }

@@ -61,7 +61,38 @@ impl Var {
             }
             Ok((y, xhat, rstd))
         };
-        let (y, xhat, rstd) = forward().op("layer_norm")?;
+        let host = if x.device().is_cpu() {
+            let x = x.contiguous()?;
+            let (w, b) = (
+                weight.map(|w| w.value().contiguous()).transpose()?,
+                bias.map(|b| b.value().contiguous()).transpose()?,
+            );
+            let mut rdims = x.dims().to_vec();
+            if let Some(last) = rdims.last_mut() {
+                *last = 1;
+            }
+            with_float!(x.dtype(), T => {
+                // `None` (the composed path) unless every operand is a CPU tensor of dtype T.
+                let kernel = || {
+                    let xs = host_slice::<T>(&x)?;
+                    let ws = match &w { Some(w) => Some(host_slice::<T>(w)?), None => None };
+                    let bs = match &b { Some(b) => Some(host_slice::<T>(b)?), None => None };
+                    let (ws, bs) = (ws.as_ref().map_or(&[][..], |w| w.get()), bs.as_ref().map_or(&[][..], |b| b.get()));
+                    Some(cpu::norm::layer_norm(xs.get(), ws, bs, d, eps))
+                };
+                kernel().map(|(y, xhat, rstd)| -> Result<_> {
+                    Ok((cpu::tensor(y, x.dims())?, cpu::tensor(xhat, x.dims())?, cpu::tensor(rstd, &rdims)?))
+                })
+            })
+            .flatten()
+            .transpose()?
+        } else {
+            None
+        };
+        let (y, xhat, rstd) = match host {
+            Some(v) => v,
+            None => forward().op("layer_norm")?,
+        };
         let w = weight.map(|w| w.value().clone());
         Tape::record("layer_norm", &inputs, y, |_| {
             Op::Norm(NormOp::LayerNorm {

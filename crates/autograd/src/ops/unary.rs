@@ -34,8 +34,9 @@ pub(crate) enum UnaryOp {
     /// `tanh x`: `∂x = g·(1 - tanh²x)`.
     Tanh { out: Tensor },
     /// GELU, exact: `x·Φ(x)`, `∂x = g·(Φ(x) + x·φ(x))` with `Φ(x) = (1 + erf(x/√2))/2` and
-    /// `φ(x) = e^(-x²/2)/√(2π)`.
-    GeluErf { x: Tensor, cdf: Option<Tensor> },
+    /// `φ(x) = e^(-x²/2)/√(2π)`. The CPU forward keeps that derivative (`deriv`); other paths
+    /// keep `x`.
+    GeluErf { x: Option<Tensor>, deriv: Option<Tensor> },
     /// GELU, tanh approximation: `x·(1 + tanh u)/2` with `u = √(2/π)·(x + 0.044715·x³)`,
     /// `∂x = g·((1 + t)/2 + x·(1 - t²)·√(2/π)·(1 + 3·0.044715·x²)/2)`, `t = tanh u`.
     GeluTanh { x: Tensor },
@@ -136,26 +137,31 @@ impl Var {
         self.unary("tanh", |x| x.tanh(), |out| UnaryOp::Tanh { out: out.clone() })
     }
 
-    /// GELU, the exact form `x·Φ(x)` (PyTorch's `gelu`, `approximate='none'`). On the CPU one
-    /// pass that also keeps `Φ(x)`, so that the backward pass needs no `erf`.
+    /// GELU, the exact form `x·Φ(x)` (PyTorch's `gelu`, `approximate='none'`), `Φ` the standard
+    /// normal CDF. On the CPU one vectorized pass that also keeps the derivative
+    /// `Φ(x) + x·φ(x)`, so that the backward pass is one multiplication.
     pub fn gelu(&self) -> Result<Var> {
         let x = self.value();
         let host = if x.device().is_cpu() {
             let x = x.contiguous()?;
             with_float!(x.dtype(), T => host_slice::<T>(&x).map(|xs| {
-                let (y, cdf) = cpu::elementwise::gelu_erf(xs.get());
-                Ok::<_, Error>((cpu::tensor(y, x.dims())?, cpu::tensor(cdf, x.dims())?, x.clone()))
+                let (y, deriv) = cpu::elementwise::gelu_erf(xs.get());
+                Ok::<_, Error>((cpu::tensor(y, x.dims())?, cpu::tensor(deriv, x.dims())?, x.clone()))
             }))
             .flatten()
             .transpose()?
         } else {
             None
         };
-        let (value, cdf, x) = match host {
-            Some((y, cdf, x)) => (y, Some(cdf), x),
+        let (value, deriv, x) = match host {
+            Some((y, deriv, x)) => (y, Some(deriv), x),
             None => (x.gelu_erf().op("gelu")?, None, x.clone()),
         };
-        Tape::record("gelu", &[self], value, |_| Op::Unary(UnaryOp::GeluErf { x, cdf }))
+        Tape::record("gelu", &[self], value, |_| {
+            // The derivative makes the input unneeded.
+            let x = if deriv.is_some() { None } else { Some(x) };
+            Op::Unary(UnaryOp::GeluErf { x, deriv })
+        })
     }
 
     /// GELU's tanh approximation (PyTorch's `gelu(approximate='tanh')`, GPT-2's).
@@ -232,19 +238,25 @@ impl UnaryOp {
             UnaryOp::Relu { out } => relu_grad(&out, g)?,
             UnaryOp::Sigmoid { out } => (g * (&out * out.affine(-1.0, 1.0)?)?)?,
             UnaryOp::Tanh { out } => (g * out.sqr()?.affine(-1.0, 1.0)?)?,
-            UnaryOp::GeluErf { x, cdf: Some(cdf) } if x.device().is_cpu() => {
+            UnaryOp::GeluErf { deriv: Some(d), .. } => {
                 let g = g.contiguous()?;
-                let host = with_float!(x.dtype(), T => match (host_slice::<T>(&x), host_slice::<T>(&cdf), host_slice::<T>(&g)) {
-                    (Some(xs), Some(cs), Some(gs)) => Some(cpu::tensor(cpu::elementwise::gelu_erf_backward(xs.get(), cs.get(), gs.get()), x.dims())),
+                let host = with_float!(d.dtype(), T => match (host_slice::<T>(&d), host_slice::<T>(&g)) {
+                    (Some(ds), Some(gs)) => Some(cpu::tensor(cpu::elementwise::mul(ds.get(), gs.get()), d.dims())),
                     _ => None,
                 })
                 .flatten();
                 match host {
                     Some(gx) => gx?,
-                    None => gelu_erf_grad(&x, &g)?,
+                    None => (&g * &d)?,
                 }
             }
-            UnaryOp::GeluErf { x, .. } => gelu_erf_grad(&x, g)?,
+            UnaryOp::GeluErf { x: Some(x), .. } => gelu_erf_grad(&x, g)?,
+            UnaryOp::GeluErf { x: None, deriv: None } => {
+                return Err(Error::InvalidArgument {
+                    op: "gelu",
+                    msg: "nothing was saved for the backward pass".into(),
+                })
+            }
             UnaryOp::GeluTanh { x } => {
                 let x2 = x.sqr()?;
                 let t = (&x * x2.affine(GELU_CUBIC, 1.0)?)?.affine(SQRT_2_OVER_PI, 0.0)?.tanh()?;

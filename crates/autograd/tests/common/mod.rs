@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var as CVar};
-use taper_autograd::{with_kernels, Kernels, ParamStore, Tape, Var};
+use taper_autograd::{with_kernels, AttentionDropout, Kernels, ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
 /// The ops under test, written once and run on both our `Var` and candle's `Tensor`.
@@ -30,6 +30,7 @@ pub trait Ad: Clone + Sized {
     fn silu(&self) -> Result<Self>;
     fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self>;
     fn causal_softmax(&self) -> Result<Self>;
+    fn causal_attention(&self, n_head: usize, dropout: Option<AttentionDropout>) -> Result<Self>;
     fn matmul(&self, o: &Self) -> Result<Self>;
     fn sum_keepdim(&self, dims: &[usize]) -> Result<Self>;
     fn sum(&self, dims: &[usize]) -> Result<Self>;
@@ -123,6 +124,9 @@ impl Ad for Var {
     }
     fn causal_softmax(&self) -> Result<Self> {
         Ok(Var::causal_softmax(self)?)
+    }
+    fn causal_attention(&self, n_head: usize, dropout: Option<AttentionDropout>) -> Result<Self> {
+        Ok(Var::causal_attention(self, n_head, dropout)?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(Var::matmul(self, o)?)
@@ -290,6 +294,21 @@ impl Ad for Tensor {
         let masked = self.broadcast_mul(&keep)?.broadcast_add(&keep.affine(1e30, -1e30)?)?;
         // (`softmax`, not `softmax_last_dim`: the fused one has no backward in candle.)
         Ok(candle_nn::ops::softmax(&masked, self.rank() - 1)?)
+    }
+    fn causal_attention(&self, n_head: usize, dropout: Option<AttentionDropout>) -> Result<Self> {
+        // Written out as nanoGPT's non-flash path: split, heads, masked softmax, dropout, product.
+        let &[b, t, c3] = self.dims() else { anyhow::bail!("qkv must be [B, T, 3C]") };
+        let (c, d) = (c3 / 3, c3 / 3 / n_head);
+        let head = |i: usize| -> Result<Tensor> {
+            Ok(self.narrow(2, i * c, c)?.reshape((b, t, n_head, d))?.transpose(1, 2)?.contiguous()?)
+        };
+        let (q, k, v) = (head(0)?, head(1)?, head(2)?);
+        let scores = q.matmul(&k.t()?.contiguous()?)?.affine(1.0 / (d as f64).sqrt(), 0.0)?;
+        let mut att = Ad::causal_softmax(&scores)?;
+        if let Some(dr) = dropout {
+            att = att.mul(&dr.mask(b, n_head, t, self.dtype(), self.device())?)?;
+        }
+        Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         // Candle's own product refuses batched views whose batch dimensions are out of order.
