@@ -3,14 +3,18 @@
 Produces ``tests/golden/gpt_parity.safetensors`` (the initial weights, f64, under nanoGPT's
 parameter names; the head is tied to ``transformer.wte.weight`` and not stored twice) and
 ``tests/golden/gpt_parity.json`` (a fixed batch, its loss and every parameter's gradient, and the
-losses of 20 AdamW steps with nanoGPT's optimizer groups). Run from the repository root:
+losses of 20 AdamW steps with nanoGPT's optimizer groups, and the weights after them), all in f64;
+and ``tests/golden/gpt_parity_f32.json``, the same in the same layout computed entirely in f32
+from the same weights rounded to f32 (cast the safetensors to f32 to load them) on the same batch.
+Run from the repository root:
 
     ~/.cache/taper-ref/bin/python scripts/golden/gpt_parity.py
 
-(generated with torch 2.15.0, CPU, f64; the model: vocab 13, context 8, 2 layers, 2 heads, width
-16, no dropout, no bias, exact GELU, causal attention written out as masked softmax.)
+(generated with torch 2.15.0, CPU, f64 and f32; the model: vocab 13, context 8, 2 layers, 2 heads,
+width 16, no dropout, no bias, exact GELU, causal attention written out as masked softmax.)
 """
 
+import copy
 import json
 import math
 import os
@@ -85,14 +89,9 @@ class Gpt(nn.Module):
         return nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
 
 
-def main():
-    torch.manual_seed(SEED)
-    torch.set_default_dtype(torch.float64)
-    model = Gpt()
-    weights = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()}
-    save_file(weights, os.path.join(OUT, "gpt_parity.safetensors"))
-    idx = torch.randint(V, (3, T))
-    targets = torch.randint(V, (3, T))
+def trajectory(model, idx, targets):
+    """The loss and every gradient at the model's weights, then 20 AdamW steps with nanoGPT's
+    groups: their losses and the final weights."""
     loss = model(idx, targets)
     loss.backward()
     grads = {n: p.grad.reshape(-1).tolist() for n, p in model.named_parameters()}
@@ -108,13 +107,30 @@ def main():
         l.backward()
         opt.step()
     final = {n: p.detach().reshape(-1).tolist() for n, p in model.named_parameters()}
-    out = {"generator": "scripts/golden/gpt_parity.py", "torch_version": torch.__version__,
-           "config": dict(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=E),
-           "idx": idx.tolist(), "targets": targets.tolist(), "loss": loss.item(), "grads": grads,
-           "adamw": "adamw:lr=0.01,beta1=0.9,beta2=0.99,weight_decay=0.1", "losses": losses, "final": final}
-    with open(os.path.join(OUT, "gpt_parity.json"), "w") as f:
-        json.dump(out, f)
-    print("wrote", len(weights), "weights;", "loss", loss.item(), "->", losses[-1])
+    return loss.item(), grads, losses, final
+
+
+def main():
+    torch.manual_seed(SEED)
+    torch.set_default_dtype(torch.float64)
+    model = Gpt()
+    weights = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()}
+    save_file(weights, os.path.join(OUT, "gpt_parity.safetensors"))
+    idx = torch.randint(V, (3, T))
+    targets = torch.randint(V, (3, T))
+    model_f32 = copy.deepcopy(model).float()  # the saved weights, rounded to f32
+    for name, m in (("gpt_parity.json", model), ("gpt_parity_f32.json", model_f32)):
+        torch.set_default_dtype(m.transformer.wte.weight.dtype)  # AdamW's scalar state too
+        loss, grads, losses, final = trajectory(m, idx, targets)
+        out = {"generator": "scripts/golden/gpt_parity.py", "torch_version": torch.__version__,
+               "config": dict(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=E),
+               "idx": idx.tolist(), "targets": targets.tolist(), "loss": loss, "grads": grads,
+               "adamw": "adamw:lr=0.01,beta1=0.9,beta2=0.99,weight_decay=0.1", "losses": losses,
+               "final": final}
+        with open(os.path.join(OUT, name), "w") as f:
+            json.dump(out, f)
+        print(f"{name}: loss {loss} -> {losses[-1]}")
+    print("wrote", len(weights), "weights")
 
 
 if __name__ == "__main__":
