@@ -41,6 +41,24 @@ pub(crate) fn grad_weight<T: Float>(g: &[T], x: &[T], n: usize, fan_in: usize, f
     product(Mat::transposed(g, n, fan_out), Mat::rows(x, n, fan_in), par_for(fan_out, fan_in, n))
 }
 
+/// `(∂x, ∂W)` together (one parallel job, each product whole on a thread where the threads
+/// allow; see [`super::products`]).
+pub(crate) fn grad_input_and_weight<T: Float>(
+    g: &[T],
+    w: &[T],
+    x: &[T],
+    n: usize,
+    fan_in: usize,
+    fan_out: usize,
+) -> (Vec<T>, Vec<T>) {
+    let mut both = super::products(&[
+        (Mat::rows(g, n, fan_out), Mat::rows(w, fan_out, fan_in)),
+        (Mat::transposed(g, n, fan_out), Mat::rows(x, n, fan_in)),
+    ]);
+    let gw = both.pop().unwrap_or_default();
+    (both.pop().unwrap_or_default(), gw)
+}
+
 /// `∂b = Σ_rows g`: `[fan_out]`.
 pub(crate) fn grad_bias<T: Float>(g: &[T], n: usize, fan_out: usize) -> Vec<T> {
     if n == 0 {
@@ -77,6 +95,7 @@ mod tests {
         }
         let gx = grad_input(&g, &w, n, fi, fo);
         let gw = grad_weight(&g, &x, n, fi, fo);
+        assert_eq!(grad_input_and_weight(&g, &w, &x, n, fi, fo), (gx.clone(), gw.clone()));
         let gb = grad_bias(&g, n, fo);
         for r in 0..n {
             for i in 0..fi {

@@ -437,6 +437,60 @@ unsafe fn gemm_split<T: Float>(
     }
 }
 
+/// New row-major products `lhsᵢ · rhsᵢ`, all in one parallel job: each product is cut along the
+/// longer side of its output into pieces in proportion to its share of the work, and the pieces
+/// of all of them are spread over the threads. Two products of equal work on two threads (a
+/// linear layer's input and weight gradients) each run whole on one thread: no split, no
+/// second job.
+pub(crate) fn products<T: Float>(jobs: &[(Mat<'_, T>, Mat<'_, T>)]) -> Vec<Vec<T>> {
+    let work: Vec<usize> = jobs.iter().map(|(a, b)| a.rows * a.cols * b.cols).collect();
+    let total: usize = work.iter().sum();
+    let th = threads();
+    let mut outs: Vec<Vec<T>> = jobs.iter().map(|(a, b)| Vec::with_capacity(a.rows * b.cols)).collect();
+    // (product, start, len, along rows)
+    let mut pieces = Vec::new();
+    for (i, (a, b)) in jobs.iter().enumerate() {
+        assert!(a.cols == b.rows && a.fits() && b.fits(), "products: inconsistent operands");
+        if a.cols == 0 {
+            // An empty depth: zeros, written here.
+            outs[i].resize(a.rows * b.cols, T::ZERO);
+            continue;
+        }
+        let parts =
+            if total >= PAR_MIN_WORK && th > 1 { (th * work[i]).div_ceil(total.max(1)).max(1) } else { 1 };
+        let rows = a.rows >= b.cols;
+        for (s, len) in cuts(if rows { a.rows } else { b.cols }, parts, SPLIT_ALIGN) {
+            pieces.push((i, s, len, rows));
+        }
+    }
+    let dsts: Vec<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+    let run = |k: usize| {
+        let (i, s, len, rows) = pieces[k];
+        let ((a, b), d, n) = (jobs[i], dsts[i], jobs[i].1.cols);
+        // SAFETY: `outs[i]` has room for `a.rows × n` elements; the pieces of one product write
+        // disjoint row or column blocks of it; the operands fit (checked above). Without
+        // accumulation the product writes each element before reading it.
+        unsafe {
+            if rows {
+                gemm_one(d.0.add(s * n), n, a.rows_range(s, len), b, false);
+            } else {
+                gemm_one(d.0.add(s), n, a, b.cols_range(s, len), false);
+            }
+        }
+    };
+    if pieces.len() > 1 {
+        parallel::for_each(pieces.len(), run);
+    } else {
+        (0..pieces.len()).for_each(run);
+    }
+    for (o, (a, b)) in outs.iter_mut().zip(jobs) {
+        // SAFETY: the pieces covered every element of every product (the empty-depth ones are
+        // already full).
+        unsafe { o.set_len(a.rows * b.cols) };
+    }
+    outs
+}
+
 /// `parts` near-equal pieces `(start, len)` of `0..total`, each a multiple of `align` but the last.
 fn cuts(total: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
     let step = total.div_ceil(parts).div_ceil(align) * align;
@@ -549,8 +603,36 @@ mod tests {
                 }
             }
             let fresh = product(Mat::rows(&a, m, k), Mat::rows(&b, k, n), true);
+            let both = products(&[
+                (Mat::rows(&a, m, k), Mat::rows(&b, k, n)),
+                (Mat::rows(&bt, n, k), Mat::transposed(&a, m, k)),
+            ]);
+            assert_eq!(both[0], fresh);
+            let naive_t: Vec<f64> = (0..n * m).map(|ij| fresh[(ij % m) * n + ij / m]).collect();
+            assert!(
+                both[1].iter().zip(&naive_t).all(|(x, y)| (x - y).abs() < 1e-12),
+                "{m}x{k}x{n} transposed"
+            );
             assert!(fresh.iter().zip(&one).all(|(x, y)| (x + 0.5 - y).abs() < 1e-12));
         }
+    }
+
+    /// Products big enough to be cut (along rows for one, columns for the other) in one job.
+    #[test]
+    fn products_cut_into_pieces_match_single_products() {
+        let (m, k, n) = (300, 40, 50);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let c: Vec<f64> = (0..k * 2 * m).map(|i| (i as f64 * 0.23).sin()).collect();
+        let jobs = [
+            (Mat::rows(&a, m, k), Mat::rows(&b, k, n)),
+            (Mat::transposed(&b, k, n), Mat::rows(&c, k, 2 * m)),
+        ];
+        let got = products(&jobs);
+        for (g, (l, r)) in got.iter().zip(jobs) {
+            assert_eq!(*g, product(l, r, false));
+        }
+        assert_eq!(products(&[(Mat::rows(&a, m, 0), Mat::rows(&b, 0, n))])[0], vec![0.0; m * n]);
     }
 
     #[test]

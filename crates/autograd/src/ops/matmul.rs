@@ -239,6 +239,11 @@ impl LinearOp {
         let w = self.w.as_ref().map(Tensor::contiguous).transpose()?;
         let out = with_float!(g.dtype(), T => {
             let Some(gs) = host_slice::<T>(&g) else { return Ok(None) };
+            if let (Some(Some(ws)), Some(Some(xs))) = (w.as_ref().map(host_slice::<T>), x.as_ref().map(host_slice::<T>)) {
+                let (gx, gw) = cpu::linear::grad_input_and_weight(gs.get(), ws.get(), xs.get(), n, fan_in, fan_out);
+                let gb = if bias { Some(cpu::tensor(cpu::linear::grad_bias(gs.get(), n, fan_out), &[fan_out])?) } else { None };
+                return Ok(Some((Some(cpu::tensor(gx, &[n, fan_in])?), Some(cpu::tensor(gw, &[fan_out, fan_in])?), gb)));
+            }
             let gx = match &w {
                 Some(w) => match host_slice::<T>(w) {
                     Some(ws) => Some(cpu::tensor(cpu::linear::grad_input(gs.get(), ws.get(), n, fan_in, fan_out), &[n, fan_in])?),
