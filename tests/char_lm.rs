@@ -157,3 +157,124 @@ fn the_shakespeare_corpus_trains() {
     assert!((first - 84f64.ln()).abs() < 0.1, "{first}");
     assert!(last < first - 1.2, "{first} -> {last}");
 }
+
+/// A small model on a small text (every run below shares it).
+const SMALL: &[&str] =
+    &["--block-size", "8", "--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--warmup", "2"];
+
+fn small(data: &std::path::Path, extra: &[&str]) -> Args {
+    let v: Vec<&str> = SMALL.iter().chain(extra).copied().collect();
+    args(data, &v)
+}
+
+#[test]
+fn a_run_stopped_and_resumed_is_the_uninterrupted_run() {
+    let data = text_file("char-lm-resume", &"to be or not to be, that is the question. ".repeat(40));
+    let ck = data.parent().unwrap().join("run.safetensors");
+    // Dropout on, so the masks must be replayed too; gradients accumulated over 2 micro-batches.
+    let common =
+        ["--iters", "9", "--eval-every", "4", "--dropout", "0.1", "--grad-accum", "2", "--batch-size", "3"];
+    let whole = run_cli(&small(&data, &common), false).unwrap();
+    let mut first: Vec<&str> = common.to_vec();
+    first.extend(["--save", ck.to_str().unwrap(), "--stop-after", "6"]);
+    let part = run_cli(&small(&data, &first), false).unwrap();
+    assert_eq!(part.evals.len(), 2, "evaluations at 0 and 4 before the stop");
+    let mut second: Vec<&str> = common.to_vec();
+    second.extend(["--resume", ck.to_str().unwrap()]);
+    let resumed = run_cli(&small(&data, &second), false).unwrap();
+    assert_eq!(resumed.evals, whole.evals, "every evaluation bit for bit");
+}
+
+#[test]
+fn a_checkpoint_of_another_text_or_shape_is_refused() {
+    let data = text_file("char-lm-foreign", &"abcdefgh ".repeat(60));
+    let ck = data.parent().unwrap().join("run.safetensors");
+    run_cli(&small(&data, &["--iters", "2", "--save", ck.to_str().unwrap()]), false).unwrap();
+    let other = text_file("char-lm-foreign-text", &"abcdefgz ".repeat(60));
+    let err =
+        run_cli(&small(&other, &["--iters", "2", "--resume", ck.to_str().unwrap()]), false).unwrap_err();
+    assert!(err.to_string().contains("vocab"), "{err}");
+    let err = run_cli(&small(&data, &["--iters", "2", "--bias", "--resume", ck.to_str().unwrap()]), false)
+        .unwrap_err();
+    assert!(err.to_string().contains("recipe"), "{err}");
+    let err =
+        run_cli(&small(&data, &["--iters", "2", "--seed", "5", "--resume", ck.to_str().unwrap()]), false)
+            .unwrap_err();
+    assert!(err.to_string().contains("--seed"), "{err}");
+    let junk = data.parent().unwrap().join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert!(run_cli(&small(&data, &["--iters", "2", "--resume", junk.to_str().unwrap()]), false).is_err());
+}
+
+#[test]
+fn accumulated_micro_batches_equal_one_big_batch() {
+    // The micro-batches draw the same windows, in order, as the big batch: the same step (and
+    // 4 evaluation batches of 3 are the same windows as 2 of 6).
+    let data = text_file("char-lm-accum", &"a stitch in time saves nine. ".repeat(40));
+    let big = run_cli(
+        &small(&data, &["--iters", "3", "--eval-every", "3", "--eval-iters", "2", "--batch-size", "6"]),
+        false,
+    )
+    .unwrap();
+    let acc = run_cli(
+        &small(
+            &data,
+            &[
+                "--iters",
+                "3",
+                "--eval-every",
+                "3",
+                "--eval-iters",
+                "4",
+                "--batch-size",
+                "3",
+                "--grad-accum",
+                "2",
+            ],
+        ),
+        false,
+    )
+    .unwrap();
+    for (b, a) in big.evals.iter().zip(&acc.evals) {
+        assert_eq!(b.0, a.0);
+        assert!((b.1 - a.1).abs() < 1e-5 && (b.2 - a.2).abs() < 1e-5, "{b:?} vs {a:?}");
+    }
+    assert!(run_cli(&small(&data, &["--grad-accum", "0"]), false).is_err());
+}
+
+#[test]
+fn presets_and_flags_make_the_recipe() {
+    let a = Args::try_parse_from(["char_lm"]).unwrap().recipe();
+    assert_eq!(
+        (a.iters, a.batch_size, a.block_size, a.n_layer, a.n_head, a.n_embd, a.dropout),
+        (2000, 12, 64, 4, 4, 128, 0.0)
+    );
+    let n = Args::try_parse_from(["char_lm", "--preset", "nanogpt", "--iters", "10"]).unwrap().recipe();
+    assert_eq!(
+        (n.iters, n.batch_size, n.block_size, n.n_layer, n.n_head, n.n_embd, n.dropout),
+        (10, 64, 256, 6, 6, 384, 0.2)
+    );
+    assert_eq!(n.eval_iters, 200);
+}
+
+#[test]
+fn tinyshakespeare_offline_and_missing_says_what_to_do() {
+    let dir = common::out_dir("char-lm-tiny-offline");
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = Args::try_parse_from([
+        "char_lm",
+        "--corpus",
+        "tinyshakespeare",
+        "--offline",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    let err = run_cli(&a, false).unwrap_err().to_string();
+    assert!(err.contains("tinyshakespeare/input.txt") && err.contains("TAPER_DATA_DIR"), "{err}");
+    // A corrupted copy is refused by its checksum.
+    std::fs::create_dir_all(dir.join("tinyshakespeare")).unwrap();
+    std::fs::write(dir.join("tinyshakespeare/input.txt"), "First Citizen:\n").unwrap();
+    let err = run_cli(&a, false).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+}

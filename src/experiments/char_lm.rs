@@ -11,11 +11,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::data::{Checksum, Remote};
+use crate::train::{self, checkpoint, steps};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use taper_autograd::{Param, Tape};
+use taper_autograd::Tape;
 
-use crate::cli::Common;
+use crate::cli::{Common, DataArgs};
 use crate::nn::{Builder, Gpt, GptConfig};
 use crate::optim::{self, clip, Optimizer};
 use crate::plot::{self, ChartSpec, Series};
@@ -99,44 +101,139 @@ pub fn nanogpt_lr(it: usize, lr: f64, min_lr: f64, warmup: usize, decay_iters: u
     min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (lr - min_lr)
 }
 
+/// A named recipe: what the shape and length flags default to.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Preset {
+    /// nanoGPT's CPU run of `shakespeare_char` (its README): 4 layers, 4 heads, width 128,
+    /// context 64, batch 12, no dropout, 2000 iterations, evaluations of 20 batches.
+    #[default]
+    Cpu,
+    /// nanoGPT's full `config/train_shakespeare_char.py`: 6 layers, 6 heads, width 384, context
+    /// 256, batch 64, dropout 0.2, 5000 iterations, evaluations of 200 batches.
+    Nanogpt,
+}
+
+/// The shape and length of a run, after the preset and the flags.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recipe {
+    /// Training iterations.
+    pub iters: usize,
+    /// Evaluate every N iterations.
+    pub eval_every: usize,
+    /// Batches per evaluation.
+    pub eval_iters: usize,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Context length.
+    pub block_size: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Width.
+    pub n_embd: usize,
+    /// Dropout probability.
+    pub dropout: f64,
+}
+
+impl Preset {
+    /// The preset's recipe.
+    pub fn recipe(self) -> Recipe {
+        match self {
+            Preset::Cpu => Recipe {
+                iters: 2000,
+                eval_every: 250,
+                eval_iters: 20,
+                batch_size: 12,
+                block_size: 64,
+                n_layer: 4,
+                n_head: 4,
+                n_embd: 128,
+                dropout: 0.0,
+            },
+            Preset::Nanogpt => Recipe {
+                iters: 5000,
+                eval_every: 250,
+                eval_iters: 200,
+                batch_size: 64,
+                block_size: 256,
+                n_layer: 6,
+                n_head: 6,
+                n_embd: 384,
+                dropout: 0.2,
+            },
+        }
+    }
+}
+
+/// Which text to train on when `--data` is not given.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CorpusName {
+    /// `shakespeare/shakespeare.txt` in the data directory: Shakespeare's 42 works (5 MB, 84
+    /// characters); not downloadable, supplied with the data directory.
+    #[default]
+    Shakespeare,
+    /// Karpathy's tinyshakespeare `input.txt` (1.1 MB, 65 characters), downloaded into the data
+    /// directory when missing, SHA-256 verified.
+    Tinyshakespeare,
+}
+
+/// Karpathy's tinyshakespeare, where char-rnn serves it; its size and SHA-256 are TensorFlow
+/// Datasets' (`url_checksums/tiny_shakespeare.txt`: 1,115,394 bytes).
+pub const TINY_SHAKESPEARE: Remote = Remote {
+    name: "tinyshakespeare/input.txt",
+    urls: &["https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"],
+    checksum: Checksum::Sha256("86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+};
+
 /// Train a character-level GPT on a text file (nanoGPT's shakespeare_char CPU recipe by default)
 /// and sample from it.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "char_lm", version)]
 pub struct Args {
-    /// The text file [default: shakespeare/shakespeare.txt under --data-dir / $TAPER_DATA_DIR].
+    /// The text file [default: the --corpus under --data-dir / $TAPER_DATA_DIR].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Directory holding shakespeare/shakespeare.txt.
+    /// The corpus when --data is not given.
+    #[arg(long, value_enum, default_value_t = CorpusName::Shakespeare)]
+    pub corpus: CorpusName,
+    /// `--data-dir`, `--offline`.
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// The recipe the shape and length flags default to.
+    #[arg(long, value_enum, default_value_t = Preset::Cpu)]
+    pub preset: Preset,
+    /// Training iterations [preset: cpu 2000, nanogpt 5000].
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Training iterations.
-    #[arg(long, default_value_t = 2000)]
-    pub iters: usize,
-    /// Evaluate every N iterations (and at the first and the last).
-    #[arg(long, default_value_t = 250)]
-    pub eval_every: usize,
-    /// Batches per evaluation, of each split.
-    #[arg(long, default_value_t = 20)]
-    pub eval_iters: usize,
-    /// Sequences per batch.
-    #[arg(long, default_value_t = 12)]
-    pub batch_size: usize,
-    /// Context length.
-    #[arg(long, default_value_t = 64)]
-    pub block_size: usize,
-    /// Transformer blocks.
-    #[arg(long, default_value_t = 4)]
-    pub n_layer: usize,
-    /// Attention heads.
-    #[arg(long, default_value_t = 4)]
-    pub n_head: usize,
-    /// Width.
-    #[arg(long, default_value_t = 128)]
-    pub n_embd: usize,
-    /// Dropout probability.
-    #[arg(long, default_value_t = 0.0)]
-    pub dropout: f64,
+    pub iters: Option<usize>,
+    /// Evaluate every N iterations, and at the first and the last [preset: 250].
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Batches per evaluation, of each split [preset: cpu 20, nanogpt 200].
+    #[arg(long)]
+    pub eval_iters: Option<usize>,
+    /// Sequences per micro-batch [preset: cpu 12, nanogpt 64].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches whose gradients are summed into one step (nanoGPT's
+    /// gradient_accumulation_steps).
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Context length [preset: cpu 64, nanogpt 256].
+    #[arg(long)]
+    pub block_size: Option<usize>,
+    /// Transformer blocks [preset: cpu 4, nanogpt 6].
+    #[arg(long)]
+    pub n_layer: Option<usize>,
+    /// Attention heads [preset: cpu 4, nanogpt 6].
+    #[arg(long)]
+    pub n_head: Option<usize>,
+    /// Width [preset: cpu 128, nanogpt 384].
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+    /// Dropout probability [preset: cpu 0, nanogpt 0.2].
+    #[arg(long)]
+    pub dropout: Option<f64>,
     /// Biases in linear layers and layer norms.
     #[arg(long)]
     pub bias: bool,
@@ -164,12 +261,43 @@ pub struct Args {
     /// Sample among the k most likely characters only (0: all).
     #[arg(long, default_value_t = 200)]
     pub top_k: usize,
-    /// Seed of the initialization, the batches and the samples.
+    /// Seed of the initialization, the batches, the dropout masks and the samples.
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
+    /// Write a checkpoint here at every evaluation and at the end (atomically).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Resume from a checkpoint exactly where it was saved (same text, recipe and optimizer).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many iterations in this process (checkpointing there with --save), as a
+    /// time-limited job would; --resume goes on.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
     /// `--device`, `--out`.
     #[command(flatten)]
     pub common: Common,
+}
+
+impl Args {
+    /// The recipe: the preset's, with each given flag on top.
+    pub fn recipe(&self) -> Recipe {
+        let p = self.preset.recipe();
+        Recipe {
+            iters: self.iters.unwrap_or(p.iters),
+            eval_every: self.eval_every.unwrap_or(p.eval_every),
+            eval_iters: self.eval_iters.unwrap_or(p.eval_iters),
+            batch_size: self.batch_size.unwrap_or(p.batch_size),
+            block_size: self.block_size.unwrap_or(p.block_size),
+            n_layer: self.n_layer.unwrap_or(p.n_layer),
+            n_head: self.n_head.unwrap_or(p.n_head),
+            n_embd: self.n_embd.unwrap_or(p.n_embd),
+            dropout: self.dropout.unwrap_or(p.dropout),
+        }
+    }
 }
 
 /// What a run produced.
@@ -185,14 +313,23 @@ pub struct Outcome {
     pub vocab_size: usize,
 }
 
-fn estimate(gpt: &Gpt, data: &[u32], a: &Args, rng: &mut SeededRng, device: &Device) -> Result<f64> {
-    let mut total = 0.0;
-    for _ in 0..a.eval_iters {
-        let (x, y) = batch(data, a.batch_size, a.block_size, rng, device)?;
-        let tape = Tape::new();
-        total += tape.no_grad(|| gpt.loss(&tape, &x, &y, None))?.to_scalar_f64()?;
-    }
-    Ok(total / a.eval_iters.max(1) as f64)
+/// A per-purpose seed for iteration `it`: every random draw of a step is a function of the run's
+/// seed and the step, so a resumed run draws exactly what the uninterrupted one would.
+fn step_seed(seed: u64, it: usize, purpose: u64) -> u64 {
+    let mut z =
+        seed ^ (it as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ purpose.wrapping_mul(0xd1b5_4a32_d192_ed03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The mean loss of `r.eval_iters` random batches of `data` under no-grad.
+fn estimate(gpt: &Gpt, data: &[u32], r: &Recipe, rng: &mut SeededRng, device: &Device) -> Result<f64> {
+    Ok(steps::mean_loss(r.eval_iters, |_, tape| {
+        let (x, y) = batch(data, r.batch_size, r.block_size, rng, device)
+            .map_err(|e| train::Error::InvalidArgument(e.to_string()))?;
+        Ok(gpt.loss(tape, &x, &y, None)?)
+    })?)
 }
 
 /// Draws `n` characters after `prompt`: softmax of the last logits over `temperature`, cut to the
@@ -245,85 +382,182 @@ pub fn generate(
     Ok(corpus.decode(&ids))
 }
 
-/// The optimizer: `spec` over the matrices, the same with `weight_decay=0` over the rest (nanoGPT's
-/// `configure_optimizers`).
-fn optimizer(spec: &str, params: &[Param]) -> Result<Box<dyn Optimizer>> {
-    let (decay, rest): (Vec<Param>, Vec<Param>) = params.iter().cloned().partition(|p| p.dims().len() >= 2);
-    let mut opt = optim::from_spec(spec, decay)?;
-    if let Err(e) = opt.add_param_group(rest.clone(), "weight_decay=0") {
-        // An optimizer without weight decay: the same options for both groups.
-        opt.add_param_group(rest, "").with_context(|| format!("{e}"))?;
+/// The text: `--data`, else the `--corpus` in the data directory (tinyshakespeare downloaded
+/// there when missing, unless `--offline`).
+fn read_text(a: &Args) -> Result<String> {
+    if let Some(p) = &a.data {
+        return std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     }
-    Ok(opt)
+    let dir = a.data_args.dir();
+    match a.corpus {
+        CorpusName::Shakespeare => {
+            let p = dir.join(CORPUS);
+            std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "reading {} (point --data-dir or TAPER_DATA_DIR at the shared data, or pass --data FILE)",
+                    p.display()
+                )
+            })
+        }
+        CorpusName::Tinyshakespeare => {
+            let bytes = crate::data::fetch(&TINY_SHAKESPEARE, &dir, !a.data_args.offline)?;
+            String::from_utf8(bytes).context("tinyshakespeare is not UTF-8")
+        }
+    }
+}
+
+/// What a checkpoint of this example records besides the tensors, to refuse another text or
+/// model: the vocabulary and the recipe.
+fn run_fields(corpus: &Corpus, r: &Recipe, a: &Args) -> Vec<(&'static str, String)> {
+    vec![
+        ("example", "char_lm".to_string()),
+        ("vocab", corpus.vocab.iter().collect()),
+        (
+            "recipe",
+            format!(
+                "iters={} eval_every={} eval_iters={} batch={}x{} block={} layers={} heads={} width={} dropout={} bias={} min_lr={} warmup={} clip={}",
+                r.iters, r.eval_every, r.eval_iters, r.batch_size, a.grad_accum, r.block_size, r.n_layer, r.n_head,
+                r.n_embd, r.dropout, a.bias, a.min_lr, a.warmup, a.grad_clip
+            ),
+        ),
+    ]
 }
 
 /// Runs the command line.
 pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
-    if a.iters == 0 || a.batch_size == 0 || a.block_size == 0 || a.eval_iters == 0 || a.eval_every == 0 {
-        bail!("--iters, --batch-size, --block-size, --eval-iters and --eval-every must be at least 1");
+    let r = a.recipe();
+    if r.iters == 0
+        || r.batch_size == 0
+        || r.block_size == 0
+        || r.eval_iters == 0
+        || r.eval_every == 0
+        || a.grad_accum == 0
+    {
+        bail!("--iters, --batch-size, --block-size, --eval-iters, --eval-every and --grad-accum must be at least 1");
+    }
+    if a.stop_after == Some(0) {
+        bail!("--stop-after must be at least 1");
     }
     let spec = optim::canonical(&a.optimizer)?;
     let device = a.common.device()?;
-    let path = match &a.data {
-        Some(p) => p.clone(),
-        None => crate::data::data_dir(a.data_dir.as_deref()).join(CORPUS),
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let corpus = Corpus::new(&text)?;
-    if corpus.val.len() <= a.block_size {
+    let corpus = Corpus::new(&read_text(a)?)?;
+    if corpus.val.len() <= r.block_size {
         bail!(
             "the validation split ({} characters) is shorter than the context {}",
             corpus.val.len(),
-            a.block_size
+            r.block_size
         );
+    }
+    if a.sample > 0 {
+        // Checked before training: an unknown prompt character would fail only at the end.
+        corpus.encode(&a.prompt)?;
     }
     let out = a.common.out_dir("char_lm")?;
     let config = GptConfig {
         vocab_size: corpus.vocab.len(),
-        block_size: a.block_size,
-        n_layer: a.n_layer,
-        n_head: a.n_head,
-        n_embd: a.n_embd,
-        dropout: a.dropout,
+        block_size: r.block_size,
+        n_layer: r.n_layer,
+        n_head: r.n_head,
+        n_embd: r.n_embd,
+        dropout: r.dropout,
         bias: a.bias,
     };
     let mut b = Builder::new(a.seed, DType::F32, &device);
     let gpt = Gpt::new(&mut b, config, a.seed)?;
     let store = b.into_store();
     let params = store.trainable();
-    let mut opt = optimizer(&spec.to_string(), &params)?;
+    let mut opt = steps::decay_matrices_only(&spec.to_string(), &params)?;
     let base_lr = opt.learning_rate();
-    let mut rng = SeededRng::new(a.seed);
-    let mut eval_rng = SeededRng::new(a.seed ^ 0x5eed);
-    let mut evals = Vec::new();
-    let mut train_time = 0.0;
-    for it in 0..=a.iters {
-        if it % a.eval_every == 0 || it == a.iters {
-            gpt.set_training(false);
-            let tl = estimate(&gpt, &corpus.train, a, &mut eval_rng, &device)?;
-            let vl = estimate(&gpt, &corpus.val, a, &mut eval_rng, &device)?;
-            gpt.set_training(true);
-            if verbose {
-                println!("step {it}: train loss {tl:.4}, val loss {vl:.4}");
+    let fields = run_fields(&corpus, &r, a);
+    let mut evals: Vec<(usize, f64, f64)> = Vec::new();
+    let mut start = 0;
+    if let Some(path) = &a.resume {
+        let ck = checkpoint::read(path)?;
+        for (k, want) in &fields {
+            let got = ck.progress.extra.get(*k).map(String::as_str).unwrap_or("(none)");
+            if got != want {
+                bail!(
+                    "checkpoint {}: its {k} differs from this run's ({} vs {}): resume with the same text, recipe and seed",
+                    path.display(),
+                    summarize(got),
+                    summarize(want)
+                );
             }
-            evals.push((it, tl, vl));
         }
-        if it == a.iters {
+        if ck.progress.seed != a.seed {
+            bail!(
+                "checkpoint {}: saved with --seed {}, this run has {}",
+                path.display(),
+                ck.progress.seed,
+                a.seed
+            );
+        }
+        evals = parse_evals(ck.progress.extra.get("evals").map(String::as_str).unwrap_or(""))
+            .with_context(|| format!("checkpoint {}: its evaluations", path.display()))?;
+        start = ck.progress.step as usize;
+        checkpoint::apply(ck, path, &store, opt.as_mut())?;
+    }
+    let save = |it: usize, evals: &[(usize, f64, f64)], opt: &dyn Optimizer| -> Result<()> {
+        let Some(path) = &a.save else { return Ok(()) };
+        let mut extra: std::collections::BTreeMap<String, String> =
+            fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        extra.insert(
+            "evals".into(),
+            evals.iter().map(|(i, t, v)| format!("{i}:{t}:{v}")).collect::<Vec<_>>().join(";"),
+        );
+        let progress = checkpoint::Progress { step: it as u64, seed: a.seed, extra, ..Default::default() };
+        Ok(checkpoint::save(path, &store, opt, &progress)?)
+    };
+    let end = a.stop_after.map_or(r.iters, |n| (start + n).min(r.iters));
+    let bar = train::progress_bar(!a.no_progress, (end - start) as u64);
+    bar.set_prefix("char_lm");
+    let say = |line: String| {
+        if verbose {
+            bar.suspend(|| println!("{line}"));
+        }
+    };
+    let mut train_time = 0.0;
+    let mut trained = 0usize;
+    for it in start..=end {
+        let due = it % r.eval_every == 0 || it == r.iters;
+        if due && !evals.iter().any(|e| e.0 == it) {
+            gpt.set_training(false);
+            let mut rng = SeededRng::new(step_seed(a.seed, it, 2));
+            let tl = estimate(&gpt, &corpus.train, &r, &mut rng, &device)?;
+            let vl = estimate(&gpt, &corpus.val, &r, &mut rng, &device)?;
+            gpt.set_training(true);
+            say(format!("step {it}: train loss {tl:.4}, val loss {vl:.4}"));
+            evals.push((it, tl, vl));
+            save(it, &evals, opt.as_ref())?;
+        }
+        if it == end {
+            if it != r.iters || !due {
+                save(it, &evals, opt.as_ref())?;
+            }
             break;
         }
         let t0 = Instant::now();
-        opt.set_learning_rate(nanogpt_lr(it, base_lr, a.min_lr, a.warmup, a.iters))?;
-        let (x, y) = batch(&corpus.train, a.batch_size, a.block_size, &mut rng, &device)?;
-        let loss = gpt.loss(&Tape::new(), &x, &y, None)?;
-        let mut grads = loss.backward()?;
+        opt.set_learning_rate(nanogpt_lr(it, base_lr, a.min_lr, a.warmup, r.iters))?;
+        gpt.reseed_dropout(step_seed(a.seed, it, 3));
+        let mut rng = SeededRng::new(step_seed(a.seed, it, 1));
+        let (loss, mut grads) = steps::accumulate(a.grad_accum, |_, tape| {
+            let (x, y) = batch(&corpus.train, r.batch_size, r.block_size, &mut rng, &device)
+                .map_err(|e| train::Error::InvalidArgument(e.to_string()))?;
+            Ok(gpt.loss(tape, &x, &y, None)?)
+        })?;
         if a.grad_clip > 0.0 {
             clip::clip_grad_norm(&mut grads, &params, a.grad_clip)?;
         }
         opt.step(&grads)?;
         train_time += t0.elapsed().as_secs_f64();
+        trained += 1;
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
     }
-    let tokens_per_second = (a.iters * a.batch_size * a.block_size) as f64 / train_time.max(1e-9);
-    if verbose {
+    bar.finish_and_clear();
+    let tokens_per_second =
+        (trained * r.batch_size * a.grad_accum * r.block_size) as f64 / train_time.max(1e-9);
+    if verbose && trained > 0 {
         println!("training: {tokens_per_second:.0} tokens/s");
     }
     let sample = if a.sample > 0 {
@@ -350,6 +584,29 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         .collect();
     std::fs::write(out.join("char_lm.csv"), csv)?;
     Ok(Outcome { evals, tokens_per_second, sample, vocab_size: corpus.vocab.len() })
+}
+
+/// A long header field cut for an error message.
+fn summarize(s: &str) -> String {
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// `it:train:val;...` back into evaluations.
+fn parse_evals(s: &str) -> Result<Vec<(usize, f64, f64)>> {
+    s.split(';')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let mut f = e.split(':');
+            match (f.next(), f.next(), f.next(), f.next()) {
+                (Some(i), Some(t), Some(v), None) => Ok((i.parse()?, t.parse()?, v.parse()?)),
+                _ => bail!("malformed evaluation {e:?}"),
+            }
+        })
+        .collect()
 }
 
 /// The train and validation losses against the iteration.

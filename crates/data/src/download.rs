@@ -16,6 +16,8 @@ pub enum Checksum {
     Sha1(&'static str),
     /// MD5, lowercase hex (torchvision's digests for MNIST).
     Md5(&'static str),
+    /// SHA-256, lowercase hex.
+    Sha256(&'static str),
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -28,6 +30,7 @@ impl Checksum {
         let (want, got) = match self {
             Checksum::Sha1(w) => (*w, hex(&Sha1::digest(bytes))),
             Checksum::Md5(w) => (*w, hex(&Md5::digest(bytes))),
+            Checksum::Sha256(w) => (*w, hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))),
         };
         if want == got {
             Ok(())
@@ -193,6 +196,14 @@ mod tests {
         assert!(err.contains("404") && err.contains("checksum mismatch"), "{err}");
         assert!(!dir.join("f.bin").exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sha256_digests_are_checked() {
+        // SHA-256 of "abc" (FIPS 180-2's example).
+        let c = Checksum::Sha256("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(c.verify(b"abc").is_ok());
+        assert!(c.verify(b"abd").unwrap_err().contains("checksum mismatch"));
     }
 
     #[test]

@@ -226,4 +226,20 @@ impl Gpt {
             b.set_training(training);
         }
     }
+
+    /// Restarts every dropout layer's masks from `seed` (each layer from its own value derived
+    /// from it), so that a loop can make a step's masks a function of the step alone.
+    pub fn reseed_dropout(&self, seed: u64) {
+        let mut k = 0u64;
+        let mut next = |d: &Dropout| {
+            k += 1;
+            d.reseed(seed ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        };
+        next(&self.drop);
+        for b in &self.blocks {
+            next(&b.attn.attn_dropout);
+            next(&b.attn.resid_dropout);
+            next(&b.dropout);
+        }
+    }
 }

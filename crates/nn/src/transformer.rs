@@ -117,6 +117,13 @@ impl Dropout {
         self.p
     }
 
+    /// Restarts this layer's mask generator from `seed` (a training loop that derives every
+    /// step's randomness from the step number, so that a resumed run draws what the
+    /// uninterrupted one would).
+    pub fn reseed(&self, seed: u64) {
+        *self.rng.borrow_mut() = SeededRng::new(seed);
+    }
+
     /// The dropout to apply inside [`Var::causal_attention`] (its probabilities): in training
     /// mode with `p > 0`, a fresh mask seed drawn from this layer's generator; else `None`.
     pub fn for_attention(&self) -> Option<AttentionDropout> {

@@ -9,8 +9,9 @@
 pub mod checkpoint;
 pub mod data;
 mod error;
+pub mod steps;
 pub mod trainer;
 
 pub use data::{Dataset, Loader};
 pub use error::{Error, Result};
-pub use trainer::{train, History, Record, Task, TrainConfig};
+pub use trainer::{progress_bar, train, History, Record, Task, TrainConfig};

@@ -139,7 +139,9 @@ impl History {
     }
 }
 
-fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
+/// A progress bar of `len` steps on stderr, drawn only when `enabled` and stderr is a terminal
+/// (hidden otherwise, so logs and pipes get no control characters).
+pub fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(len),
         if enabled && std::io::stderr().is_terminal() {
