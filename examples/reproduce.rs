@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use taper::experiments::{
-    airfoil as airfoil_example, linreg as linear_regression, lr_decay, mnist as mnist_example,
+    airfoil as airfoil_example, char_lm, linreg as linear_regression, lr_decay, mnist as mnist_example,
     trace2d as trace_2d,
 };
 
@@ -52,7 +52,7 @@ const REFERENCES: &[(&str, &str)] = &[
 ];
 
 /// Reproduce the documents' experiments (d2l's traces, the linear regression, the effective
-/// learning rate, airfoil, MNIST) with a verdict for each, into REPORT.md and its figures. Runs
+/// learning rate, airfoil, MNIST) and the small GPT, with a verdict for each, into REPORT.md and its figures. Runs
 /// offline: the data parts run when their files are found, or with --download.
 #[derive(Parser, Debug)]
 #[command(name = "reproduce", version)]
@@ -435,6 +435,91 @@ fn mnist(
     Ok(())
 }
 
+/// The small GPT (nanoGPT's `shakespeare_char` CPU recipe) on the shared Shakespeare corpus: the
+/// quick mode trains briefly and checks that the validation loss falls well below the unigram
+/// entropy; the full mode runs the recipe and checks the validation loss against PyTorch's
+/// (`tests/golden/char_lm_pytorch.json`, from `scripts/golden/char_lm_reference.py`).
+fn small_gpt(r: &mut Report, out: &Path, data_dir: &Path, device: &str, quick: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let dir = out.join("char_lm");
+    let text = std::fs::read_to_string(data_dir.join(char_lm::CORPUS))?;
+    let corpus = char_lm::Corpus::new(&text)?;
+    // The unigram entropy (nats per character) of the training split: the loss of a model that
+    // knows the character frequencies and nothing else.
+    let mut counts = vec![0usize; corpus.vocab.len()];
+    for &t in &corpus.train {
+        counts[t as usize] += 1;
+    }
+    let n = corpus.train.len() as f64;
+    let unigram: f64 =
+        counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / n) * (c as f64 / n).ln()).sum();
+    let golden: Value = serde_json::from_str(include_str!("../tests/golden/char_lm_pytorch.json"))?;
+    let torch_val =
+        golden["final_val_loss"]["mean"].as_f64().context("char_lm_pytorch.json: final_val_loss.mean")?;
+    let torch_range = (
+        golden["final_val_loss"]["min"].as_f64().unwrap_or(torch_val),
+        golden["final_val_loss"]["max"].as_f64().unwrap_or(torch_val),
+    );
+    let mut argv: Vec<String> = [
+        "char_lm",
+        "--data-dir",
+        &out_str(data_dir),
+        "--out",
+        &out_str(&dir),
+        "--device",
+        device,
+        "--no-progress",
+        "--sample",
+        "300",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if quick {
+        argv.extend(["--iters", "200", "--eval-every", "100"].map(String::from));
+    } else {
+        // PyTorch's figure averages 200 batches per evaluation, as nanoGPT's default.
+        argv.extend(["--eval-iters", "200"].map(String::from));
+    }
+    let run = char_lm::run_cli(&char_lm::Args::try_parse_from(&argv)?, false)?;
+    let (it, _, val) = *run.evals.last().context("no evaluation")?;
+    let title = if quick {
+        "Small GPT (quick: nanoGPT's CPU recipe for 200 iterations on the Shakespeare corpus)"
+    } else {
+        "Small GPT: nanoGPT's shakespeare_char CPU recipe on the Shakespeare corpus (2000 iterations)"
+    };
+    r.section(title, t0.elapsed().as_secs_f64());
+    r.line(&format!(
+        "4 layers, 4 heads, width 128, context 64, batch 12, AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on \
+         matrices), 100 warm-up iterations then cosine to 1e-4, clipping at 1.0; {} characters, vocabulary {}. \
+         Unigram entropy of the training split: {unigram:.3} nats.\n",
+        corpus.train.len() + corpus.val.len(),
+        run.vocab_size
+    ));
+    r.line("| check | ours | reference | allowed | verdict |\n|---|---|---|---|---|");
+    if quick {
+        let ok = val < unigram - 0.5;
+        let v = r.verdict("small GPT: val loss below the unigram entropy", ok);
+        r.line(&format!(
+            "| val loss after {it} iterations | {val:.4} | unigram entropy {unigram:.4} | ≤ {:.4} | {v} |",
+            unigram - 0.5
+        ));
+    } else {
+        let ok = (val - torch_val).abs() <= 0.03;
+        let v = r.verdict("small GPT: val loss against PyTorch", ok);
+        r.line(&format!(
+            "| val loss after {it} iterations (200 batches) | {val:.4} | PyTorch {torch_val:.4} (seeds: {:.4}–{:.4}) | ± 0.03 | {v} |",
+            torch_range.0, torch_range.1
+        ));
+    }
+    r.line(&format!("\nTraining speed: {:.0} tokens/s on {device}.\n", run.tokens_per_second));
+    if let Some(s) = &run.sample {
+        r.line(&format!("A sample (temperature 0.8, top-k 200):\n\n```text\n{}\n```", s.trim_end()));
+    }
+    r.line("\n![train and validation loss](char_lm/char_lm.svg)");
+    Ok(())
+}
+
 fn main() {
     taper::cli::main(Args::parse(), |args| {
         let failed = run(&args)?;
@@ -470,6 +555,11 @@ fn run(args: &Args) -> Result<usize> {
     } else {
         r.skipped.push(format!("MNIST: `mnist/t10k-*-ubyte.gz` not found in {}", data_dir.display()));
     }
+    if have(char_lm::CORPUS) {
+        small_gpt(&mut r, &args.out, &data_dir, &args.device, args.quick)?;
+    } else {
+        r.skipped.push(format!("small GPT: `{}` not found in {}", char_lm::CORPUS, data_dir.display()));
+    }
     let mut head = String::new();
     let _ = writeln!(head, "# Taper: reproduction report\n");
     let _ = writeln!(
@@ -493,7 +583,7 @@ fn run(args: &Args) -> Result<usize> {
         let _ = writeln!(
             head,
             "\nProvide the files with `--data-dir DIR` or `TAPER_DATA_DIR=DIR` (a directory holding `airfoil_self_noise.dat` and \
-             `mnist/*.gz`), or let the example fetch them with `--download` (checksums verified)."
+             `mnist/*.gz` and, for the small GPT, `shakespeare/shakespeare.txt`), or let the example fetch the first two with `--download` (checksums verified)."
         );
     }
     let report = head + &r.body;
