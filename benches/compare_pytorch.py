@@ -378,12 +378,15 @@ def bench_airfoil():
 
 # ----------------------------------------------------------------------------- report
 # ----------------------------------------------------------------------------- small GPT
-GPT = dict(n_layer=4, n_head=4, n_embd=128, block=64, batch=12, vocab=84)  # char_lm's defaults
+GPT = dict(n_layer=4, n_head=4, n_embd=128, block=64, batch=12, vocab=84, dropout=0.0)  # char_lm's defaults
+# char_lm --preset nanogpt: nanoGPT's config/train_shakespeare_char.py.
+GPT_NANO = dict(n_layer=6, n_head=6, n_embd=384, block=256, batch=64, vocab=84, dropout=0.2)
 
 
-def make_gpt():
-    """nanoGPT's model (no bias, no dropout, tied head), at char_lm's default size."""
-    c = GPT
+def make_gpt(c):
+    """nanoGPT's model (no bias, tied head, dropout `c["dropout"]` on the embeddings, the
+    attention probabilities and the residual branches), of the size `c`."""
+    p = c["dropout"]
 
     class Block(nn.Module):
         def __init__(self):
@@ -392,26 +395,29 @@ def make_gpt():
             self.ln_1, self.ln_2 = nn.LayerNorm(e, bias=False), nn.LayerNorm(e, bias=False)
             self.c_attn, self.c_proj = nn.Linear(e, 3 * e, bias=False), nn.Linear(e, e, bias=False)
             self.fc, self.proj = nn.Linear(e, 4 * e, bias=False), nn.Linear(4 * e, e, bias=False)
+            self.drop1, self.drop2 = nn.Dropout(p), nn.Dropout(p)
 
         def forward(self, x):
             b, t, e = x.shape
             h = c["n_head"]
             q, k, v = self.c_attn(self.ln_1(x)).split(e, dim=2)
             q, k, v = (z.view(b, t, h, e // h).transpose(1, 2) for z in (q, k, v))
-            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = x + self.c_proj(y.transpose(1, 2).contiguous().view(b, t, e))
-            return x + self.proj(torch.nn.functional.gelu(self.fc(self.ln_2(x))))
+            y = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=p if self.training else 0.0)
+            x = x + self.drop1(self.c_proj(y.transpose(1, 2).contiguous().view(b, t, e)))
+            return x + self.drop2(self.proj(torch.nn.functional.gelu(self.fc(self.ln_2(x)))))
 
     class Gpt(nn.Module):
         def __init__(self):
             super().__init__()
             e = c["n_embd"]
             self.wte, self.wpe = nn.Embedding(c["vocab"], e), nn.Embedding(c["block"], e)
+            self.drop = nn.Dropout(p)
             self.h = nn.ModuleList(Block() for _ in range(c["n_layer"]))
             self.ln_f = nn.LayerNorm(e, bias=False)
 
         def forward(self, idx, targets):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            x = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1])))
             for blk in self.h:
                 x = blk(x)
             logits = self.ln_f(x) @ self.wte.weight.T
@@ -420,18 +426,17 @@ def make_gpt():
     return Gpt()
 
 
-def bench_char_lm(steps=60):
-    """Training tokens/s of one GPT step (forward, backward, clip, AdamW): PyTorch's, and
-    Taper's from examples/char_lm (its own `training: N tokens/s` line) on random text of the
-    same vocabulary."""
+def gpt_step_fn(c):
+    """One training step of nanoGPT's loop (forward, backward, clip at 1, AdamW with decay on
+    matrices only) on random tokens."""
     torch.manual_seed(0)
-    model = make_gpt()
+    model = make_gpt(c)
+    model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.99))
-    b, t, v = GPT["batch"], GPT["block"], GPT["vocab"]
-    tokens = b * t
+    b, t, v = c["batch"], c["block"], c["vocab"]
 
     def step():
         x, y = torch.randint(v, (b, t)), torch.randint(v, (b, t))
@@ -441,25 +446,57 @@ def bench_char_lm(steps=60):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    torch_ns = median_time(step, 5, steps)
+    return step
+
+
+GPT_CONFIGS = {"gpt": GPT, "gpt_nano": GPT_NANO}
+
+
+def taper_char_lm(preset, steps, threads):
+    """Taper's training tokens/s (char_lm's own `training: N tokens/s` line) and the run's peak
+    resident memory (MiB, from wait4), on random text of the same vocabulary; (None, None) when
+    the example is not built."""
     exe = TARGET / "release" / "examples" / "char_lm"
-    taper_tps = None
-    if exe.exists():
-        import random
-        import tempfile
-        rnd = random.Random(0)
-        alphabet = [chr(32 + i) for i in range(v)]
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "text.txt"
-            path.write_text("".join(rnd.choice(alphabet) for _ in range(200_000)))
-            out = subprocess.run([str(exe), "--data", str(path), "--iters", str(steps), "--eval-every",
-                                  str(10 * steps), "--eval-iters", "1", "--out", str(Path(d) / "out")],
-                                 capture_output=True, text=True,
-                                 env=dict(os.environ, RAYON_NUM_THREADS=str(THREADS)))
-            for line in out.stdout.splitlines():
-                if line.startswith("training:"):
-                    taper_tps = float(line.split()[1])
-    return taper_tps, tokens / (torch_ns / 1e9)
+    if not exe.exists():
+        return None, None
+    import random
+    import tempfile
+    rnd = random.Random(0)
+    alphabet = [chr(32 + i) for i in range(GPT["vocab"])]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "text.txt"
+        path.write_text("".join(rnd.choice(alphabet) for _ in range(200_000)))
+        cmd = [str(exe), "--data", str(path), "--preset", preset, "--iters", str(steps), "--eval-every",
+               str(10 * steps), "--eval-iters", "1", "--no-progress", "--out", str(Path(d) / "out")]
+        out_path = Path(d) / "stdout.txt"
+        with open(out_path, "w") as out_file:
+            proc = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.DEVNULL,
+                                    env=dict(os.environ, RAYON_NUM_THREADS=str(threads)))
+            # VmHWM of the child's own address space, read until it exits (it only grows). Not
+            # wait4's ru_maxrss: that starts from this (large, torch-laden) process's at fork.
+            hwm = 0.0
+            while proc.poll() is None:
+                try:
+                    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            hwm = max(hwm, float(line.split()[1]) / 1024.0)
+                except OSError:
+                    pass
+                time.sleep(0.02)
+        out = out_path.read_text()
+    tps = next((float(l.split()[1]) for l in out.splitlines() if l.startswith("training:")), None)
+    return tps, (hwm or None)
+
+
+def bench_char_lm(threads, preset="cpu", steps=60):
+    """Training tokens/s of one GPT step (forward, backward, clip, AdamW), Taper's and PyTorch's,
+    and the peak resident memory of each (PyTorch's in a fresh child running the steps alone)."""
+    c = GPT if preset == "cpu" else GPT_NANO
+    warm = 5 if preset == "cpu" else 1
+    torch_ns = median_time(gpt_step_fn(c), warm, steps)
+    taper_tps, taper_mib = taper_char_lm(preset, steps + warm, threads)
+    kind = "gpt" if preset == "cpu" else "gpt_nano"
+    return taper_tps, c["batch"] * c["block"] / (torch_ns / 1e9), taper_mib, peak_rss_subprocess(kind, threads)
 
 
 def collect(args):
@@ -499,12 +536,16 @@ def collect(args):
                  "nn.Linear + optim.SGD, batched by index", False))
     print("airfoil done", file=sys.stderr)
 
-    taper_tps, torch_tps = bench_char_lm()
-    if taper_tps:
-        # Throughput rows take times: a step of batch·block tokens.
-        tokens = GPT["batch"] * GPT["block"]
-        rows.append(("char_lm GPT 4x4x128 b12 t64 step (AdamW, clip)", tokens / taper_tps * 1e9,
-                     tokens / torch_tps * 1e9, "nanoGPT's model + AdamW (SDPA attention)", False))
+    for preset, label, steps in (("cpu", "char_lm GPT 4x4x128 b12 t64 step (AdamW, clip)", 60),
+                                 ("nanogpt", "char_lm --preset nanogpt: GPT 6x6x384 b64 t256 dropout 0.2 step", 3)):
+        c = GPT if preset == "cpu" else GPT_NANO
+        taper_tps, torch_tps, taper_mib, torch_mib = bench_char_lm(args.threads, preset, steps)
+        if taper_tps:
+            # Throughput rows take times: a step of batch·block tokens.
+            tokens = c["batch"] * c["block"]
+            rows.append((label, tokens / taper_tps * 1e9, tokens / torch_tps * 1e9,
+                         "nanoGPT's model + AdamW (SDPA attention)", False))
+        mem.append((label, taper_mib, torch_mib))
     print("char_lm done", file=sys.stderr)
 
     for label, kind, group in (("MLP 784-256-10 b64 step", "mlp", MLP_GROUP),
@@ -571,8 +612,8 @@ def main():
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--torch-only", action="store_true", help="skip cargo and criterion results")
     g.add_argument("--skip-cargo", action="store_true", help="reuse existing criterion results")
-    ap.add_argument("--_peak", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
-    ap.add_argument("--_time", choices=["mlp", "convnet"], help=argparse.SUPPRESS)
+    ap.add_argument("--_peak", choices=["mlp", "convnet", "gpt", "gpt_nano"], help=argparse.SUPPRESS)
+    ap.add_argument("--_time", choices=["mlp", "convnet", "gpt", "gpt_nano"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     global THREADS
@@ -582,8 +623,11 @@ def main():
         print(bench_train_step(args._time))
         return
     if args._peak:  # child process: run the step alone, print VmHWM (MiB)
-        step = train_step_fn(args._peak)
-        for _ in range(10):
+        if args._peak in GPT_CONFIGS:
+            step = gpt_step_fn(GPT_CONFIGS[args._peak])
+        else:
+            step = train_step_fn(args._peak)
+        for _ in range(3 if args._peak == "gpt_nano" else 10):
             step()
         print(vm_hwm_mib())
         return
