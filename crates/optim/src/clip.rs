@@ -16,7 +16,7 @@ pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Res
     let mut sq = 0.0;
     for p in params {
         if let Some(g) = grads.get(p) {
-            sq += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            sq += crate::kernels::sum_squares(g)?;
         }
     }
     let norm = sq.sqrt();
@@ -24,7 +24,7 @@ pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Res
     if coef < 1.0 {
         for p in params {
             if let Some(g) = grads.get(p) {
-                let clipped = g.affine(coef, 0.0)?;
+                let clipped = crate::kernels::scaled(g, coef)?;
                 grads.set(p, clipped);
             }
         }
