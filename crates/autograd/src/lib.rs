@@ -45,6 +45,7 @@ pub use error::{Error, Result};
 pub use grads::Grads;
 pub use kernels::{with_kernels, Kernels};
 pub use ops::attention::AttentionDropout;
+pub use ops::norm::BatchStats;
 pub use ops::Activation;
 pub use param::{Param, ParamId, ParamStore};
 pub use tape::Tape;

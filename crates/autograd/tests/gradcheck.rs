@@ -75,6 +75,17 @@ fn causal_attention_with_and_without_dropout() {
 }
 
 #[test]
+fn batch_norm_over_every_dimension_but_the_channels() {
+    // [N, C], [N, C, L] and [N, C, H, W]; the output weighted so every element counts.
+    for (i, shape) in [&[4usize, 3][..], &[2, 3, 5], &[2, 3, 2, 3]].into_iter().enumerate() {
+        let xs = inputs(40 + i as u64, &[shape, &[3], &[3], shape], -2.0, 2.0);
+        gradcheck!("batch_norm", xs, |v| v[0].batch_norm(Some(&v[1]), Some(&v[2]), 1e-5)?.mul(&v[3]));
+        gradcheck!("batch_norm plain", xs, |v| v[0].batch_norm(None, None, 1e-3)?.mul(&v[3]));
+        gradcheck!("batch_norm weight only", xs, |v| v[0].batch_norm(Some(&v[1]), None, 1e-5)?.mul(&v[3]));
+    }
+}
+
+#[test]
 fn layer_norm_with_and_without_weight_and_bias() {
     let xs = inputs(30, &[&[2, 3, 5], &[5], &[5]], -2.0, 2.0);
     gradcheck!("layer_norm", xs, |v| v[0].layer_norm(Some(&v[1]), Some(&v[2]), 1e-5));

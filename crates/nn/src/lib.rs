@@ -30,12 +30,14 @@
 // A library returns errors: no `unwrap`/`expect` outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod batch_norm;
 mod gpt;
 mod init;
 mod layers;
 mod loss;
 mod transformer;
 
+pub use batch_norm::BatchNorm;
 pub use gpt::{Block, CausalSelfAttention, Gpt, GptConfig};
 pub use init::Builder;
 pub use layers::{AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh};

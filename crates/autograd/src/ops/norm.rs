@@ -14,6 +14,30 @@ pub(crate) enum NormOp {
     /// `∂x = r·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))` with `ĝ = g·w`, `∂w = Σ g·x̂`, `∂b = Σ g` (sums over
     /// every leading dimension).
     LayerNorm { xhat: Tensor, rstd: Tensor, weight: Option<Tensor>, has_weight: bool, has_bias: bool },
+    /// The same over every dimension but 1 (the channels), batch norm in training mode:
+    /// `∂x = r·(ĝ - mean ĝ - x̂·mean(ĝ·x̂))`, means over `dims`, `∂w = Σ g·x̂`, `∂b = Σ g`.
+    BatchNorm {
+        xhat: Tensor,
+        /// `r` with the reduced dimensions kept (size 1).
+        rstd: Tensor,
+        /// The weight shaped `[1, C, 1, ..]`.
+        weight: Option<Tensor>,
+        dims: Vec<usize>,
+        has_weight: bool,
+        has_bias: bool,
+    },
+}
+
+/// The statistics a batch norm in training mode computed, per channel (`[C]`): what the running
+/// estimates are updated from.
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    /// The batch mean.
+    pub mean: Tensor,
+    /// The biased batch variance (what the batch was normalized with).
+    pub var: Tensor,
+    /// Elements per channel (the unbiased variance is `var·n/(n-1)`).
+    pub count: usize,
 }
 
 impl Var {
@@ -106,13 +130,115 @@ impl Var {
     }
 }
 
+impl Var {
+    /// Batch norm in training mode (PyTorch's `F.batch_norm(x, .., training=True)`): over every
+    /// dimension but 1 (`x` is `[N, C]`, `[N, C, L]` or `[N, C, H, W]`), per channel `c`,
+    /// `y = (x - μ_c)/√(σ²_c + eps)·weight_c + bias_c` with the batch mean and the biased batch
+    /// variance; also returns those statistics, for the running estimates (see
+    /// `taper_nn::BatchNorm`). `weight` and `bias` are `[C]` and optional. Composed from candle's
+    /// reductions on every device, with one backward rule.
+    pub fn batch_norm(
+        &self,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        eps: f64,
+    ) -> Result<(Var, BatchStats)> {
+        let dims = self.dims().to_vec();
+        if dims.len() < 2 {
+            return Err(Error::InvalidArgument {
+                op: "batch_norm",
+                msg: format!("needs [N, C, ..], got shape {dims:?}"),
+            });
+        }
+        let c = dims[1];
+        let count = self.elem_count() / c.max(1);
+        if count < 2 {
+            return Err(Error::InvalidArgument {
+                op: "batch_norm",
+                msg: format!("needs more than 1 value per channel in training, got shape {dims:?}"),
+            });
+        }
+        for (what, v) in [("weight", weight), ("bias", bias)] {
+            if let Some(v) = v {
+                if v.dims() != [c] {
+                    return Err(Error::InvalidArgument {
+                        op: "batch_norm",
+                        msg: format!("{what} must be [{c}] (the channels), got {:?}", v.dims()),
+                    });
+                }
+            }
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidArgument {
+                op: "batch_norm",
+                msg: format!("eps must be >= 0, got {eps}"),
+            });
+        }
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        super::same_dtype("batch_norm", &inputs)?;
+        let reduce: Vec<usize> = (0..dims.len()).filter(|&d| d != 1).collect();
+        let mut bshape = vec![1; dims.len()];
+        bshape[1] = c;
+        let x = self.value();
+        let forward = || -> candle_core::Result<_> {
+            let mean = x.mean_keepdim(reduce.clone())?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(reduce.clone())?;
+            let rstd = var.affine(1.0, eps)?.sqrt()?.recip()?;
+            let xhat = xc.broadcast_mul(&rstd)?;
+            let w = weight.map(|w| w.value().reshape(bshape.clone())).transpose()?;
+            let mut y = xhat.clone();
+            if let Some(w) = &w {
+                y = y.broadcast_mul(w)?;
+            }
+            if let Some(b) = bias {
+                y = y.broadcast_add(&b.value().reshape(bshape.clone())?)?;
+            }
+            Ok((y, xhat, rstd, w, mean.flatten_all()?, var.flatten_all()?))
+        };
+        let (y, xhat, rstd, w, mean, var) = forward().op("batch_norm")?;
+        let out = Tape::record("batch_norm", &inputs, y, |_| {
+            Op::Norm(NormOp::BatchNorm {
+                xhat,
+                rstd,
+                weight: w,
+                dims: reduce.clone(),
+                has_weight: weight.is_some(),
+                has_bias: bias.is_some(),
+            })
+        })?;
+        Ok((out, BatchStats { mean, var, count }))
+    }
+}
+
 impl NormOp {
     pub(crate) fn name(&self) -> &'static str {
-        "layer_norm"
+        match self {
+            NormOp::LayerNorm { .. } => "layer_norm",
+            NormOp::BatchNorm { .. } => "batch_norm",
+        }
     }
 
     pub(crate) fn backward(self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
-        let NormOp::LayerNorm { xhat, rstd, weight, has_weight, has_bias } = self;
+        let (xhat, rstd, weight, has_weight, has_bias) = match self {
+            NormOp::LayerNorm { xhat, rstd, weight, has_weight, has_bias } => {
+                (xhat, rstd, weight, has_weight, has_bias)
+            }
+            NormOp::BatchNorm { xhat, rstd, weight, dims, has_weight, has_bias } => {
+                return batch_norm_backward(
+                    g,
+                    needs,
+                    &xhat,
+                    &rstd,
+                    weight.as_ref(),
+                    &dims,
+                    has_weight,
+                    has_bias,
+                )
+            }
+        };
         let d = *xhat.dims().last().unwrap_or(&1);
         let rows = xhat.elem_count() / d.max(1);
         let mut out: InputGrads = Vec::with_capacity(3);
@@ -178,4 +304,40 @@ impl NormOp {
         }
         Ok(out)
     }
+}
+
+/// [`NormOp::BatchNorm`]'s rule, from candle's ops (every device).
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_backward(
+    g: &Tensor,
+    needs: &[bool],
+    xhat: &Tensor,
+    rstd: &Tensor,
+    weight: Option<&Tensor>,
+    dims: &[usize],
+    has_weight: bool,
+    has_bias: bool,
+) -> Result<InputGrads> {
+    let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+    let mut out: InputGrads = Vec::with_capacity(3);
+    out.push(if need(0) {
+        let gh = match weight {
+            Some(w) => g.broadcast_mul(w)?,
+            None => g.clone(),
+        };
+        let mean_g = gh.mean_keepdim(dims.to_vec())?;
+        let mean_gx = (&gh * xhat)?.mean_keepdim(dims.to_vec())?;
+        let inner = gh.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?;
+        Some(inner.broadcast_mul(rstd)?)
+    } else {
+        None
+    });
+    if has_weight {
+        out.push(if need(1) { Some((g * xhat)?.sum(dims.to_vec())?) } else { None });
+    }
+    if has_bias {
+        let i = if has_weight { 2 } else { 1 };
+        out.push(if need(i) { Some(g.sum(dims.to_vec())?) } else { None });
+    }
+    Ok(out)
 }

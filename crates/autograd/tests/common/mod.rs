@@ -31,6 +31,7 @@ pub trait Ad: Clone + Sized {
     fn layer_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self>;
     fn causal_softmax(&self) -> Result<Self>;
     fn causal_attention(&self, n_head: usize, dropout: Option<AttentionDropout>) -> Result<Self>;
+    fn batch_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self>;
     fn matmul(&self, o: &Self) -> Result<Self>;
     fn sum_keepdim(&self, dims: &[usize]) -> Result<Self>;
     fn sum(&self, dims: &[usize]) -> Result<Self>;
@@ -127,6 +128,9 @@ impl Ad for Var {
     }
     fn causal_attention(&self, n_head: usize, dropout: Option<AttentionDropout>) -> Result<Self> {
         Ok(Var::causal_attention(self, n_head, dropout)?)
+    }
+    fn batch_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self> {
+        Ok(Var::batch_norm(self, w, b, eps)?.0)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         Ok(Var::matmul(self, o)?)
@@ -309,6 +313,23 @@ impl Ad for Tensor {
             att = att.mul(&dr.mask(b, n_head, t, self.dtype(), self.device())?)?;
         }
         Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?)
+    }
+    fn batch_norm(&self, w: Option<&Self>, b: Option<&Self>, eps: f64) -> Result<Self> {
+        // Written out with candle's ops: statistics over every dimension but 1.
+        let reduce: Vec<usize> = (0..self.rank()).filter(|&d| d != 1).collect();
+        let mut shape = vec![1; self.rank()];
+        shape[1] = self.dims()[1];
+        let mean = self.mean_keepdim(reduce.clone())?;
+        let xc = self.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(reduce)?;
+        let mut y = xc.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?;
+        if let Some(w) = w {
+            y = y.broadcast_mul(&w.reshape(shape.clone())?)?;
+        }
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.reshape(shape)?)?;
+        }
+        Ok(y)
     }
     fn matmul(&self, o: &Self) -> Result<Self> {
         // Candle's own product refuses batched views whose batch dimensions are out of order.
