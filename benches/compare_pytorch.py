@@ -19,6 +19,7 @@ Rerun (from the repo root):
     /tmp/torch/bin/python benches/compare_pytorch.py                 # cargo bench + torch
     /tmp/torch/bin/python benches/compare_pytorch.py --skip-cargo    # reuse target/criterion
     /tmp/torch/bin/python benches/compare_pytorch.py --torch-only --json /tmp/t.json
+    /tmp/torch/bin/python benches/compare_pytorch.py --gpt-only     # the char_lm rows alone
 
 Options: --threads N (torch.set_num_threads and RAYON_NUM_THREADS, default 2), --rounds N,
 --json PATH (dump every number, every round too). Taper's training-step and airfoil numbers
@@ -27,7 +28,9 @@ peak memory from target/criterion-memory/<group>.txt (MiB); missing results prin
 --skip-cargo every round reads the same criterion results. The optimizer rows are finer still:
 memory-bound steps swing with the machine's bandwidth within seconds, so Taper's steps
 (examples/optim_step --serve, the workload of benches/optim_step.rs) alternate with PyTorch's in
-bursts of five steps within one window per optimizer.
+bursts of five steps within one window per optimizer. The char_lm rows run examples/char_lm
+(its own `training: N tokens/s`, its VmHWM read from /proc while it runs) beside the same
+nanoGPT step in PyTorch.
 """
 import argparse
 import datetime
@@ -499,6 +502,20 @@ def bench_char_lm(threads, preset="cpu", steps=60):
     return taper_tps, c["batch"] * c["block"] / (torch_ns / 1e9), taper_mib, peak_rss_subprocess(kind, threads)
 
 
+def collect_gpt(args, rows, mem):
+    """The char_lm rows: the default recipe's step and --preset nanogpt's, with peak memory."""
+    for preset, label, steps in (("cpu", "char_lm GPT 4x4x128 b12 t64 step (AdamW, clip)", 60),
+                                 ("nanogpt", "char_lm --preset nanogpt: GPT 6x6x384 b64 t256 dropout 0.2 step", 3)):
+        c = GPT if preset == "cpu" else GPT_NANO
+        taper_tps, torch_tps, taper_mib, torch_mib = bench_char_lm(args.threads, preset, steps)
+        if taper_tps:
+            # Throughput rows take times: a step of batch·block tokens.
+            tokens = c["batch"] * c["block"]
+            rows.append((label, tokens / taper_tps * 1e9, tokens / torch_tps * 1e9,
+                         "nanoGPT's model + AdamW (SDPA attention)", False))
+        mem.append((label, taper_mib, torch_mib))
+
+
 def collect(args):
     rows, mem = [], []  # rows: (workload, taper_ns, other_ns, variant, throughput?)
     for name, variant, taper, unchecked, ns in bench_optimizers():
@@ -536,16 +553,7 @@ def collect(args):
                  "nn.Linear + optim.SGD, batched by index", False))
     print("airfoil done", file=sys.stderr)
 
-    for preset, label, steps in (("cpu", "char_lm GPT 4x4x128 b12 t64 step (AdamW, clip)", 60),
-                                 ("nanogpt", "char_lm --preset nanogpt: GPT 6x6x384 b64 t256 dropout 0.2 step", 3)):
-        c = GPT if preset == "cpu" else GPT_NANO
-        taper_tps, torch_tps, taper_mib, torch_mib = bench_char_lm(args.threads, preset, steps)
-        if taper_tps:
-            # Throughput rows take times: a step of batch·block tokens.
-            tokens = c["batch"] * c["block"]
-            rows.append((label, tokens / taper_tps * 1e9, tokens / torch_tps * 1e9,
-                         "nanoGPT's model + AdamW (SDPA attention)", False))
-        mem.append((label, taper_mib, torch_mib))
+    collect_gpt(args, rows, mem)
     print("char_lm done", file=sys.stderr)
 
     for label, kind, group in (("MLP 784-256-10 b64 step", "mlp", MLP_GROUP),
@@ -612,6 +620,8 @@ def main():
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--torch-only", action="store_true", help="skip cargo and criterion results")
     g.add_argument("--skip-cargo", action="store_true", help="reuse existing criterion results")
+    g.add_argument("--gpt-only", action="store_true",
+                   help="only the char_lm GPT rows (needs `cargo build --release --example char_lm`)")
     ap.add_argument("--_peak", choices=["mlp", "convnet", "gpt", "gpt_nano"], help=argparse.SUPPRESS)
     ap.add_argument("--_time", choices=["mlp", "convnet", "gpt", "gpt_nano"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -647,6 +657,11 @@ def main():
     rounds = []
     for r in range(max(args.rounds, 1)):
         print(f"round {r + 1} of {args.rounds}", file=sys.stderr)
+        if args.gpt_only:
+            rows, mem = [], []
+            collect_gpt(args, rows, mem)
+            rounds.append((rows, mem))
+            continue
         if not (args.torch_only or args.skip_cargo):
             run_cargo(args.threads)
         rounds.append(collect(args))

@@ -15,7 +15,7 @@
 
 use taper_tensor::parallel::{self, SendPtr};
 
-use super::simd::{dispatch, max, sum_map, sum_zip};
+use super::simd::{dispatch, sum_zip};
 use super::{gemm_one, Float, Mat};
 
 /// Query rows per block of a head's products (keys past the block's last row are masked).
@@ -111,14 +111,63 @@ unsafe fn scores<T: Float>(s: &mut [T], hd: &Head<'_, T>, t: usize) {
     }
 }
 
-/// Row `i` of `P`: `exp(scale·sᵢⱼ - m)·inv` for `j ≤ i`, 0 after.
+/// Vector width of the row loops: a causal row of `i + 1` entries is processed up to the next
+/// multiple of it, the entries past `i` masked by selects (not by a shorter loop, which would not
+/// vectorize).
+const LANES: usize = 16;
+
+/// `(n, masked)`: row `i`'s first `n` entries are processed (`i + 1` rounded up to [`LANES`],
+/// within the row); entries `j > i` among them are masked.
 #[inline(always)]
-fn probabilities<T: Float>(row: &mut [T], i: usize, scale: T, m: T, inv: T) {
-    let (left, right) = row.split_at_mut(i + 1);
-    for v in left {
-        *v = (*v * scale - m).exp() * inv;
+fn span(i: usize, t: usize) -> usize {
+    (i + 1).next_multiple_of(LANES).min(t)
+}
+
+/// `max_{j ≤ i} rowⱼ` over `row[..n]`, masked in lanes.
+#[inline(always)]
+fn masked_max<T: Float>(row: &[T], i: usize) -> T {
+    let mut acc = [row[0]; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let mut m = row[0];
+    for (k, &v) in chunks.remainder().iter().enumerate() {
+        let j = row.len() - chunks.remainder().len() + k;
+        m = if j <= i && v > m { v } else { m };
     }
-    right.fill(T::ZERO);
+    for (c, chunk) in chunks.enumerate() {
+        for l in 0..LANES {
+            let v = chunk[l];
+            acc[l] = if c * LANES + l <= i && v > acc[l] { v } else { acc[l] };
+        }
+    }
+    acc.iter().fold(m, |a, &b| if b > a { b } else { a })
+}
+
+/// Row `i` of `P` in place of its scores: `exp(scale·sᵢⱼ - m)·k` for `j ≤ i`, 0 after, over
+/// the whole row; returns `Σⱼ exp(scale·sᵢⱼ - m)` (before the factor `k`).
+#[inline(always)]
+fn exp_row<T: Float>(row: &mut [T], i: usize, scale: T, m: T, k: T) -> T {
+    let n = span(i, row.len());
+    let (head, tail) = row.split_at_mut(n);
+    let mut acc = [T::ZERO; LANES];
+    let split = head.len() - head.len() % LANES;
+    let (full, rest) = head.split_at_mut(split);
+    for (c, chunk) in full.chunks_exact_mut(LANES).enumerate() {
+        for l in 0..LANES {
+            let e = (chunk[l] * scale - m).exp();
+            let e = if c * LANES + l <= i { e } else { T::ZERO };
+            acc[l] += e;
+            chunk[l] = e * k;
+        }
+    }
+    let mut sum = T::ZERO;
+    for (r, v) in rest.iter_mut().enumerate() {
+        let e = (*v * scale - m).exp();
+        let e = if split + r <= i { e } else { T::ZERO };
+        sum += e;
+        *v = e * k;
+    }
+    tail.fill(T::ZERO);
+    acc.iter().fold(sum, |a, &b| a + b)
 }
 
 /// Row `i` of `s` (`[T, T]`) from scores to probabilities `P̃` (masked, dropped), its scaled
@@ -126,10 +175,11 @@ fn probabilities<T: Float>(row: &mut [T], i: usize, scale: T, m: T, inv: T) {
 fn softmax_rows<T: Float>(s: &mut [T], st: &mut [T], t: usize, scale: T, head: usize, drop: Option<Dropout>) {
     let ks = drop.map(|d| d.keep_scale::<T>()).unwrap_or(T::ONE);
     dispatch!(for (i, row) in s.chunks_mut(t).enumerate() {
-        let m = max(&row[..=i]) * scale;
-        let sum = sum_map(&row[..=i], |v| (v * scale - m).exp());
-        let inv = T::ONE / sum;
-        probabilities(row, i, scale, m, inv);
+        let m = masked_max(&row[..span(i, t)], i) * scale;
+        let inv = T::ONE / exp_row(row, i, scale, m, T::ONE);
+        for v in &mut row[..=i] {
+            *v *= inv;
+        }
         if let Some(d) = &drop {
             for (j, v) in row[..=i].iter_mut().enumerate() {
                 *v *= d.factor(head, i, j, t, ks);
@@ -143,7 +193,7 @@ fn softmax_rows<T: Float>(s: &mut [T], st: &mut [T], t: usize, scale: T, head: u
 /// The rows of `P` again from the scores in `p` and the forward pass's stats.
 fn probability_rows<T: Float>(p: &mut [T], st: &[T], t: usize, scale: T) {
     dispatch!(for (i, row) in p.chunks_mut(t).enumerate() {
-        probabilities(row, i, scale, st[2 * i], st[2 * i + 1]);
+        exp_row(row, i, scale, st[2 * i], st[2 * i + 1]);
     })
 }
 
@@ -248,13 +298,8 @@ pub(crate) fn backward<T: Float>(
             // dP̃ = dY·Vᵀ, block by block up to the diagonal.
             for r0 in (0..t).step_by(BLOCK) {
                 let r1 = (r0 + BLOCK).min(t);
-                gemm_one(
-                    dp.as_mut_ptr().add(r0 * t),
-                    t,
-                    dy.rows_range(r0, r1 - r0),
-                    hd.v.rows_range(0, r1).t(),
-                    false,
-                );
+                let vt = hd.v.rows_range(0, r1).t();
+                gemm_one(dp.as_mut_ptr().add(r0 * t), t, dy.rows_range(r0, r1 - r0), vt, false);
             }
             // dS = s·P ⊙ (dP̃ ⊙ M/(1-p) - D), in place of P.
             score_grad_rows(p, dp, &gy[hd.out..], &y[hd.out..], g, scale, n, drop);

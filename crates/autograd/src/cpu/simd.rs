@@ -145,25 +145,6 @@ pub(crate) fn sum_map<T: Float>(a: &[T], f: impl Fn(T) -> T) -> T {
     sum_zip(a, a, |x, _| f(x))
 }
 
-/// `max a` (the first element for NaN-free input; `a` must not be empty), in [`LANES`] partial
-/// maxima.
-#[inline(always)]
-pub(crate) fn max<T: Float>(a: &[T]) -> T {
-    let mut acc = [a[0]; LANES];
-    let c = a.chunks_exact(LANES);
-    let r = c.remainder();
-    for x in c {
-        for l in 0..LANES {
-            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
-        }
-    }
-    let mut m = a[0];
-    for &v in r.iter().chain(&acc) {
-        m = if v > m { v } else { m };
-    }
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +186,6 @@ mod tests {
             let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((sum_zip(&a, &b, |x, y| x * y) - dot).abs() < 1e-12);
             assert!((sum_map(&a, |x| x * x) - a.iter().map(|x| x * x).sum::<f64>()).abs() < 1e-12);
-            assert_eq!(max(&a), a.iter().copied().fold(f64::NEG_INFINITY, f64::max));
         }
     }
 
