@@ -392,3 +392,36 @@ fn a_resumed_runs_curve_is_the_uninterrupted_runs() {
         assert_eq!(resumed.steps, straight.steps);
     }
 }
+
+/// Batch norm's running estimates and its i64 batch count are frozen parameters: a checkpoint
+/// keeps them, and a load restores them.
+#[test]
+fn batch_norm_estimates_and_count_round_trip() {
+    let make = || {
+        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
+        let bn = taper_nn::BatchNorm::new_1d(&mut b, "bn", 3, 1e-5, None, true).unwrap();
+        (bn, b.into_store())
+    };
+    let (bn, store) = make();
+    let x = Var::constant(
+        Tensor::new(&[[1.0f64, 2.0, 3.0], [4.0, -1.0, 0.5], [2.0, 2.0, 9.0]], &Device::Cpu).unwrap(),
+    );
+    for _ in 0..2 {
+        bn.forward(&Tape::new(), &x).unwrap();
+    }
+    let opt = from_spec("sgd:lr=0.1", store.trainable()).unwrap();
+    let path = tmp("bn-estimates");
+    checkpoint::save(&path, &store, opt.as_ref(), &Progress::default()).unwrap();
+    let (fresh, fresh_store) = make();
+    let mut fresh_opt = from_spec("sgd:lr=0.1", fresh_store.trainable()).unwrap();
+    checkpoint::load(&path, &fresh_store, fresh_opt.as_mut()).unwrap();
+    assert_eq!(fresh.batches_tracked().unwrap(), 2);
+    assert_eq!(
+        fresh.running_var.value().to_vec1::<f64>().unwrap(),
+        bn.running_var.value().to_vec1::<f64>().unwrap()
+    );
+    assert_eq!(
+        fresh.running_mean.value().to_vec1::<f64>().unwrap(),
+        bn.running_mean.value().to_vec1::<f64>().unwrap()
+    );
+}
