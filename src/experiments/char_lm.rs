@@ -518,6 +518,8 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     };
     let mut train_time = 0.0;
     let mut trained = 0usize;
+    // The iteration whose state was last written, so the end does not write it a second time.
+    let mut saved_at = None;
     for it in start..=end {
         let due = it % r.eval_every == 0 || it == r.iters;
         if due && !evals.iter().any(|e| e.0 == it) {
@@ -529,9 +531,10 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             say(format!("step {it}: train loss {tl:.4}, val loss {vl:.4}"));
             evals.push((it, tl, vl));
             save(it, &evals, opt.as_ref())?;
+            saved_at = Some(it);
         }
         if it == end {
-            if it != r.iters || !due {
+            if saved_at != Some(it) {
                 save(it, &evals, opt.as_ref())?;
             }
             break;

@@ -49,26 +49,7 @@ impl Var {
             .dims()
             .last()
             .ok_or(Error::InvalidArgument { op: "layer_norm", msg: "needs at least one dimension".into() })?;
-        for (what, v) in [("weight", weight), ("bias", bias)] {
-            if let Some(v) = v {
-                if v.dims() != [d] {
-                    return Err(Error::InvalidArgument {
-                        op: "layer_norm",
-                        msg: format!("{what} must be [{d}] (the last dimension), got {:?}", v.dims()),
-                    });
-                }
-            }
-        }
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(Error::InvalidArgument {
-                op: "layer_norm",
-                msg: format!("eps must be >= 0, got {eps}"),
-            });
-        }
-        let mut inputs = vec![self];
-        inputs.extend(weight);
-        inputs.extend(bias);
-        super::same_dtype("layer_norm", &inputs)?;
+        let inputs = self.norm_operands("layer_norm", weight, bias, d, "the last dimension", eps)?;
         let x = self.value();
         let forward = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
             let mean = x.mean_keepdim(D::Minus1)?;
@@ -158,26 +139,7 @@ impl Var {
                 msg: format!("needs more than 1 value per channel in training, got shape {dims:?}"),
             });
         }
-        for (what, v) in [("weight", weight), ("bias", bias)] {
-            if let Some(v) = v {
-                if v.dims() != [c] {
-                    return Err(Error::InvalidArgument {
-                        op: "batch_norm",
-                        msg: format!("{what} must be [{c}] (the channels), got {:?}", v.dims()),
-                    });
-                }
-            }
-        }
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(Error::InvalidArgument {
-                op: "batch_norm",
-                msg: format!("eps must be >= 0, got {eps}"),
-            });
-        }
-        let mut inputs = vec![self];
-        inputs.extend(weight);
-        inputs.extend(bias);
-        super::same_dtype("batch_norm", &inputs)?;
+        let inputs = self.norm_operands("batch_norm", weight, bias, c, "the channels", eps)?;
         let reduce: Vec<usize> = (0..dims.len()).filter(|&d| d != 1).collect();
         let mut bshape = vec![1; dims.len()];
         bshape[1] = c;
@@ -210,6 +172,39 @@ impl Var {
             })
         })?;
         Ok((out, BatchStats { mean, var, count }))
+    }
+}
+
+impl Var {
+    /// The checks both norms make: `weight` and `bias` (optional) are `[n]` (`n` being `what`),
+    /// `eps` is finite and `>= 0`, every operand has `self`'s dtype. Returns the operands in order.
+    fn norm_operands<'a>(
+        &'a self,
+        op: &'static str,
+        weight: Option<&'a Var>,
+        bias: Option<&'a Var>,
+        n: usize,
+        what: &str,
+        eps: f64,
+    ) -> Result<Vec<&'a Var>> {
+        for (name, v) in [("weight", weight), ("bias", bias)] {
+            if let Some(v) = v {
+                if v.dims() != [n] {
+                    return Err(Error::InvalidArgument {
+                        op,
+                        msg: format!("{name} must be [{n}] ({what}), got {:?}", v.dims()),
+                    });
+                }
+            }
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidArgument { op, msg: format!("eps must be >= 0, got {eps}") });
+        }
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        super::same_dtype(op, &inputs)?;
+        Ok(inputs)
     }
 }
 
