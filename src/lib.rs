@@ -12,7 +12,9 @@
 //! * [`plot`]: SVG figures;
 //!
 //! and holds the documents' experiments ([`experiments`], one module each: data, model, runs,
-//! comparison and figure) with the command-line pieces their examples share ([`cli`]).
+//! comparison and figure) with the command-line pieces their examples share ([`cli`]), and the
+//! sweep harness behind the `taper` command ([`sweep`]: test problems, optimizer grids, sharded
+//! runs, reports).
 
 // A library returns errors: no `unwrap`/`expect` outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -27,6 +29,7 @@ pub use taper_train as train;
 
 pub mod cli;
 pub mod experiments;
+pub mod sweep;
 
 /// The README, whose example is compiled and run as a doctest.
 #[cfg(doctest)]

@@ -387,8 +387,13 @@ pub fn figure(path: &Path, results: &[RunResult]) -> Result<()> {
         .iter()
         .map(|r| Series::new(format!("{} {}", r.section, r.label).trim(), r.outcome.history.points()))
         .collect();
-    let spec =
-        ChartSpec { title: "airfoil: loss over all rows", x_label: "epoch", y_label: "loss", log_y: false };
+    let spec = ChartSpec {
+        title: "airfoil: loss over all rows",
+        x_label: "epoch",
+        y_label: "loss",
+        log_y: false,
+        log_x: false,
+    };
     Ok(plot::line_chart(path, &spec, &series)?)
 }
 

@@ -315,7 +315,7 @@ pub struct Outcome {
 
 /// A per-purpose seed for iteration `it`: every random draw of a step is a function of the run's
 /// seed and the step, so a resumed run draws exactly what the uninterrupted one would.
-fn step_seed(seed: u64, it: usize, purpose: u64) -> u64 {
+pub(crate) fn step_seed(seed: u64, it: usize, purpose: u64) -> u64 {
     let mut z =
         seed ^ (it as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ purpose.wrapping_mul(0xd1b5_4a32_d192_ed03);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -324,7 +324,13 @@ fn step_seed(seed: u64, it: usize, purpose: u64) -> u64 {
 }
 
 /// The mean loss of `r.eval_iters` random batches of `data` under no-grad.
-fn estimate(gpt: &Gpt, data: &[u32], r: &Recipe, rng: &mut SeededRng, device: &Device) -> Result<f64> {
+pub(crate) fn estimate(
+    gpt: &Gpt,
+    data: &[u32],
+    r: &Recipe,
+    rng: &mut SeededRng,
+    device: &Device,
+) -> Result<f64> {
     Ok(steps::mean_loss(r.eval_iters, |_, tape| {
         let (x, y) = batch(data, r.batch_size, r.block_size, rng, device)
             .map_err(|e| train::Error::InvalidArgument(e.to_string()))?;
@@ -618,7 +624,12 @@ pub fn figure(path: &Path, evals: &[(usize, f64, f64)]) -> Result<()> {
         Series::new("train", evals.iter().map(|e| (e.0 as f64, e.1)).collect()),
         Series::new("val", evals.iter().map(|e| (e.0 as f64, e.2)).collect()),
     ];
-    let spec =
-        ChartSpec { title: "character-level GPT", x_label: "iteration", y_label: "loss", log_y: false };
+    let spec = ChartSpec {
+        title: "character-level GPT",
+        x_label: "iteration",
+        y_label: "loss",
+        log_y: false,
+        log_x: false,
+    };
     Ok(plot::line_chart(path, &spec, &series)?)
 }

@@ -194,6 +194,7 @@ pub fn figure(path: &Path, fits: &[(String, Fit)]) -> anyhow::Result<()> {
         x_label: "iteration",
         y_label: "MSE loss",
         log_y: true,
+        log_x: false,
     };
     Ok(plot::line_chart(path, &spec, &series)?)
 }

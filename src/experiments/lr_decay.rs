@@ -160,6 +160,7 @@ pub fn figure(path: &Path, rates: &[Rates], steps: usize) -> anyhow::Result<()> 
         x_label: "step",
         y_label: "effective learning rate",
         log_y: true,
+        log_x: false,
     };
     Ok(plot::line_chart(path, &spec, &series)?)
 }

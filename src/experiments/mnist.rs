@@ -346,6 +346,7 @@ pub fn figure(path: &Path, results: &[RunResult]) -> Result<()> {
         x_label: "epoch",
         y_label: "mean batch loss",
         log_y: true,
+        log_x: false,
     };
     Ok(plot::line_chart(path, &chart, &series)?)
 }

@@ -94,7 +94,7 @@ pub use rprop::Rprop;
 pub use rule::{Engine, Rule};
 pub use schedulefree::{ScheduleFreeAdamW, ScheduleFreeCoeffs, ScheduleFreeSgd};
 pub use sgd::{Sgd, SgdCoeffs};
-pub use spec::{non_negative, positive, unit_interval, OptimSpec, Options, Value};
+pub use spec::{non_negative, positive, split_top_level, unit_interval, OptimSpec, Options, Value};
 pub use tensor_rule::{build_tensor, norm, TensorEngine, TensorRule};
 pub use yogi::{Yogi, YogiCoeffs};
 

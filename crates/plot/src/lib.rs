@@ -44,12 +44,36 @@ pub struct Series {
     pub name: String,
     /// `(x, y)` points in order.
     pub points: Vec<(f64, f64)>,
+    /// A shaded band `(x, low, high)` drawn under the line (a spread over seeds).
+    pub band: Vec<(f64, f64, f64)>,
+    /// Draw a dot at every point.
+    pub markers: bool,
+    /// Points drawn as crosses on the line's color and not joined (failed runs).
+    pub crosses: Vec<(f64, f64)>,
 }
 
 impl Series {
     /// A series from a name and points.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self { name: name.into(), points }
+        Self { name: name.into(), points, band: Vec::new(), markers: false, crosses: Vec::new() }
+    }
+
+    /// With a shaded band `(x, low, high)`.
+    pub fn with_band(mut self, band: Vec<(f64, f64, f64)>) -> Self {
+        self.band = band;
+        self
+    }
+
+    /// With a dot at every point.
+    pub fn with_markers(mut self) -> Self {
+        self.markers = true;
+        self
+    }
+
+    /// With extra points drawn as crosses.
+    pub fn with_crosses(mut self, crosses: Vec<(f64, f64)>) -> Self {
+        self.crosses = crosses;
+        self
     }
 }
 
@@ -75,43 +99,63 @@ pub struct ChartSpec<'a> {
     pub y_label: &'a str,
     /// Logarithmic Y axis.
     pub log_y: bool,
+    /// Logarithmic X axis.
+    pub log_x: bool,
 }
 
 fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
     move |msg| Error::Plot { path: path.to_path_buf(), msg }
 }
 
-fn bounds(series: &[Series], log_y: bool) -> (f64, f64, f64, f64) {
-    let pts = series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0));
-    let (mut x0, mut x1, mut y0, mut y1) =
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
+/// Every `(x, y)` a chart shows: the points, the crosses and the bands' edges.
+fn all_points(series: &[Series]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .chain(&s.crosses)
+            .copied()
+            .chain(s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]))
+    })
+}
+
+/// Whether a point can be drawn on the chart's axes.
+fn drawable(x: f64, y: f64, log_x: bool, log_y: bool) -> bool {
+    x.is_finite() && y.is_finite() && (!log_x || x > 0.0) && (!log_y || y > 0.0)
+}
+
+/// One axis' range over `values`, padded: by a factor 1.5 on a log axis, by 5% on a linear one.
+fn axis(values: impl Iterator<Item = f64>, log: bool, pad: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
     }
-    if !x0.is_finite() {
-        return (0.0, 1.0, if log_y { 0.1 } else { 0.0 }, 1.0);
+    if !lo.is_finite() {
+        return if log { (0.1, 1.0) } else { (0.0, 1.0) };
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if log_y {
-        if y1 <= y0 {
-            y1 = y0 * 10.0;
+    if log {
+        if hi <= lo {
+            hi = lo * 10.0;
         }
-        (x0, x1, y0 / 1.5, y1 * 1.5)
+        if pad {
+            (lo / 1.5, hi * 1.5)
+        } else {
+            (lo, hi)
+        }
     } else {
-        if y1 <= y0 {
-            y1 = y0 + 1.0;
+        if hi <= lo {
+            hi = lo + 1.0;
         }
-        let pad = 0.05 * (y1 - y0);
-        (x0, x1, y0 - pad, y1 + pad)
+        let p = if pad { 0.05 * (hi - lo) } else { 0.0 };
+        (lo - p, hi + p)
     }
+}
+
+fn bounds(series: &[Series], log_x: bool, log_y: bool) -> (f64, f64, f64, f64) {
+    let pts: Vec<(f64, f64)> = all_points(series).filter(|&(x, y)| drawable(x, y, log_x, log_y)).collect();
+    let (x0, x1) = axis(pts.iter().map(|p| p.0), log_x, log_x);
+    let (y0, y1) = axis(pts.iter().map(|p| p.1), log_y, true);
+    (x0, x1, y0, y1)
 }
 
 /// A tick label: few digits, exponent form for small or large magnitudes.
@@ -129,12 +173,14 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Writes a line chart of `series` to `path` (SVG), with a legend.
+/// Writes a line chart of `series` to `path` (SVG), with a legend: each series a line (with dots
+/// when it asks for markers), its band shaded beneath it, its crosses on top.
 pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Result<()> {
     let e = plot_err(path);
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-    let (x0, x1, y0, y1) = bounds(series, spec.log_y);
+    let (x0, x1, y0, y1) = bounds(series, spec.log_x, spec.log_y);
+    let ok = |&(x, y): &(f64, f64)| drawable(x, y, spec.log_x, spec.log_y);
     let mut builder = ChartBuilder::on(&root);
     builder.caption(spec.title, ("sans-serif", 22)).margin(15).x_label_area_size(45).y_label_area_size(75);
     macro_rules! draw {
@@ -150,17 +196,33 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
                 .map_err(|x| e(x.to_string()))?;
             for (i, s) in series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite() && (!spec.log_y || *y > 0.0))
-                    .collect();
+                let band: Vec<(f64, f64, f64)> =
+                    s.band.iter().copied().filter(|&(x, lo, hi)| ok(&(x, lo)) && ok(&(x, hi))).collect();
+                if band.len() > 1 {
+                    let outline: Vec<(f64, f64)> = band
+                        .iter()
+                        .map(|&(x, _, hi)| (x, hi))
+                        .chain(band.iter().rev().map(|&(x, lo, _)| (x, lo)))
+                        .collect();
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))
+                        .map_err(|x| e(x.to_string()))?;
+                }
+                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(ok).collect();
                 chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                     .map_err(|x| e(x.to_string()))?
                     .label(s.name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                if s.markers {
+                    chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(|x| e(x.to_string()))?;
+                }
+                let crosses: Vec<(f64, f64)> = s.crosses.iter().copied().filter(ok).collect();
+                chart
+                    .draw_series(crosses.iter().map(|&p| Cross::new(p, 6, color.stroke_width(2))))
+                    .map_err(|x| e(x.to_string()))?;
             }
             chart
                 .configure_series_labels()
@@ -171,10 +233,11 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
                 .map_err(|x| e(x.to_string()))?;
         }};
     }
-    if spec.log_y {
-        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()));
-    } else {
-        draw!(builder.build_cartesian_2d(x0..x1, y0..y1));
+    match (spec.log_x, spec.log_y) {
+        (false, false) => draw!(builder.build_cartesian_2d(x0..x1, y0..y1)),
+        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())),
+        (true, false) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)),
+        (true, true) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())),
     }
     root.present().map_err(|x| e(x.to_string()))?;
     Ok(())
@@ -301,8 +364,12 @@ mod tests {
             Series::new("adagrad", (1..100).map(|t| (t as f64, 1.0 / (t as f64).sqrt())).collect()),
             Series::new("rmsprop", (1..100).map(|t| (t as f64, 0.3)).collect()),
         ];
-        line_chart(&p, &ChartSpec { title: "effective lr", x_label: "step", y_label: "lr", log_y: true }, &s)
-            .unwrap();
+        line_chart(
+            &p,
+            &ChartSpec { title: "effective lr", x_label: "step", y_label: "lr", log_y: true, log_x: false },
+            &s,
+        )
+        .unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(
             svg.starts_with("<svg")
@@ -317,6 +384,32 @@ mod tests {
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(svg.matches("<polyline").count() + svg.matches("<path").count() > 20, "contours drawn");
         assert!(svg.contains("<circle"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bands_markers_crosses_and_a_log_x_axis_are_drawn() {
+        let dir = std::env::temp_dir().join(format!("taper-plot-band-{}", std::process::id()));
+        ensure_writable_dir(&dir).unwrap();
+        let p = dir.join("band.svg");
+        let lrs = [1e-4, 1e-3, 1e-2, 1e-1];
+        let s = vec![Series::new("adam", lrs.iter().map(|&x| (x, 1.0 - x)).collect())
+            .with_band(lrs.iter().map(|&x| (x, 0.5 - x, 1.5 - x)).collect())
+            .with_markers()
+            .with_crosses(vec![(1.0, 2.0)])];
+        let spec =
+            ChartSpec { title: "sensitivity", x_label: "lr", y_label: "loss", log_y: false, log_x: true };
+        line_chart(&p, &spec, &s).unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(svg.matches("<polygon").count(), 1, "one band");
+        assert_eq!(svg.matches("<circle").count(), lrs.len(), "a dot per point");
+        assert!(
+            svg.matches("<line").count() + svg.matches("<polyline").count() >= 3,
+            "a cross and the curve"
+        );
+        // The cross at x = 1 widens the x axis past the points; a log axis never reaches 0.
+        let (x0, x1, y0, _) = bounds(&s, true, true);
+        assert!(x0 < 1e-4 && x0 > 0.0 && x1 > 1.0 && y0 > 0.0, "{x0} {x1} {y0}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,0 +1,141 @@
+//! Taper's sweep problems, one file each (registered in [`super::problem::PROBLEMS`]), and the
+//! loops they share: a 2-D function minimized from a start point, and a [`Task`] trained by
+//! [`train`] with its curve timed.
+
+pub mod airfoil;
+pub mod char_gpt;
+pub mod linreg;
+pub mod mnist;
+pub mod quadratic;
+pub mod rosenbrock;
+
+use anyhow::Result;
+
+use super::problem::{Curve, Recorder};
+use crate::autograd::{ParamStore, Tape, Var};
+use crate::experiments::trace2d::Function;
+use crate::train::{train, Dataset, History, Task, TrainConfig};
+use crate::{DType, Device, Tensor};
+
+/// Minimizes `f` from `start` with `steps` full steps of `spec` (through the optimizer's
+/// closure, so L-BFGS works too) in f64 on `device`; the curve is `f` at every step, read at
+/// the evaluation point (Schedule-Free's average), as `trace2d` does. Stops at the first
+/// non-finite value.
+pub(crate) fn two_d(
+    f: Function,
+    start: (f64, f64),
+    steps: usize,
+    spec: &str,
+    device: &Device,
+) -> Result<Curve> {
+    let mut store = ParamStore::new();
+    // A 1×2 matrix, so that matrix-only optimizers (Muon) run too.
+    let init = Tensor::new(&[[start.0, start.1]], &Device::Cpu)?.to_dtype(DType::F64)?.to_device(device)?;
+    let x = store.insert("x", init)?;
+    let mut opt = crate::optim::from_spec(spec, store.trainable())?;
+    let mut rec = Recorder::new();
+    rec.point(0, f.value(start.0, start.1));
+    for step in 1..=steps as u64 {
+        let stepped = opt.step_closure(&mut || {
+            let tape = Tape::new();
+            let v = f.eval(&tape.param(&x).reshape(2)?)?;
+            Ok((v.to_scalar_f64()?, v.backward()?))
+        });
+        match stepped {
+            Ok(_) => {}
+            Err(crate::optim::Error::NonFiniteGradient { .. }) => {
+                rec.point(step, f64::NAN);
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let value = rec.evaluate(|| -> Result<f64> {
+            opt.set_train_mode(false)?;
+            let v = x.value().flatten_all()?.to_vec1::<f64>()?;
+            opt.set_train_mode(true)?;
+            Ok(f.value(v[0], v[1]))
+        })?;
+        rec.point(step, value);
+        if rec.diverged() {
+            break;
+        }
+    }
+    Ok(rec.finish())
+}
+
+/// A task whose curve points ([`Task::record`]) are timed: the evaluation's time is not counted
+/// as training time.
+struct Timed<T: Task> {
+    task: T,
+    rec: Recorder,
+    /// Training seconds at each recorded point.
+    seconds: Vec<f64>,
+}
+
+impl<T: Task> Task for Timed<T> {
+    fn loss(&mut self, tape: &Tape, batch: &Dataset) -> crate::autograd::Result<Var> {
+        self.task.loss(tape, batch)
+    }
+
+    fn record(&mut self) -> crate::train::Result<Option<f64>> {
+        let task = &mut self.task;
+        let v = self.rec.evaluate(|| task.record())?;
+        self.seconds.push(self.rec.seconds());
+        Ok(v)
+    }
+}
+
+/// Trains `task` as [`train`] does and returns its curve: one point per recorded value (the task
+/// must record a value at every point: `record_every > 0` and [`Task::record`] returning
+/// `Some`), each with its step count and training seconds. A step refused for a non-finite
+/// gradient ends the curve with a non-finite point.
+pub(crate) fn train_curve<T: Task>(
+    task: T,
+    store: &ParamStore,
+    spec: &str,
+    data: &Dataset,
+    cfg: &TrainConfig,
+) -> Result<Curve> {
+    let mut opt = crate::optim::from_spec(spec, store.trainable())?;
+    let mut timed = Timed { task, rec: Recorder::new(), seconds: Vec::new() };
+    let history = match train(&mut timed, store, opt.as_mut(), data, cfg) {
+        Ok(h) => h,
+        Err(crate::train::Error::Optim(crate::optim::Error::NonFiniteGradient { .. })) => {
+            let mut curve = points(&History::default(), &timed.seconds, data.len(), cfg);
+            let steps = curve.steps + 1;
+            curve.points.push(super::problem::Point {
+                step: steps,
+                value: f64::NAN,
+                seconds: timed.rec.seconds(),
+            });
+            curve.steps = steps;
+            return Ok(curve);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if history.records.len() != timed.seconds.len() {
+        anyhow::bail!(
+            "the task recorded {} values for {} curve points: it must return a value at every point",
+            timed.seconds.len(),
+            history.records.len()
+        );
+    }
+    let mut curve = points(&history, &timed.seconds, data.len(), cfg);
+    curve.steps = history.steps;
+    Ok(curve)
+}
+
+/// The curve of a history: each record's epoch turned into optimizer steps.
+fn points(history: &History, seconds: &[f64], n: usize, cfg: &TrainConfig) -> Curve {
+    let per_epoch = cfg.loader.batches(n) as u64;
+    let batch = cfg.loader.batch_size.max(1);
+    let mut curve = Curve::default();
+    for (r, &s) in history.records.iter().zip(seconds) {
+        let examples = (r.epoch * n as f64).round() as usize;
+        let (whole, rest) = (examples / n.max(1), examples % n.max(1));
+        let step = whole as u64 * per_epoch + rest.div_ceil(batch) as u64;
+        curve.points.push(super::problem::Point { step, value: r.value, seconds: s });
+        curve.steps = curve.steps.max(step);
+    }
+    curve
+}
