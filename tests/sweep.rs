@@ -378,3 +378,64 @@ fn the_data_problems_run_in_a_sweep() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `x²` from `x = 1`, 10 steps: a user's problem, registered through the library.
+struct Parabola;
+
+impl taper::sweep::Problem for Parabola {
+    fn name(&self) -> &str {
+        "parabola"
+    }
+    fn describe(&self) -> String {
+        "x² from 1".into()
+    }
+    fn metric(&self) -> taper::sweep::Metric {
+        taper::sweep::Metric { name: "f".into(), goal: taper::sweep::Goal::Minimize, target: 1e-3 }
+    }
+    fn budget(&self) -> String {
+        "10 steps".into()
+    }
+    fn run(&self, spec: &str, _seed: u64) -> anyhow::Result<taper::sweep::Curve> {
+        let mut store = taper::ParamStore::new();
+        let x = store.insert("x", taper::Tensor::new(&[1.0f64], &taper::Device::Cpu)?)?;
+        let mut opt = taper::optim::from_spec(spec, store.trainable())?;
+        let mut rec = taper::sweep::Recorder::new();
+        for step in 0..=10 {
+            let tape = taper::Tape::new();
+            let f = tape.param(&x).sqr()?.sum_all()?;
+            rec.point(step, f.to_scalar_f64()?);
+            if step < 10 {
+                opt.step(&f.backward()?)?;
+            }
+        }
+        Ok(rec.finish())
+    }
+}
+
+#[test]
+fn a_registered_problem_sweeps_like_a_built_in_one() {
+    use taper::sweep::{self, Context, Shard, Sweep};
+    sweep::register("parabola", "x² from 1", |_: &Context| Ok(Box::new(Parabola) as Box<dyn sweep::Problem>))
+        .unwrap();
+    let again =
+        sweep::register("parabola", "", |_: &Context| Ok(Box::new(Parabola) as Box<dyn sweep::Problem>));
+    assert!(again.unwrap_err().to_string().contains("the name is taken"));
+    assert!(sweep::register(
+        "quadratic",
+        "",
+        |_: &Context| Ok(Box::new(Parabola) as Box<dyn sweep::Problem>)
+    )
+    .is_err());
+    let ctx = Context { device: taper::Device::Cpu, data_dir: PathBuf::from("."), offline: true };
+    let s = Sweep::new(&["parabola".into()], &["sgd:lr=[0.1,0.5]".into()], 1, None, &ctx).unwrap();
+    let dir = tmp("sweep-registered");
+    let summary = sweep::run(&s, &s.grid_cells(), Shard::ALL, &dir, |_| {}).unwrap();
+    assert_eq!((summary.ran, summary.diverged), (2, 0));
+    let got = cells(&dir);
+    // lr = 0.5 jumps to the minimum in one step (x ← x - 0.5·2x); lr = 0.1 shrinks x by 0.8 a step.
+    let f: Vec<f64> = got.values().map(|c| c.final_metric).collect();
+    assert!(f.contains(&0.0) && f.iter().any(|&v| (v - 0.8f64.powi(20)).abs() < 1e-15), "{f:?}");
+    let fast = got.values().find(|c| c.final_metric == 0.0).unwrap();
+    assert_eq!(fast.steps_to_target, Some(1));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -77,6 +77,10 @@ pub struct SweepArgs {
     /// Print only the summary, not a line per cell.
     #[arg(long)]
     pub quiet: bool,
+    /// Check the arguments and count the cells (and those already done in --out); run nothing,
+    /// write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -145,9 +149,13 @@ pub fn sweep(a: &SweepArgs, started: Instant) -> Result<Summary> {
     let ctx =
         Context { device: DeviceSpec::open_str(&a.device)?, data_dir: a.data.dir(), offline: a.data.offline };
     let sweep = Sweep::new(&a.problems, &a.optimizers, a.seeds, a.tune, &ctx)?;
+    let shard = a.shard.unwrap_or(Shard::ALL);
+    if a.dry_run {
+        println!("{}", dry_run(&sweep, shard, &a.out)?);
+        return Ok(Summary::default());
+    }
     crate::plot::ensure_writable_dir(&a.out)?;
     store::claim(&a.out, &sweep.def())?;
-    let shard = a.shard.unwrap_or(Shard::ALL);
     let stages: &[StageArg] = match (a.stage, a.tune) {
         (StageArg::All, Some(_)) => &[StageArg::Grid, StageArg::Final],
         (StageArg::All, None) => &[StageArg::Grid],
@@ -185,6 +193,35 @@ pub fn sweep(a: &SweepArgs, started: Instant) -> Result<Summary> {
         println!("{}", describe(&total, shard));
     }
     Ok(total)
+}
+
+/// What `--dry-run` says: the cells of the sweep and of this shard, and how many are done.
+fn dry_run(sweep: &Sweep, shard: Shard, out: &std::path::Path) -> Result<String> {
+    if let Some(old) = store::read_def(out)? {
+        if old != sweep.def() {
+            bail!("{} holds results of another sweep ({})", out.display(), store::summary(&old));
+        }
+    }
+    let cells = sweep.grid_cells();
+    let mine: Vec<&super::Cell> =
+        cells.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(_, c)| c).collect();
+    let done = mine.iter().filter(|c| store::cell_path(out, &c.problem, &c.spec, c.seed).exists()).count();
+    let settings: usize = sweep.optimizers.iter().map(|o| o.points.len()).sum();
+    let mut line = format!(
+        "{} problem(s) x {settings} setting(s) x {} seed(s) = {} grid cells; shard {shard}: {} ({done} already done in {})",
+        sweep.problems.len(),
+        sweep.seeds,
+        cells.len(),
+        mine.len(),
+        out.display()
+    );
+    if let Some(t) = sweep.tune {
+        line.push_str(&format!(
+            "; then each optimizer's best setting over {t} seeds: up to {} more cells",
+            sweep.problems.len() * sweep.optimizers.len() * t.saturating_sub(sweep.seeds) as usize
+        ));
+    }
+    Ok(line)
 }
 
 /// The summary line: cells, divergences, and the harness's overhead per cell.
