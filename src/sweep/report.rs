@@ -343,16 +343,26 @@ pub fn write_csv(m: &Merged, path: &Path) -> Result<()> {
 }
 
 /// The performance profile: per optimizer label, the ratio of its median steps-to-target to the
-/// best on each problem (`INFINITY` where it never reached the target).
+/// best on each problem (`INFINITY` where it never reached the target, or did not run on that
+/// problem), one entry per problem.
 pub fn profile_ratios(summaries: &[(String, Vec<OptimizerSummary>)]) -> BTreeMap<String, Vec<f64>> {
     let mut ratios: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (_, sums) in summaries {
-        let costs: Vec<f64> = sums.iter().map(|o| median_steps(&o.steps_to_target)).collect();
-        let best = costs.iter().copied().fold(f64::INFINITY, f64::min);
-        for (o, c) in sums.iter().zip(&costs) {
-            let r =
-                if c.is_finite() && best.is_finite() { c.max(1.0) / best.max(1.0) } else { f64::INFINITY };
-            ratios.entry(o.label.clone()).or_default().push(r);
+        for o in sums {
+            ratios.entry(o.label.clone()).or_default();
+        }
+    }
+    for (_, sums) in summaries {
+        let costs: BTreeMap<&str, f64> =
+            sums.iter().map(|o| (o.label.as_str(), median_steps(&o.steps_to_target))).collect();
+        let best = costs.values().copied().fold(f64::INFINITY, f64::min);
+        for (label, r) in ratios.iter_mut() {
+            let c = costs.get(label.as_str()).copied().unwrap_or(f64::INFINITY);
+            r.push(if c.is_finite() && best.is_finite() {
+                c.max(1.0) / best.max(1.0)
+            } else {
+                f64::INFINITY
+            });
         }
     }
     ratios
@@ -588,6 +598,24 @@ mod tests {
         assert_eq!(rho(&[1.0, 2.0, f64::INFINITY, 1.5], 1.5), 0.5);
         assert_eq!(csv_field("adam:lr=0.1,eps=1e-8"), "\"adam:lr=0.1,eps=1e-8\"");
         assert_eq!(csv_field("sgd"), "sgd");
+        // Two problems; `b` ran only on the first, where it took twice `a`'s steps.
+        let summary = |label: &str, steps: Vec<Option<u64>>| OptimizerSummary {
+            label: label.into(),
+            best: Some("x".into()),
+            finals: vec![0.0; steps.len()],
+            seconds_to_target: vec![None; steps.len()],
+            steps_to_target: steps,
+            settings: Vec::new(),
+            expected: 0,
+            found: 0,
+        };
+        let r = profile_ratios(&[
+            ("p".into(), vec![summary("a", vec![Some(10), Some(12), None]), summary("b", vec![Some(24)])]),
+            ("q".into(), vec![summary("a", vec![None, None])]),
+        ]);
+        assert_eq!(r["a"], [1.0, f64::INFINITY]);
+        assert_eq!(r["b"], [2.0, f64::INFINITY]);
+        assert_eq!((rho(&r["a"], 1.0), rho(&r["b"], 1.5), rho(&r["b"], 2.0)), (0.5, 0.0, 0.5));
         assert_eq!(num(f64::NAN), "–");
         assert_eq!(num(0.25), "0.2500");
         assert_eq!(num(1e-6), "1.000e-6");
