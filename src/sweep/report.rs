@@ -285,6 +285,20 @@ fn sensitivity(settings: &[Setting], key: &str, goal: Goal) -> (Vec<(f64, f64)>,
     (pts, failed)
 }
 
+/// Whether finite `values` are all positive and span more than a factor 30 (a log axis then
+/// shows them better than a linear one).
+fn wide_positive(values: impl Iterator<Item = f64>) -> bool {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values.filter(|v| v.is_finite()) {
+        if v <= 0.0 {
+            return false;
+        }
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    hi > 30.0 * lo
+}
+
 /// A number for the report.
 fn num(x: f64) -> String {
     if !x.is_finite() {
@@ -449,7 +463,7 @@ pub fn write(dirs: &[PathBuf], out: &Path, csv: Option<&Path>) -> Result<PathBuf
             }
         }
         let log_y = metric.goal == Goal::Minimize
-            && p.cells.values().flat_map(|c| &c.curve).all(|pt| !pt.value.is_finite() || pt.value > 0.0);
+            && wide_positive(curves.iter().flat_map(|s| s.band.iter().flat_map(|b| [b.1, b.2])));
         if !curves.is_empty() {
             let file = format!("{}_curves.svg", pd.name);
             let title = format!("{}: best settings (median, min-max over seeds)", pd.name);
@@ -484,7 +498,8 @@ pub fn write(dirs: &[PathBuf], out: &Path, csv: Option<&Path>) -> Result<PathBuf
             let file = format!("{}_sensitivity.svg", pd.name);
             let title = format!("{}: final {} against {key} (crosses: diverged)", pd.name, metric.name);
             let y = format!("mean final {}", metric.name);
-            let log_y = log_y && sens.iter().flat_map(|s| &s.points).all(|p| p.1 > 0.0);
+            let log_y = metric.goal == Goal::Minimize
+                && wide_positive(sens.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
             plot::line_chart(
                 &out.join(&file),
                 &ChartSpec { title: &title, x_label: &key, y_label: &y, log_y, log_x: true },
@@ -616,6 +631,8 @@ mod tests {
         assert_eq!(r["a"], [1.0, f64::INFINITY]);
         assert_eq!(r["b"], [2.0, f64::INFINITY]);
         assert_eq!((rho(&r["a"], 1.0), rho(&r["b"], 1.5), rho(&r["b"], 2.0)), (0.5, 0.0, 0.5));
+        assert!(wide_positive([0.01, 1.0, f64::NAN].into_iter()) && !wide_positive([0.2, 0.9].into_iter()));
+        assert!(!wide_positive([-1.0, 100.0].into_iter()) && !wide_positive(std::iter::empty()));
         assert_eq!(num(f64::NAN), "–");
         assert_eq!(num(0.25), "0.2500");
         assert_eq!(num(1e-6), "1.000e-6");

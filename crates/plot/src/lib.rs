@@ -151,6 +151,44 @@ fn axis(values: impl Iterator<Item = f64>, log: bool, pad: bool) -> (f64, f64) {
     }
 }
 
+/// The corner for the legend: the one whose box (a third of the width, two fifths of the height)
+/// covers the fewest points, upper right first among equals.
+fn legend_corner(
+    series: &[Series],
+    b: (f64, f64, f64, f64),
+    log_x: bool,
+    log_y: bool,
+) -> SeriesLabelPosition {
+    let (x0, x1, y0, y1) = b;
+    let frac = |v: f64, lo: f64, hi: f64, log: bool| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let pts: Vec<(f64, f64)> = all_points(series)
+        .filter(|&(x, y)| drawable(x, y, log_x, log_y))
+        .map(|(x, y)| (frac(x, x0, x1, log_x), frac(y, y0, y1, log_y)))
+        .collect();
+    let count = |right: bool, upper: bool| {
+        pts.iter()
+            .filter(|(fx, fy)| {
+                (if right { *fx > 0.66 } else { *fx < 0.34 }) && (if upper { *fy > 0.6 } else { *fy < 0.4 })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, right, upper)| count(right, upper))
+    .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
 fn bounds(series: &[Series], log_x: bool, log_y: bool) -> (f64, f64, f64, f64) {
     let pts: Vec<(f64, f64)> = all_points(series).filter(|&(x, y)| drawable(x, y, log_x, log_y)).collect();
     let (x0, x1) = axis(pts.iter().map(|p| p.0), log_x, log_x);
@@ -180,6 +218,7 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let (x0, x1, y0, y1) = bounds(series, spec.log_x, spec.log_y);
+    let corner = legend_corner(series, (x0, x1, y0, y1), spec.log_x, spec.log_y);
     let ok = |&(x, y): &(f64, f64)| drawable(x, y, spec.log_x, spec.log_y);
     let mut builder = ChartBuilder::on(&root);
     builder.caption(spec.title, ("sans-serif", 22)).margin(15).x_label_area_size(45).y_label_area_size(75);
@@ -226,7 +265,7 @@ pub fn line_chart(path: &Path, spec: &ChartSpec<'_>, series: &[Series]) -> Resul
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(corner.clone())
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()
@@ -407,6 +446,13 @@ mod tests {
             svg.matches("<line").count() + svg.matches("<polyline").count() >= 3,
             "a cross and the curve"
         );
+        // The legend goes to the corner with the fewest points: upper left here, the data being
+        // in the upper right and one point in the lower left.
+        let crowded = vec![Series::new("a", vec![(0.0, 0.0), (8.0, 9.0), (9.0, 10.0), (10.0, 10.0)])];
+        let corner = legend_corner(&crowded, bounds(&crowded, false, false), false, false);
+        assert!(matches!(corner, SeriesLabelPosition::UpperLeft), "{corner:?}");
+        let empty = legend_corner(&[], bounds(&[], false, false), false, false);
+        assert!(matches!(empty, SeriesLabelPosition::UpperRight), "{empty:?}");
         // The cross at x = 1 widens the x axis past the points; a log axis never reaches 0.
         let (x0, x1, y0, _) = bounds(&s, true, true);
         assert!(x0 < 1e-4 && x0 > 0.0 && x1 > 1.0 && y0 > 0.0, "{x0} {x1} {y0}");
