@@ -455,10 +455,11 @@ def gpt_step_fn(c):
 GPT_CONFIGS = {"gpt": GPT, "gpt_nano": GPT_NANO}
 
 
-def taper_char_lm(preset, steps, threads):
-    """Taper's training tokens/s (char_lm's own `training: N tokens/s` line) and the run's peak
-    resident memory (MiB, from wait4), on random text of the same vocabulary; (None, None) when
-    the example is not built."""
+def taper_char_lm(preset, steps, threads, warm):
+    """Taper's median step time in ns (char_lm's own `median step X ms`, the statistic
+    `median_time` takes of PyTorch's steps) from a run nobody watches, and the peak resident
+    memory (MiB) of a second, shorter run polled for it, on random text of the same vocabulary;
+    (None, None) when the example is not built."""
     exe = TARGET / "release" / "examples" / "char_lm"
     if not exe.exists():
         return None, None
@@ -466,40 +467,47 @@ def taper_char_lm(preset, steps, threads):
     import tempfile
     rnd = random.Random(0)
     alphabet = [chr(32 + i) for i in range(GPT["vocab"])]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "text.txt"
         path.write_text("".join(rnd.choice(alphabet) for _ in range(200_000)))
-        cmd = [str(exe), "--data", str(path), "--preset", preset, "--iters", str(steps), "--eval-every",
-               str(10 * steps), "--eval-iters", "1", "--no-progress", "--out", str(Path(d) / "out")]
-        out_path = Path(d) / "stdout.txt"
-        with open(out_path, "w") as out_file:
-            proc = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.DEVNULL,
-                                    env=dict(os.environ, RAYON_NUM_THREADS=str(threads)))
-            # VmHWM of the child's own address space, read until it exits (it only grows). Not
-            # wait4's ru_maxrss: that starts from this (large, torch-laden) process's at fork.
-            hwm = 0.0
-            while proc.poll() is None:
-                try:
-                    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            hwm = max(hwm, float(line.split()[1]) / 1024.0)
-                except OSError:
-                    pass
-                time.sleep(0.02)
-        out = out_path.read_text()
-    tps = next((float(l.split()[1]) for l in out.splitlines() if l.startswith("training:")), None)
-    return tps, (hwm or None)
+
+        def cmd(iters):
+            return [str(exe), "--data", str(path), "--preset", preset, "--iters", str(iters), "--eval-every",
+                    str(10 * iters), "--eval-iters", "1", "--no-progress", "--out", str(Path(d) / "out")]
+
+        # The timed run: nothing polls it (a poller would take CPU from its two threads).
+        out = subprocess.run(cmd(steps + warm), capture_output=True, text=True, env=env).stdout
+        line = next((l for l in out.splitlines() if l.startswith("training:")), "")
+        median_ns = float(line.split("median step")[1].split()[0]) * 1e6 if "median step" in line else None
+        # The memory run: VmHWM of the child's own address space, read until it exits (it only
+        # grows). Not wait4's ru_maxrss: that starts from this (large, torch-laden) process's.
+        proc = subprocess.Popen(cmd(warm + 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        hwm = 0.0
+        while proc.poll() is None:
+            try:
+                for l in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                    if l.startswith("VmHWM:"):
+                        hwm = max(hwm, float(l.split()[1]) / 1024.0)
+            except OSError:
+                pass
+            time.sleep(0.02)
+    return median_ns, (hwm or None)
 
 
 def bench_char_lm(threads, preset="cpu", steps=60):
-    """Training tokens/s of one GPT step (forward, backward, clip, AdamW), Taper's and PyTorch's,
-    and the peak resident memory of each (PyTorch's in a fresh child running the steps alone)."""
+    """Tokens/s of one GPT training step (forward, backward, clip, AdamW), Taper's and PyTorch's,
+    each from its median step time (Taper's over all its steps, warm-up included: a conservative
+    choice), and the peak resident memory of each (each in a separate run, so that no poller
+    competes with a timed run)."""
     c = GPT if preset == "cpu" else GPT_NANO
     warm = 5 if preset == "cpu" else 1
+    tokens = c["batch"] * c["block"]
     torch_ns = median_time(gpt_step_fn(c), warm, steps)
-    taper_tps, taper_mib = taper_char_lm(preset, steps + warm, threads)
+    taper_ns, taper_mib = taper_char_lm(preset, steps, threads, warm)
     kind = "gpt" if preset == "cpu" else "gpt_nano"
-    return taper_tps, c["batch"] * c["block"] / (torch_ns / 1e9), taper_mib, peak_rss_subprocess(kind, threads)
+    taper_tps = tokens / (taper_ns / 1e9) if taper_ns else None
+    return taper_tps, tokens / (torch_ns / 1e9), taper_mib, peak_rss_subprocess(kind, threads)
 
 
 def collect_gpt(args, rows, mem):

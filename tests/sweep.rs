@@ -236,10 +236,23 @@ fn an_interrupted_sweep_resumes_and_tuning_reruns_the_best() {
 fn divergence_is_recorded_not_fatal() {
     let dir = tmp("sweep-diverge");
     let d = dir.to_str().unwrap();
-    ok(&["sweep", "--problem", "quadratic", "--optimizer", "sgd:lr=1e10", "--out", d, "--quiet"]);
+    ok(&[
+        "sweep",
+        "--problem",
+        "quadratic",
+        "--optimizer",
+        "sgd:lr=1e10",
+        "--out",
+        d,
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
     let got = cells(&dir);
     let c = got.values().next().unwrap();
     assert_eq!(c.status, Status::Diverged);
+    // `--threads` set the process's threads (the environment said 2), and the cell records them.
+    assert_eq!(c.machine.threads, 1);
     assert!(c.final_metric.is_nan() && c.steps_to_target.is_none());
     // The file says null, not NaN (which JSON cannot hold).
     let text = std::fs::read_to_string(store::cell_path(&dir, "quadratic", &c.spec, 0)).unwrap();

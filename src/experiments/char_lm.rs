@@ -305,8 +305,11 @@ impl Args {
 pub struct Outcome {
     /// `(iteration, train loss, val loss)` at each evaluation.
     pub evals: Vec<(usize, f64, f64)>,
-    /// Training tokens per second.
+    /// Training tokens per second (over every step of this process).
     pub tokens_per_second: f64,
+    /// The median time of one training step in this process, in seconds (what benchmarks
+    /// compare: robust to a noisy machine's outliers and to the first steps' warm-up).
+    pub median_step_seconds: f64,
     /// The sample, if asked for.
     pub sample: Option<String>,
     /// The vocabulary size.
@@ -524,6 +527,7 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     };
     let mut train_time = 0.0;
     let mut trained = 0usize;
+    let mut step_seconds: Vec<f64> = Vec::new();
     // The iteration whose state was last written, so the end does not write it a second time.
     let mut saved_at = None;
     for it in start..=end {
@@ -558,7 +562,9 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             clip::clip_grad_norm(&mut grads, &params, a.grad_clip)?;
         }
         opt.step(&grads)?;
-        train_time += t0.elapsed().as_secs_f64();
+        let dt = t0.elapsed().as_secs_f64();
+        train_time += dt;
+        step_seconds.push(dt);
         trained += 1;
         bar.set_message(format!("loss {loss:.4}"));
         bar.inc(1);
@@ -566,8 +572,17 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     bar.finish_and_clear();
     let tokens_per_second =
         (trained * r.batch_size * a.grad_accum * r.block_size) as f64 / train_time.max(1e-9);
+    step_seconds.sort_by(f64::total_cmp);
+    let median_step_seconds = match step_seconds.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => step_seconds[n / 2],
+        n => 0.5 * (step_seconds[n / 2 - 1] + step_seconds[n / 2]),
+    };
     if verbose && trained > 0 {
-        println!("training: {tokens_per_second:.0} tokens/s");
+        println!(
+            "training: {tokens_per_second:.0} tokens/s, median step {:.2} ms",
+            1e3 * median_step_seconds
+        );
     }
     let sample = if a.sample > 0 {
         gpt.set_training(false);
@@ -592,7 +607,7 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         .chain(evals.iter().map(|(i, t, v)| format!("{i},{t},{v}\n")))
         .collect();
     std::fs::write(out.join("char_lm.csv"), csv)?;
-    Ok(Outcome { evals, tokens_per_second, sample, vocab_size: corpus.vocab.len() })
+    Ok(Outcome { evals, tokens_per_second, median_step_seconds, sample, vocab_size: corpus.vocab.len() })
 }
 
 /// A long header field cut for an error message.

@@ -68,6 +68,11 @@ pub struct SweepArgs {
     /// Run the cells in N local processes (the threads divided between them).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Threads of each process [default: $RAYON_NUM_THREADS, else every core; with --jobs N,
+    /// divided by N]. Results are bit for bit the same at equal threads per process, however
+    /// the sweep is split (see docs/SWEEPS.md).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Run only shard K of N (1 <= K <= N): the cells whose index is K-1 modulo N.
     #[arg(long)]
     pub shard: Option<Shard>,
@@ -107,7 +112,17 @@ pub struct ReportArgs {
 /// every Taper example does).
 pub fn main() {
     let started = Instant::now();
-    crate::cli::main(Cli::parse(), |cli| run(cli, started));
+    let cli = Cli::parse();
+    if let Cmd::Sweep(SweepArgs { threads: Some(t), .. }) = &cli.command {
+        // Before the thread pools start (`cli::main` starts them): they read these once.
+        if *t == 0 {
+            eprintln!("error: --threads must be at least 1");
+            std::process::exit(2);
+        }
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", t.to_string());
+    }
+    crate::cli::main(cli, |cli| run(cli, started));
 }
 
 /// Runs a parsed command line; `started` is when the process began its work.
@@ -247,8 +262,7 @@ pub fn describe(s: &Summary, shard: Shard) -> String {
 /// divided between them; fails if any child fails.
 fn spawn_jobs(a: &SweepArgs, stage: StageArg, shard: Shard) -> Result<()> {
     let exe = std::env::current_exe().context("finding this program to start the jobs")?;
-    let threads = crate::tensor::parallel::threads();
-    let per_job = (threads / a.jobs).max(1);
+    let per_job = a.threads.unwrap_or_else(|| (crate::tensor::parallel::threads() / a.jobs).max(1));
     let mut children = Vec::new();
     for j in 0..a.jobs {
         let mut cmd = Command::new(&exe);
