@@ -132,11 +132,20 @@ fn whole_sharded_and_parallel_sweeps_give_the_same_results() {
     for f in ["quadratic_curves.svg", "quadratic_sensitivity.svg", "linreg_sensitivity.svg", "profile.svg"] {
         assert!(std::fs::read_to_string(report.join(f)).unwrap().starts_with("<svg"), "{f}");
     }
-    let csv = std::fs::read_to_string(csv).unwrap();
-    let mut rows = csv.lines();
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = csv_text.lines();
     assert!(rows.next().unwrap().starts_with("problem,optimizer,spec,seed,stage,status,final_metric,"));
     assert_eq!(rows.clone().count(), 24);
     assert_eq!(rows.filter(|r| r.contains(",diverged,")).count(), 4);
+
+    // A cell found in two directories with different outcomes is reported, not merged silently.
+    let (path, mut cell) = store::read_cells(&parts[0]).unwrap().into_values().next().unwrap();
+    cell.final_metric += 1.0;
+    let rel = path.strip_prefix(&parts[0]).unwrap();
+    store::write_atomic(&parts[1].join(rel), serde_json::to_string(&cell).unwrap().as_bytes()).unwrap();
+    ok(&args);
+    let md = std::fs::read_to_string(report.join("REPORT.md")).unwrap();
+    assert!(md.contains("**Warning**: 1 cells differ between directories"), "{md}");
 
     // Two local jobs.
     let jobs = tmp("sweep-jobs");

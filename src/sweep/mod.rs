@@ -414,3 +414,47 @@ pub fn run(
     s.wall_seconds = t.elapsed().as_secs_f64();
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_cells_and_split_into_sub_shards() {
+        let n = 3;
+        for i in 0..20 {
+            let owners: Vec<usize> = (1..=n).filter(|&k| Shard { k, n }.owns(i)).collect();
+            assert_eq!(owners.len(), 1, "cell {i} has one shard");
+            // The two jobs of shard 2/3 own exactly shard 2/3's cells.
+            let s = Shard { k: 2, n };
+            assert_eq!(s.owns(i), (0..2).any(|j| s.split(j, 2).owns(i)), "cell {i}");
+            assert!((0..2).filter(|&j| s.split(j, 2).owns(i)).count() <= 1);
+        }
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { k: 2, n: 3 }));
+        for bad in ["3/2", "0/2", "1/0", "1", "a/b", "1/2/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard { k: 2, n: 3 }.split(1, 2).to_string(), "5/6");
+    }
+
+    #[test]
+    fn a_setting_that_diverged_on_any_seed_is_never_the_best() {
+        assert!(score(&[0.2, f64::NAN]).is_nan() && score(&[]).is_nan());
+        assert_eq!(score(&[0.2, 0.4]), 0.30000000000000004);
+        let scores = [0.5, f64::NAN, 0.3, 0.3, f64::INFINITY];
+        assert_eq!(best_index(scores.into_iter(), Goal::Minimize), Some(2), "the first of equals");
+        assert_eq!(best_index(scores.into_iter(), Goal::Maximize), Some(0));
+        assert_eq!(best_index([f64::NAN].into_iter(), Goal::Minimize), None);
+        assert!(Goal::Minimize.reached(0.1, 0.1) && !Goal::Minimize.reached(f64::NAN, 1.0));
+        assert!(Goal::Maximize.reached(0.95, 0.94) && !Goal::Maximize.reached(0.93, 0.94));
+    }
+
+    #[test]
+    fn non_finite_gradient_errors_are_divergence_and_others_are_not() {
+        let optim = || crate::optim::Error::NonFiniteGradient { param: "w".into() };
+        assert!(is_divergence(&anyhow::Error::new(optim())));
+        assert!(is_divergence(&anyhow::Error::new(crate::train::Error::Optim(optim())).context("cell")));
+        assert!(!is_divergence(&anyhow::anyhow!("non-finite gradient, said in words only")));
+        assert!(!is_divergence(&anyhow::Error::new(crate::optim::Error::InvalidArgument("x".into()))));
+    }
+}
