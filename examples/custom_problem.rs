@@ -7,6 +7,8 @@
 //! cargo run --release --example custom_problem -- sweep --problem noisy_quadratic \
 //!     --optimizer "sgd:lr=logspace(1e-3,1,7)" --optimizer "adam:lr=logspace(1e-3,1,7)" \
 //!     --seeds 3 --out out/noisy
+//! cargo run --release --example custom_problem -- sweep --problem noisy_quadratic \
+//!     --optimizer "signum:lr=logspace(1e-3,1,7)" --seeds 3 --out out/noisy-signum
 //! cargo run --release --example custom_problem -- report out/noisy --out out/noisy-report
 //! ```
 
@@ -64,6 +66,11 @@ impl Problem for NoisyQuadratic {
 }
 
 fn main() {
+    // An optimizer from another crate joins the same way: `signum:lr=[...]` is sweepable.
+    if let Err(e) = taper::optim::register::<taper_extend_example::Signum>() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let registered = sweep::register(
         "noisy_quadratic",
         "½‖x‖² with noisy gradients (an example's own problem)",

@@ -459,5 +459,25 @@ fn a_registered_problem_sweeps_like_a_built_in_one() {
     assert!(f.contains(&0.0) && f.iter().any(|&v| (v - 0.8f64.powi(20)).abs() < 1e-15), "{f:?}");
     let fast = got.values().find(|c| c.final_metric == 0.0).unwrap();
     assert_eq!(fast.steps_to_target, Some(1));
-    let _ = std::fs::remove_dir_all(dir);
+
+    // An optimizer registered by this program (Signum, from another crate) sweeps too, and the
+    // stock `taper report`, which does not know it, reports it from its cells.
+    taper::optim::register::<taper_extend_example::Signum>().unwrap();
+    let s = Sweep::new(
+        &["parabola".into()],
+        &["signum:lr=[0.01,0.1]".into(), "sgd:lr=[0.1]".into()],
+        2,
+        None,
+        &ctx,
+    )
+    .unwrap();
+    let signum = tmp("sweep-signum");
+    sweep::run(&s, &s.grid_cells(), Shard::ALL, &signum, |_| {}).unwrap();
+    let report = tmp("sweep-signum-report");
+    ok(&["report", signum.to_str().unwrap(), "--out", report.to_str().unwrap()]);
+    let md = std::fs::read_to_string(report.join("REPORT.md")).unwrap();
+    assert!(md.contains("| signum | lr=0.1 |") && md.contains("| signum | lr=0.01 | "), "{md}");
+    for d in [dir, signum, report] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

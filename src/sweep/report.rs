@@ -183,10 +183,31 @@ impl ProblemResults {
         let goal = self.metric().goal;
         let mut out = Vec::new();
         for text in &self.def.optimizers {
-            let grid = OptimizerGrid::parse(text)?;
+            let (label, points) = match OptimizerGrid::parse(text) {
+                Ok(g) => (g.label, g.points),
+                // An optimizer this program does not know (registered by the program that ran the
+                // sweep): the settings its cells hold, in the order of their specs.
+                Err(_) => {
+                    let mut points: Vec<super::grid::GridPoint> = Vec::new();
+                    for c in self.cells.values().filter(|c| &c.grid == text) {
+                        if !points.iter().any(|p| p.spec == c.spec) {
+                            points.push(super::grid::GridPoint {
+                                spec: c.spec.clone(),
+                                swept: c.swept.clone(),
+                            });
+                        }
+                    }
+                    let label = self
+                        .cells
+                        .values()
+                        .find(|c| &c.grid == text)
+                        .map_or(text.clone(), |c| c.optimizer.clone());
+                    (label, points)
+                }
+            };
             let mut settings = Vec::new();
             let mut found = 0;
-            for p in &grid.points {
+            for p in &points {
                 let grid_finals: Vec<f64> = (0..self.def.seeds)
                     .filter_map(|s| self.cells.get(&(p.spec.clone(), s)).map(|c| c.final_metric))
                     .collect();
@@ -214,12 +235,12 @@ impl ProblemResults {
                 None => Vec::new(),
             };
             out.push(OptimizerSummary {
-                label: grid.label.clone(),
+                label,
                 best,
                 finals: runs.iter().map(|c| c.final_metric).collect(),
                 steps_to_target: runs.iter().map(|c| c.steps_to_target).collect(),
                 seconds_to_target: runs.iter().map(|c| c.seconds_to_target).collect(),
-                expected: grid.points.len() * self.def.seeds as usize,
+                expected: points.len() * self.def.seeds as usize,
                 found,
                 settings,
             });
