@@ -398,7 +398,37 @@ fn the_data_problems_run_in_a_sweep() {
         "{:?}",
         mlp.iter().map(|c| c.final_metric).collect::<Vec<_>>()
     );
-    let _ = std::fs::remove_dir_all(dir);
+
+    // The same bits on one thread and on two: the ConvNet's kernel gradients and its first
+    // linear layer's deep product sum in an order that does not depend on the threads.
+    let runs: Vec<PathBuf> = ["1", "2"]
+        .iter()
+        .map(|t| {
+            let d = tmp(&format!("sweep-threads{t}"));
+            ok(&[
+                "sweep",
+                "--problem",
+                "mnist_convnet",
+                "--optimizer",
+                "adam:lr=[0.001]",
+                "--threads",
+                t,
+                "--out",
+                d.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--offline",
+                "--quiet",
+            ]);
+            d
+        })
+        .collect();
+    let (one, two) = (cells(&runs[0]), cells(&runs[1]));
+    assert_same(&one, &two);
+    assert!(one.values().all(|c| c.machine.threads == 1) && two.values().all(|c| c.machine.threads == 2));
+    for d in runs.iter().chain([&dir]) {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 /// `x²` from `x = 1`, 10 steps: a user's problem, registered through the library.

@@ -69,8 +69,8 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// Threads of each process [default: $RAYON_NUM_THREADS, else every core; with --jobs N,
-    /// divided by N]. Results are bit for bit the same at equal threads per process, however
-    /// the sweep is split (see docs/SWEEPS.md).
+    /// divided by N]. Speed only: results have the same bits on any number of threads (see
+    /// docs/SWEEPS.md).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run only shard K of N (1 <= K <= N): the cells whose index is K-1 modulo N.

@@ -17,8 +17,9 @@
 //! stride 1 and no padding needs no `col` at all: the image is its own `col`.
 
 use std::mem::MaybeUninit;
+use std::sync::Mutex;
 
-use super::{gemm, par_for, product_into, sum_into_first, threads, written, zeroed, Float, Mat};
+use super::{gemm, par_for, product_into, sum_into_first, written, zeroed, Float, Mat};
 use taper_tensor::parallel::{self, pieces};
 
 /// The shapes of one convolution.
@@ -57,11 +58,18 @@ impl Geom {
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
-    /// Images per worker group.
+    /// Images per group of the backward pass: the batch cut into at most [`GROUPS`] groups,
+    /// whatever the number of threads, so that the kernel gradient (a sum of per-group partial
+    /// sums, added in group order) comes out the same bits on any machine.
     fn per_group(&self) -> usize {
-        self.batch.div_ceil(threads()).max(1)
+        self.batch.div_ceil(GROUPS).max(1)
     }
 }
+
+/// Most groups a batch is cut into in the backward pass (see [`Geom::per_group`]): enough to keep
+/// 16 threads busy and to balance 2, few enough that the per-group kernel-gradient buffers stay
+/// small.
+const GROUPS: usize = 16;
 
 /// The output indices `o` (of `n_out`) whose input index `o·stride + k_off - pad` lies in
 /// `0..n_in`, as a range `lo..hi`.
@@ -216,14 +224,22 @@ pub(crate) fn backward<T: Float>(
     let groups = g.batch.div_ceil(per);
     let gx_parts = pieces(&mut gx.spare_capacity_mut()[..n_gx], per * in_len);
 
+    let needs_col = !g.pointwise();
+    // Scratch buffers (im2col columns, their gradient, the masked output gradient), one set per
+    // thread at most: a group takes a set from the pool and puts it back.
+    let scratch: Mutex<Vec<[Vec<T>; 3]>> = Mutex::new(Vec::new());
     let partials: Vec<(Vec<T>, Vec<T>)> = parallel::map(groups, |group| {
         let mut gx_part = gx_parts.take(group);
-        let needs_col = !g.pointwise();
-        let mut col = vec![T::ZERO; if x.is_some() && needs_col { window * p } else { 0 }];
-        let mut gcol = vec![T::ZERO; if w.is_some() && needs_col { window * p } else { 0 }];
+        let [mut col, mut gcol, mut masked] =
+            scratch.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(|| {
+                [
+                    vec![T::ZERO; if x.is_some() && needs_col { window * p } else { 0 }],
+                    vec![T::ZERO; if w.is_some() && needs_col { window * p } else { 0 }],
+                    vec![T::ZERO; if relu_out.is_some() { out_len } else { 0 }],
+                ]
+            });
         let mut gw = vec![T::ZERO; if x.is_some() { g.c_out * window } else { 0 }];
         let mut gb = vec![T::ZERO; if bias { g.c_out } else { 0 }];
-        let mut masked = vec![T::ZERO; if relu_out.is_some() { out_len } else { 0 }];
         let images = group * per..((group + 1) * per).min(g.batch);
         for (i, b) in images.enumerate() {
             let gyb = &gy[b * out_len..][..out_len];
@@ -261,6 +277,9 @@ pub(crate) fn backward<T: Float>(
                     gemm(gxb, wt, Mat::rows(gyb, g.c_out, p), false, inner);
                 }
             }
+        }
+        if let Ok(mut s) = scratch.lock() {
+            s.push([col, gcol, masked]);
         }
         (gw, gb)
     });

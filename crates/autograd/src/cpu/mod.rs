@@ -287,6 +287,8 @@ impl<'a, T> Mat<'a, T> {
 const PAR_MIN_WORK: usize = 1 << 18;
 /// A product is split along its depth `k` when `k` is at least this many times its longer side.
 const SPLIT_K_RATIO: usize = 8;
+/// Pieces of a product split along its depth, on any number of threads (see [`splits_depth`]).
+const DEPTH_PARTS: usize = 8;
 /// Pieces of a split product start on multiples of this many rows, columns or depth steps (the
 /// `gemm` crate's micro-kernels work in such blocks).
 const SPLIT_ALIGN: usize = 16;
@@ -300,10 +302,12 @@ pub(crate) fn par_for(m: usize, n: usize, k: usize) -> bool {
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major `m × n`.
 ///
-/// With `parallel`, the product is cut into one piece per thread, each computed on one thread:
-/// along `k` when `k` dwarfs the output (each thread sums part of the depth into its own buffer,
-/// then the parts are added), otherwise along the longer of `m` and `n`. On this project's shapes
-/// that is up to 2x faster than letting the `gemm` crate split the product itself.
+/// With `parallel`, the product is cut into one piece per thread, each computed on one thread,
+/// along the longer of `m` and `n`. On this project's shapes that is up to 2x faster than letting
+/// the `gemm` crate split the product itself. A product whose depth `k` dwarfs its output is cut
+/// along `k` instead, into a fixed number of pieces whatever the threads (see
+/// [`splits_depth`]): each piece sums part of the depth into its own buffer, then the buffers
+/// are added in order, so the result has the same bits on one thread or many.
 pub(crate) fn gemm<T: Float>(
     dst: &mut [T],
     lhs: Mat<'_, T>,
@@ -380,8 +384,57 @@ unsafe fn gemm_raw<T: Float>(
     parallel: bool,
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if splits_depth(m, n, k) {
+        return gemm_depth_split(dst, lhs, rhs, accumulate, parallel);
+    }
     let parts = if parallel && par_for(m, n, k) { threads() } else { 1 };
     gemm_split(dst, lhs, rhs, accumulate, parts)
+}
+
+/// Whether a product is cut along its depth `k` (into [`DEPTH_PARTS`] partial products added in
+/// order): when its depth dwarfs its output and it is big enough to split. Decided by the shape
+/// alone, never by the thread count, so the sum's rounding is the same on every machine.
+fn splits_depth(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= PAR_MIN_WORK && k >= SPLIT_K_RATIO * m.max(n)
+}
+
+/// [`gemm_raw`] for a product cut along its depth: piece 0 into `dst`, the others into buffers
+/// added into `dst` in order, the pieces spread over the threads when `parallel`, one after the
+/// other otherwise (the same arithmetic either way).
+///
+/// # Safety
+/// As [`gemm_raw`].
+unsafe fn gemm_depth_split<T: Float>(
+    dst: *mut T,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let dst = SendPtr(dst);
+    let cuts = cuts(k, DEPTH_PARTS, SPLIT_ALIGN);
+    let piece = |i: usize| {
+        let (s, len) = cuts[i];
+        let (lhs, rhs) = (lhs.cols_range(s, len), rhs.rows_range(s, len));
+        if i == 0 {
+            let d = dst;
+            gemm_one(d.0, n, lhs, rhs, accumulate);
+            return Vec::new();
+        }
+        let mut buf: Vec<T> = Vec::with_capacity(m * n);
+        gemm_one(buf.as_mut_ptr(), n, lhs, rhs, false);
+        buf.set_len(m * n);
+        buf
+    };
+    let extra =
+        if parallel { parallel::map(cuts.len(), piece) } else { (0..cuts.len()).map(piece).collect() };
+    let out = std::slice::from_raw_parts_mut(dst.0, m * n);
+    for part in &extra[1..] {
+        for (o, &v) in out.iter_mut().zip(part) {
+            *o += v;
+        }
+    }
 }
 
 /// [`gemm_raw`] cut into `parts` pieces.
@@ -395,34 +448,12 @@ unsafe fn gemm_split<T: Float>(
     accumulate: bool,
     parts: usize,
 ) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let (m, _k, n) = (lhs.rows, lhs.cols, rhs.cols);
     if parts <= 1 {
         return gemm_one(dst, n, lhs, rhs, accumulate);
     }
     let dst = SendPtr(dst);
-    if k >= SPLIT_K_RATIO * m.max(n) {
-        // Split the depth: piece 0 goes to `dst`, the others to buffers added in afterwards.
-        let cuts = cuts(k, parts, SPLIT_ALIGN);
-        let extra = parallel::map(cuts.len(), |i| {
-            let (s, len) = cuts[i];
-            let (lhs, rhs) = (lhs.cols_range(s, len), rhs.rows_range(s, len));
-            if i == 0 {
-                let d = dst;
-                gemm_one(d.0, n, lhs, rhs, accumulate);
-                return Vec::new();
-            }
-            let mut buf: Vec<T> = Vec::with_capacity(m * n);
-            gemm_one(buf.as_mut_ptr(), n, lhs, rhs, false);
-            buf.set_len(m * n);
-            buf
-        });
-        let out = std::slice::from_raw_parts_mut(dst.0, m * n);
-        for part in &extra[1..] {
-            for (o, &v) in out.iter_mut().zip(part) {
-                *o += v;
-            }
-        }
-    } else if m >= n {
+    if m >= n {
         let cuts = cuts(m, parts, SPLIT_ALIGN);
         parallel::for_each(cuts.len(), |i| {
             let ((s, len), d) = (cuts[i], dst);
@@ -584,8 +615,26 @@ mod tests {
     }
 
     #[test]
+    fn a_depth_split_has_the_same_bits_on_one_thread_or_many() {
+        // k ≥ 8·max(m, n) and m·n·k ≥ PAR_MIN_WORK: cut into DEPTH_PARTS pieces either way.
+        let (m, k, n) = (6, 8000, 7);
+        assert!(splits_depth(m, n, k) && !splits_depth(m, n, 100) && !splits_depth(64, 64, 500));
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let serial = product(Mat::rows(&a, m, k), Mat::rows(&b, k, n), false);
+        let threaded = product(Mat::rows(&a, m, k), Mat::rows(&b, k, n), true);
+        assert_eq!(serial, threaded);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|l| a[i * k + l] as f64 * b[l * n + j] as f64).sum();
+                assert!((serial[i * n + j] as f64 - want).abs() < 1e-2, "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
     fn split_products_match_the_unsplit_one() {
-        // Shapes that take each cut: along m, along n, along k (k ≥ 8·max(m, n)).
+        // Shapes that take each cut: along m, along n, and deep ones (k ≥ 8·max(m, n)).
         for (m, k, n) in [(70, 9, 33), (21, 10, 75), (5, 300, 7), (1, 40, 1)] {
             let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
             let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
