@@ -95,9 +95,12 @@ fn layer_norm_rows<T: Float>(
     })
 }
 
+/// One task's column sums `(Σ g·x̂, Σ g)`, in f64.
+type ColumnSums = (Vec<f64>, Vec<f64>);
+
 /// `(∂x, Σ g·x̂, Σ g)` for rows of `d` elements: `xhat` and `g` are `[rows·d]`, `rstd` is
 /// `[rows]`, `w` is `[d]` (or empty: no weight); the column sums (the weight's and the bias's
-/// gradients) are made per task in f64 and added up at the end.
+/// gradients) are made per task in f64 and added up at the end, in task order.
 pub(crate) fn layer_norm_backward<T: Float>(
     xhat: &[T],
     rstd: &[T],
@@ -106,20 +109,27 @@ pub(crate) fn layer_norm_backward<T: Float>(
     d: usize,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let mut gx = vec![T::ZERO; xhat.len()];
-    let sums = std::sync::Mutex::new((vec![0.0f64; d], vec![0.0f64; d]));
     let k = rows_per_task(d);
+    // Each task's column sums in its own slot, added in task order at the end: the same bits
+    // whichever task finishes first and however many threads there are.
+    let tasks = xhat.len().div_ceil((d * k).max(1));
+    let partials: Vec<std::sync::Mutex<Option<ColumnSums>>> =
+        (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
     for_each_chunk_mut(&mut gx, d * k, |ci, out| {
         let (mut gw, mut gb) = (vec![0.0f64; d], vec![0.0f64; d]);
         let (start, len) = (ci * k * d, out.len());
         let (xh, g, r) = (&xhat[start..start + len], &g[start..start + len], &rstd[ci * k..]);
         backward_rows(xh, r, w, g, d, out, &mut gw, &mut gb);
         // A poisoned lock means another task panicked, which the pool reports.
-        if let Ok(mut s) = sums.lock() {
-            s.0.iter_mut().zip(&gw).for_each(|(a, b)| *a += b);
-            s.1.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
+        if let Some(Ok(mut slot)) = partials.get(ci).map(|m| m.lock()) {
+            *slot = Some((gw, gb));
         }
     });
-    let (gw, gb) = sums.into_inner().unwrap_or_default();
+    let (mut gw, mut gb) = (vec![0.0f64; d], vec![0.0f64; d]);
+    for (pw, pb) in partials.into_iter().filter_map(|m| m.into_inner().ok().flatten()) {
+        gw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        gb.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
     (gx, gw.into_iter().map(T::from_f64).collect(), gb.into_iter().map(T::from_f64).collect())
 }
 
