@@ -361,8 +361,9 @@ fn sweep_airfoil(r: &mut Report, out: &Path, data_dir: &Path, device: &str, quic
     };
     let s = Sweep::new(&["airfoil".to_string()], &grids, seeds, None, &ctx)?;
     let summary = sweep::run(&s, &s.grid_cells(), Shard::ALL, &dir.join("results"), |_| {})?;
-    sweep_report::write(&[dir.join("results")], &dir, Some(&dir.join("runs.csv")))?;
-    let merged = sweep_report::merge(&[dir.join("results")])?;
+    let results = [dir.join("results")];
+    let merged = sweep_report::merge(&results)?;
+    sweep_report::write_merged(&merged, &results, &dir, Some(&dir.join("runs.csv")))?;
     let sums = merged.problems[0].summaries()?;
     r.section(
         "The documents' question as a sweep: AdaGrad against RMSprop across learning rates (airfoil)",

@@ -170,7 +170,11 @@ pub fn sweep(a: &SweepArgs, started: Instant) -> Result<Summary> {
         return Ok(Summary::default());
     }
     crate::plot::ensure_writable_dir(&a.out)?;
-    store::claim(&a.out, &sweep.def())?;
+    if a.jobs > 1 {
+        // Before the jobs start (each process claims the directory in `super::run`): a directory
+        // holding another sweep fails here, once.
+        store::claim(&a.out, &sweep.def())?;
+    }
     let stages: &[StageArg] = match (a.stage, a.tune) {
         (StageArg::All, Some(_)) => &[StageArg::Grid, StageArg::Final],
         (StageArg::All, None) => &[StageArg::Grid],

@@ -185,7 +185,7 @@ fn range(args: &str, log: bool, name: &str) -> Result<Vec<String>, String> {
             a + f * (b - a)
         }
     };
-    Ok((0..n).map(|k| fmt_value(round_sig(at(k))).to_string()).collect())
+    Ok((0..n).map(|k| crate::optim::Value::Num(round_sig(at(k))).to_string()).collect())
 }
 
 /// `x` rounded to 10 significant digits.
@@ -194,11 +194,6 @@ fn round_sig(x: f64) -> f64 {
         return 0.0;
     }
     format!("{x:.9e}").parse().unwrap_or(x)
-}
-
-/// A number as specs print it (the optimizer crate's `Value` formatting).
-fn fmt_value(x: f64) -> crate::optim::Value {
-    crate::optim::Value::Num(x)
 }
 
 /// Expands a grid into its specs (see the module's documentation).

@@ -74,6 +74,14 @@ pub struct Cell {
     pub stage: Stage,
 }
 
+impl Cell {
+    /// The cell of grid point `point` of optimizer `optimizer` on `problem` with `seed`.
+    fn new(problem: &str, optimizer: usize, point: &grid::GridPoint, seed: u64, stage: Stage) -> Self {
+        let (spec, swept) = (point.spec.clone(), point.swept.clone());
+        Self { problem: problem.to_string(), optimizer, spec, swept, seed, stage }
+    }
+}
+
 /// A shard `k` of `n` (1-based): the cells whose index in the sweep's order is `k - 1` modulo
 /// `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,14 +215,7 @@ impl Sweep {
             for (oi, o) in self.optimizers.iter().enumerate() {
                 for point in &o.points {
                     for seed in 0..self.seeds {
-                        cells.push(Cell {
-                            problem: p.name().to_string(),
-                            optimizer: oi,
-                            spec: point.spec.clone(),
-                            swept: point.swept.clone(),
-                            seed,
-                            stage: Stage::Grid,
-                        });
+                        cells.push(Cell::new(p.name(), oi, point, seed, Stage::Grid));
                     }
                 }
             }
@@ -258,14 +259,7 @@ impl Sweep {
                 let Some(best) = best else { continue };
                 let point = &o.points[best];
                 for seed in 0..tune {
-                    cells.push(Cell {
-                        problem: p.name().to_string(),
-                        optimizer: oi,
-                        spec: point.spec.clone(),
-                        swept: point.swept.clone(),
-                        seed,
-                        stage: Stage::Final,
-                    });
+                    cells.push(Cell::new(p.name(), oi, point, seed, Stage::Final));
                 }
             }
         }

@@ -414,7 +414,11 @@ pub fn rho(ratios: &[f64], tau: f64) -> f64 {
 /// Merges `dirs` and writes `out/REPORT.md` with its figures (and the CSV where asked); returns
 /// the report's path.
 pub fn write(dirs: &[PathBuf], out: &Path, csv: Option<&Path>) -> Result<PathBuf> {
-    let m = merge(dirs)?;
+    write_merged(&merge(dirs)?, dirs, out, csv)
+}
+
+/// [`write`] from results already merged from `dirs`.
+pub fn write_merged(m: &Merged, dirs: &[PathBuf], out: &Path, csv: Option<&Path>) -> Result<PathBuf> {
     if m.problems.is_empty() {
         bail!(
             "no results in {}",
@@ -613,7 +617,7 @@ pub fn write(dirs: &[PathBuf], out: &Path, csv: Option<&Path>) -> Result<PathBuf
     let path = out.join("REPORT.md");
     store::write_atomic(&path, md.as_bytes())?;
     if let Some(csv) = csv {
-        write_csv(&m, csv)?;
+        write_csv(m, csv)?;
     }
     Ok(path)
 }

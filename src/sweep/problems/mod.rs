@@ -11,11 +11,41 @@ pub mod rosenbrock;
 
 use anyhow::Result;
 
-use super::problem::{Curve, Recorder};
+use super::problem::{Curve, Goal, Metric, Problem, Recorder};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::experiments::trace2d::Function;
 use crate::train::{train, Dataset, History, Task, TrainConfig};
 use crate::{DType, Device, Tensor};
+
+/// A 2-D function minimized from a start point with full steps (`quadratic`, `rosenbrock`):
+/// deterministic, so every seed gives the same curve.
+pub(crate) struct TwoD {
+    pub name: &'static str,
+    pub function: Function,
+    pub start: (f64, f64),
+    pub steps: usize,
+    /// The value of `f` to reach.
+    pub target: f64,
+    pub device: Device,
+}
+
+impl Problem for TwoD {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn describe(&self) -> String {
+        format!("f(x) = {} from {:?}, {} full steps, f64", self.function, self.start, self.steps)
+    }
+    fn metric(&self) -> Metric {
+        Metric { name: "f".into(), goal: Goal::Minimize, target: self.target }
+    }
+    fn budget(&self) -> String {
+        format!("{} steps", self.steps)
+    }
+    fn run(&self, spec: &str, _seed: u64) -> anyhow::Result<Curve> {
+        two_d(self.function, self.start, self.steps, spec, &self.device)
+    }
+}
 
 /// Minimizes `f` from `start` with `steps` full steps of `spec` (through the optimizer's
 /// closure, so L-BFGS works too) in f64 on `device`; the curve is `f` at every step, read at
@@ -138,4 +168,31 @@ fn points(history: &History, seconds: &[f64], n: usize, cfg: &TrainConfig) -> Cu
         curve.steps = curve.steps.max(step);
     }
     curve
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sweep::problem::{build, Context};
+
+    #[test]
+    fn the_problems_without_data_descend_over_their_budgets() {
+        let ctx = Context { device: crate::Device::Cpu, data_dir: ".".into(), offline: true };
+        for (name, spec, points) in [
+            ("quadratic", "sgd:lr=0.4", 21),
+            ("rosenbrock", "adam:lr=0.01", 501),
+            ("linreg", "sgd:lr=0.1", 201),
+        ] {
+            let p = build(name, &ctx).unwrap();
+            let c = p.run(spec, 0).unwrap();
+            assert_eq!((p.name(), c.points.len(), c.steps), (name, points, points as u64 - 1));
+            let (first, last) = (c.points[0].value, c.points[points - 1].value);
+            assert!(last < 0.2 * first, "{name}: {first} -> {last}");
+            assert!(c.points.windows(2).all(|w| w[0].step + 1 == w[1].step && w[0].seconds <= w[1].seconds));
+        }
+
+        // after 20 steps (the book's trace): f = 0.1·x1² + 2·x2².
+        let c = build("quadratic", &ctx).unwrap().run("sgd:lr=0.4", 0).unwrap();
+        let want = 0.1 * 0.943467f64.powi(2) + 2.0 * 0.000073f64.powi(2);
+        assert!((c.points[20].value - want).abs() < 1e-6, "{} vs {want}", c.points[20].value);
+    }
 }

@@ -4,39 +4,19 @@
 
 use anyhow::Result;
 
-use super::two_d;
+use super::TwoD;
 use crate::experiments::trace2d::Function;
-use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem};
-use crate::Device;
-
-/// d2l's start point.
-const START: (f64, f64) = (-5.0, -2.0);
-/// d2l's 20 epochs of one step.
-const STEPS: usize = 20;
-
-struct Quadratic {
-    device: Device,
-}
+use crate::sweep::problem::{Context, Problem};
 
 /// The problem (no data to load).
 pub fn new(ctx: &Context) -> Result<Box<dyn Problem>> {
-    Ok(Box::new(Quadratic { device: ctx.device.clone() }))
-}
-
-impl Problem for Quadratic {
-    fn name(&self) -> &str {
-        "quadratic"
-    }
-    fn describe(&self) -> String {
-        format!("f(x) = {} from {START:?}, {STEPS} full steps, f64", Function::D2l)
-    }
-    fn metric(&self) -> Metric {
-        Metric { name: "f".into(), goal: Goal::Minimize, target: 1e-2 }
-    }
-    fn budget(&self) -> String {
-        format!("{STEPS} steps")
-    }
-    fn run(&self, spec: &str, _seed: u64) -> Result<Curve> {
-        two_d(Function::D2l, START, STEPS, spec, &self.device)
-    }
+    let problem = TwoD {
+        name: "quadratic",
+        function: Function::D2l,
+        start: (-5.0, -2.0),
+        steps: 20,
+        target: 1e-2,
+        device: ctx.device.clone(),
+    };
+    Ok(Box::new(problem))
 }
