@@ -187,6 +187,57 @@ fn a_run_stopped_and_resumed_is_the_uninterrupted_run() {
     assert_eq!(resumed.evals, whole.evals, "every evaluation bit for bit");
 }
 
+/// The run above, as `a_run_stopped_and_resumed_is_the_uninterrupted_run` takes it.
+const RESUME_RUN: &[&str] =
+    &["--iters", "9", "--eval-every", "4", "--dropout", "0.1", "--grad-accum", "2", "--batch-size", "3"];
+
+fn resume_text() -> String {
+    "to be or not to be, that is the question. ".repeat(40)
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/char_lm").join(name)
+}
+
+/// A checkpoint written mid-run by main 07bbea6 (before the optimizer core was redesigned)
+/// resumes to that code's own evaluations, bit for bit (`expected_evals.txt`: each evaluation's
+/// iteration and the bits of its train and validation losses). Made by
+/// `write_char_lm_fixture` (`cargo test --release --test char_lm -- --ignored`).
+#[test]
+fn a_checkpoint_of_an_earlier_taper_resumes_bit_exactly() {
+    let data = text_file("char-lm-legacy", &resume_text());
+    let ck = data.parent().unwrap().join("legacy.safetensors");
+    std::fs::copy(fixture("stopped_at_6.safetensors"), &ck).unwrap();
+    let mut second: Vec<&str> = RESUME_RUN.to_vec();
+    second.extend(["--resume", ck.to_str().unwrap()]);
+    let resumed = run_cli(&small(&data, &second), false).unwrap();
+    let want = std::fs::read_to_string(fixture("expected_evals.txt")).unwrap();
+    assert_eq!(eval_lines(&resumed.evals), want);
+}
+
+fn eval_lines(evals: &[(usize, f64, f64)]) -> String {
+    evals.iter().map(|(i, a, b)| format!("{i} {:016x} {:016x}\n", a.to_bits(), b.to_bits())).collect()
+}
+
+#[test]
+#[ignore]
+fn write_char_lm_fixture() {
+    let data = text_file("char-lm-legacy-write", &resume_text());
+    std::fs::create_dir_all(fixture("")).unwrap();
+    let ck = fixture("stopped_at_6.safetensors");
+    let mut first: Vec<&str> = RESUME_RUN.to_vec();
+    first.extend(["--save", ck.to_str().unwrap(), "--stop-after", "6"]);
+    run_cli(&small(&data, &first), false).unwrap();
+    let mut second: Vec<&str> = RESUME_RUN.to_vec();
+    let copy = data.parent().unwrap().join("copy.safetensors");
+    std::fs::copy(&ck, &copy).unwrap();
+    second.extend(["--resume", copy.to_str().unwrap()]);
+    let resumed = run_cli(&small(&data, &second), false).unwrap();
+    let whole = run_cli(&small(&data, RESUME_RUN), false).unwrap();
+    assert_eq!(resumed.evals, whole.evals);
+    std::fs::write(fixture("expected_evals.txt"), eval_lines(&resumed.evals)).unwrap();
+}
+
 #[test]
 fn a_checkpoint_of_another_text_or_shape_is_refused() {
     let data = text_file("char-lm-foreign", &"abcdefgh ".repeat(60));
