@@ -8,9 +8,9 @@
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
-use taper::experiments::airfoil::{run, Form};
 use taper::train::Dataset;
 use taper::SeededRng;
+use taper_lab::experiments::airfoil::{run, Form};
 
 fn bench(c: &mut Criterion) {
     taper::tensor::init_cpu();

@@ -9,10 +9,10 @@ mod common;
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
-use taper::experiments::mnist::{build, synthetic_batch, Classifier, Model};
 use taper::optim::from_spec;
 use taper::train::Task;
 use taper::Tape;
+use taper_lab::experiments::mnist::{build, synthetic_batch, Classifier, Model};
 
 fn bench(c: &mut Criterion) {
     taper::tensor::init_cpu();

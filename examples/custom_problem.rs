@@ -1,5 +1,5 @@
 //! Your own problem in the `taper` command, without touching Taper: implement
-//! [`taper::sweep::Problem`], register it, and hand over to Taper's command line, which then
+//! [`taper_lab::sweep::Problem`], register it, and hand over to Taper's command line, which then
 //! sweeps, shards and reports it like the built-in ones.
 //!
 //! ```text
@@ -13,8 +13,8 @@
 //! ```
 
 use anyhow::Result;
-use taper::sweep::{self, Context, Curve, Goal, Metric, Problem, Recorder};
 use taper::{DType, Device, ParamStore, SeededRng, Tape, Tensor, Var};
+use taper_lab::sweep::{self, Context, Curve, Goal, Metric, Problem, Recorder};
 
 /// Dimensions of `x`.
 const DIM: usize = 10;

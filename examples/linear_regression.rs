@@ -1,12 +1,12 @@
-//! The documents' linear regression: see `taper::experiments::linreg`.
+//! The documents' linear regression: see `taper_lab::experiments::linreg`.
 //!
 //! `cargo run --release --example linear_regression`
 
 use clap::Parser;
-use taper::experiments::linreg::{run_cli, Args};
+use taper_lab::experiments::linreg::{run_cli, Args};
 
 fn main() {
-    taper::cli::main(Args::parse(), |args| {
+    taper_lab::cli::main(Args::parse(), |args| {
         let r = run_cli(&args)?;
         println!("{:<55} {:>9} {:>9} {:>10}", "optimizer", "b", "w", "loss");
         for (spec, f) in &r.fits {

@@ -1,12 +1,12 @@
-//! The effective learning rate of AdaGrad against RMSprop: see `taper::experiments::lr_decay`.
+//! The effective learning rate of AdaGrad against RMSprop: see `taper_lab::experiments::lr_decay`.
 //!
 //! `cargo run --release --example lr_decay`
 
 use clap::Parser;
-use taper::experiments::lr_decay::{run_cli, Args};
+use taper_lab::experiments::lr_decay::{run_cli, Args};
 
 fn main() {
-    taper::cli::main(Args::parse(), |args| {
+    taper_lab::cli::main(Args::parse(), |args| {
         let rates = run_cli(&args)?;
         let steps: Vec<usize> = [1, 10, 100, 1000].into_iter().filter(|&t| t <= args.steps).collect();
         print!("{:<52}", "mean effective lr at step");

@@ -38,7 +38,7 @@ struct Args {
 }
 
 fn main() {
-    taper::cli::main(Args::parse(), run);
+    taper_lab::cli::main(Args::parse(), run);
 }
 
 fn run(args: Args) -> Result<()> {

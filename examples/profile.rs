@@ -7,10 +7,10 @@
 
 use anyhow::Result;
 use clap::Parser;
-use taper::experiments::mnist::{build, synthetic_batch, Model};
 use taper::nn::{cross_entropy, Module};
 use taper::optim::from_spec;
 use taper::{profile, DeviceSpec, Tape, Var};
+use taper_lab::experiments::mnist::{build, synthetic_batch, Model};
 
 #[derive(Parser, Debug)]
 #[command(name = "profile", version, about = "Where a training step's time goes, op by op")]
@@ -33,7 +33,7 @@ struct Args {
 }
 
 fn main() {
-    taper::cli::main(Args::parse(), run);
+    taper_lab::cli::main(Args::parse(), run);
 }
 
 fn run(args: Args) -> Result<()> {

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use taper::experiments::{
+use taper_lab::experiments::{
     airfoil as airfoil_example, char_lm, linreg as linear_regression, lr_decay, mnist as mnist_example,
     trace2d as trace_2d,
 };
@@ -20,11 +20,10 @@ use taper::experiments::{
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::Value;
-use taper::experiments::airfoil::RUNS as AIRFOIL_RUNS;
+use taper_lab::experiments::airfoil::RUNS as AIRFOIL_RUNS;
 
 /// The golden-trajectory checker shared with `crates/optim/tests/golden.rs`.
-#[path = "../crates/optim/tests/common/golden_check.rs"]
-mod golden_check;
+use taper_lab::golden;
 
 /// Each optimizer's reference implementation.
 const REFERENCES: &[(&str, &str)] = &[
@@ -108,8 +107,8 @@ fn out_str(p: &Path) -> String {
 /// Every registered optimizer against its reference's golden trajectories, on each path.
 fn catalogue(r: &mut Report) -> Result<()> {
     let t0 = Instant::now();
-    let mut checks = golden_check::check_all(golden_check::GOLDEN).map_err(anyhow::Error::msg)?;
-    checks.extend(golden_check::check_all(golden_check::GOLDEN_OPTAX).map_err(anyhow::Error::msg)?);
+    let mut checks = golden::check_all(golden::GOLDEN).map_err(anyhow::Error::msg)?;
+    checks.extend(golden::check_all(golden::GOLDEN_OPTAX).map_err(anyhow::Error::msg)?);
     r.section("Optimizer catalogue: every optimizer against its reference", t0.elapsed().as_secs_f64());
     r.line(
         "Each optimizer's golden trajectories (`tests/golden/`, made by `scripts/golden/`: every option \
@@ -130,7 +129,7 @@ fn catalogue(r: &mut Report) -> Result<()> {
         }
     }
     for name in names {
-        let own: Vec<&golden_check::Checked> =
+        let own: Vec<&golden::Checked> =
             checks.iter().filter(|c| c.spec.split(':').next() == Some(name.as_str())).collect();
         let steps = |dtype: &str| {
             let (m, t) = own
@@ -322,14 +321,16 @@ fn airfoil(r: &mut Report, out: &Path, data_dir: &Path, download: bool, device: 
         argv.push("--offline".into());
     }
     let results = airfoil_example::run_cli(&airfoil_example::Args::try_parse_from(&argv)?)?;
-    let data = taper::experiments::airfoil::data(data_dir, true, &taper::DeviceSpec::open_str(device)?)?;
+    let data = taper_lab::experiments::airfoil::data(data_dir, true, &taper::DeviceSpec::open_str(device)?)?;
     r.section("d2l chapter 7: airfoil experiments (sections 7.3–7.8)", t0.elapsed().as_secs_f64());
     r.line("Final loss over all 1500 rows after 2 epochs (batch 10). The final loss depends on the seed, chiefly through the\n\
             shuffling; PyTorch's spread is over its seeds 0–9. Verdict: the mean of our seeds 0–19 lies inside PyTorch's [min, max].\n");
     r.line("| section | run | book | PyTorch mean [min, max] | ours, seed 0 | ours, mean of 20 seeds | sec/epoch | verdict |\n|---|---|---|---|---|---|---|---|");
     for (res, run) in results.iter().zip(AIRFOIL_RUNS) {
         let losses: Vec<f64> = (0..20)
-            .map(|s| taper::experiments::airfoil::run(&data, run.spec, run.form, s, 2).map(|o| o.final_loss))
+            .map(|s| {
+                taper_lab::experiments::airfoil::run(&data, run.spec, run.form, s, 2).map(|o| o.final_loss)
+            })
             .collect::<Result<_, _>>()?;
         let mean = losses.iter().sum::<f64>() / 20.0;
         let (tm, lo, hi) = run.torch;
@@ -344,9 +345,9 @@ fn airfoil(r: &mut Report, out: &Path, data_dir: &Path, download: bool, device: 
 }
 
 /// The documents' question as a sweep: AdaGrad against RMSprop across learning rates on airfoil,
-/// through `taper::sweep` (the `taper sweep` / `taper report` machinery).
+/// through `taper_lab::sweep` (the `taper sweep` / `taper report` machinery).
 fn sweep_airfoil(r: &mut Report, out: &Path, data_dir: &Path, device: &str, quick: bool) -> Result<()> {
-    use taper::sweep::{self, report as sweep_report, Context as SweepContext, Shard, Sweep};
+    use taper_lab::sweep::{self, report as sweep_report, Context as SweepContext, Shard, Sweep};
     let t0 = Instant::now();
     let dir = out.join("sweep_airfoil");
     // A fresh run each time (an old directory would be resumed, not rerun).
@@ -585,7 +586,7 @@ fn small_gpt(r: &mut Report, out: &Path, data_dir: &Path, device: &str, quick: b
 }
 
 fn main() {
-    taper::cli::main(Args::parse(), |args| {
+    taper_lab::cli::main(Args::parse(), |args| {
         let failed = run(&args)?;
         if failed > 0 {
             std::process::exit(1);
@@ -598,8 +599,8 @@ fn run(args: &Args) -> Result<usize> {
     let started = Instant::now();
     let device = taper::DeviceSpec::open_str(&args.device)?;
     let device_name = taper::tensor::device_name(&device);
-    taper::plot::ensure_writable_dir(&args.out)?;
-    let data_dir = taper::data::data_dir(args.data_dir.as_deref());
+    taper_lab::plot::ensure_writable_dir(&args.out)?;
+    let data_dir = taper_lab::data::data_dir(args.data_dir.as_deref());
     let mut r = Report::default();
     catalogue(&mut r)?;
     traces(&mut r, &args.out)?;

@@ -1,4 +1,4 @@
-"""Reference curves for Taper's character-level GPT (``src/experiments/char_lm.rs``): nanoGPT's
+"""Reference curves for Taper's character-level GPT (``crates/lab/src/experiments/char_lm.rs``): nanoGPT's
 ``shakespeare_char`` CPU recipe trained in PyTorch on the same corpus and data pipeline.
 
 The data as char_lm reads it: the vocabulary is the text's sorted distinct characters, the first

@@ -6,7 +6,7 @@
 #   scripts/slurm/submit.sh 4 /shared/sweeps/airfoil --problem airfoil \
 #       --optimizer "adam:lr=logspace(1e-4,1,7)" --optimizer "rmsprop:lr=logspace(1e-4,1,7)" --seeds 3
 #
-# TAPER names the binary (default: `taper` on PATH, from `cargo install --path .`).
+# TAPER names the binary (default: `taper` on PATH, from `cargo install --path crates/lab`).
 set -euo pipefail
 n=${1:?usage: submit.sh N OUT [taper sweep options]}
 out=${2:?usage: submit.sh N OUT [taper sweep options]}

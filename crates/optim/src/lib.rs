@@ -243,3 +243,83 @@ pub trait Optimizer {
     /// Chooses what a non-finite gradient does.
     fn set_non_finite(&mut self, policy: NonFinite);
 }
+
+/// A boxed optimizer (what [`from_spec`] returns) is an optimizer: it can be passed wherever one
+/// is taken (`Scheduler::new(spec, &mut opt)`, `train(.., &mut opt, ..)`), with no `as_mut()`.
+impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn spec(&self) -> OptimSpec {
+        (**self).spec()
+    }
+    fn group_spec(&self, group: usize) -> Option<OptimSpec> {
+        (**self).group_spec(group)
+    }
+    fn params(&self) -> Vec<Param> {
+        (**self).params()
+    }
+    fn step_closure(
+        &mut self,
+        closure: &mut dyn FnMut() -> Result<lbfgs::Evaluation>,
+    ) -> Result<(f64, StepOutcome)> {
+        (**self).step_closure(closure)
+    }
+    fn step(&mut self, grads: &Grads) -> Result<StepOutcome> {
+        (**self).step(grads)
+    }
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        (**self).set_learning_rate(lr)
+    }
+    fn num_groups(&self) -> usize {
+        (**self).num_groups()
+    }
+    fn group_learning_rate(&self, group: usize) -> Option<f64> {
+        (**self).group_learning_rate(group)
+    }
+    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
+        (**self).set_group_learning_rate(group, lr)
+    }
+    fn group_option(&self, group: usize, key: &str) -> Option<f64> {
+        (**self).group_option(group, key)
+    }
+    fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
+        (**self).set_group_option(group, key, value)
+    }
+    fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
+        (**self).add_param_group(params, options)
+    }
+    fn step_count(&self, param: &Param) -> Option<u64> {
+        (**self).step_count(param)
+    }
+    fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>> {
+        (**self).buffer(param, name)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        (**self).as_any()
+    }
+    fn export_state(&self) -> Result<OptimState> {
+        (**self).export_state()
+    }
+    fn import_state(&mut self, state: &OptimState) -> Result<()> {
+        (**self).import_state(state)
+    }
+    fn train_mode(&self) -> bool {
+        (**self).train_mode()
+    }
+    fn set_train_mode(&mut self, train: bool) -> Result<()> {
+        (**self).set_train_mode(train)
+    }
+    fn reset_state(&mut self) {
+        (**self).reset_state()
+    }
+    fn set_kernel_path(&mut self, path: KernelPath) {
+        (**self).set_kernel_path(path)
+    }
+    fn set_non_finite(&mut self, policy: NonFinite) {
+        (**self).set_non_finite(policy)
+    }
+}

@@ -206,7 +206,7 @@ fn run(case: &Case, save: Option<&Path>, resume: Option<&Path>) -> Vec<(String, 
         .collect();
     if let Some(avg) = hist.averaged {
         for p in store.params() {
-            if let Some(t) = avg.averaged(&p) {
+            if let Some(t) = avg.averaged(p) {
                 out.push((format!("{}.avg.{}", case.name, p.name()), t.copy().unwrap()));
             }
         }

@@ -2,5 +2,5 @@
 //! optimizers fairly (`taper sweep`, `taper report`, `taper list`; see `docs/SWEEPS.md`).
 
 fn main() {
-    taper::sweep::cli::main();
+    taper_lab::sweep::cli::main();
 }

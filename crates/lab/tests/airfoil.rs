@@ -5,7 +5,7 @@
 mod common;
 
 use clap::Parser;
-use taper::experiments::airfoil::{self, run_cli, Args, RUNS};
+use taper_lab::experiments::airfoil::{self, run_cli, Args, RUNS};
 
 const FILE: &str = "airfoil_self_noise.dat";
 

@@ -2,7 +2,7 @@
 //! well-formed rows, never a panic.
 
 use proptest::prelude::*;
-use taper::experiments::airfoil::{parse, ROWS};
+use taper_lab::experiments::airfoil::{parse, ROWS};
 
 fn good_text(rows: usize) -> String {
     (0..rows)

@@ -3,15 +3,12 @@
 //! and `scripts/golden/optax_trajectories.py` (optax 0.2.8) on a small non-convex problem,
 //! `mean((tanh(X·w1 + b1)·w2 - y)²)`, 50 steps, gradients from our tape. Both the fused and the
 //! composed path must match: 1e-6 relative in f64, 1e-5 in f32. The checker
-//! (`common/golden_check.rs`) is shared with the reproduction report's catalogue table.
-
-#[path = "common/golden_check.rs"]
-mod golden_check;
+//! (`taper_lab::golden`) is shared with the reproduction report's catalogue table.
 
 use candle_core::{DType, Device, Tensor};
-use golden_check::{floats, host, loss, problem, rel, GOLDEN, GOLDEN_OPTAX, NAMES};
 use serde_json::Value;
 use taper_autograd::{ParamStore, Tape};
+use taper_lab::golden::{floats, host, loss, problem, rel, GOLDEN, GOLDEN_OPTAX, NAMES};
 
 #[test]
 fn initial_gradients_match_torch() {
@@ -39,7 +36,7 @@ fn initial_gradients_match_torch() {
 
 /// Asserts every check of a golden file; returns the optimizer names it covers.
 fn assert_all(text: &str) -> std::collections::BTreeSet<String> {
-    let checks = golden_check::check_all(text).unwrap();
+    let checks = taper_lab::golden::check_all(text).unwrap();
     for c in &checks {
         assert!(
             c.failure.is_none(),

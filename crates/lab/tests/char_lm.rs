@@ -4,7 +4,7 @@
 mod common;
 
 use clap::Parser;
-use taper::experiments::char_lm::{self, nanogpt_lr, run_cli, Args, Corpus};
+use taper_lab::experiments::char_lm::{self, nanogpt_lr, run_cli, Args, Corpus};
 
 fn text_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = common::out_dir(name);

@@ -1,6 +1,6 @@
 //! The effective-learning-rate claim, numerically, through the `lr_decay` example's code path.
 
-use taper::experiments::lr_decay;
+use taper_lab::experiments::lr_decay;
 
 use clap::Parser;
 

@@ -22,7 +22,8 @@ pub fn data_dir(test: &str, files: &[&str]) -> Option<PathBuf> {
         );
         return Some(dir);
     }
-    let beside = PathBuf::from("../shared/data");
+    // `shared/` beside the workspace (this crate is `crates/lab` in it).
+    let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
     if missing(&beside).is_empty() {
         return Some(beside);
     }

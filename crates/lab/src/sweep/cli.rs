@@ -1,6 +1,6 @@
 //! The `taper` command: `taper sweep`, `taper report`, `taper list`.
 //!
-//! `src/bin/taper.rs` is `fn main() { taper::sweep::cli::main() }`; a user's own binary registers
+//! `src/bin/taper.rs` is `fn main() { taper_lab::sweep::cli::main() }`; a user's own binary registers
 //! its problems (and optimizers) first and then calls the same [`main`], getting the whole command
 //! with their additions (see `examples/custom_problem.rs`).
 

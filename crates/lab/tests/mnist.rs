@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use clap::Parser;
-use taper::experiments::mnist::{run_cli, Args};
+use taper_lab::experiments::mnist::{run_cli, Args};
 
 const FILES: &[&str] = &["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"];
 
@@ -61,7 +61,8 @@ fn resume_through_the_example_is_bit_identical() {
         false,
     )
     .unwrap();
-    let (ca, cb) = (taper::train::checkpoint::read(&a).unwrap(), taper::train::checkpoint::read(&b).unwrap());
+    let (ca, cb) =
+        (taper_lab::train::checkpoint::read(&a).unwrap(), taper_lab::train::checkpoint::read(&b).unwrap());
     assert_eq!(ca.progress, cb.progress);
     for (name, t) in &ca.model {
         let (x, y) = (

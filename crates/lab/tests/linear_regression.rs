@@ -1,6 +1,6 @@
 //! The documents' linear regression through the `linear_regression` example's code path.
 
-use taper::experiments::linreg as linear_regression;
+use taper_lab::experiments::linreg as linear_regression;
 
 use clap::Parser;
 

@@ -1,10 +1,8 @@
 //! Checks our optimizers against golden trajectories (`tests/golden/optim_trajectories.json`,
-//! `optax_trajectories.json`): one implementation, used by `crates/optim/tests/golden.rs` (which
+//! `optax_trajectories.json`): one implementation, used by `crates/lab/tests/golden.rs` (which
 //! asserts every check) and by the `reproduce` example's optimizer-catalogue table (which
 //! reports them). Problem: `mean((tanh(X·w1 + b1)·w2 - y)²)`, gradients from our tape, 50 steps,
 //! 1e-6 relative in f64 and 1e-5 in f32 (bfloat16's precision for Muon's default iteration).
-
-#![allow(dead_code)] // Each includer uses a part.
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
@@ -12,10 +10,10 @@ use taper_autograd::{ParamStore, Tape, Var};
 use taper_optim::{from_spec, KernelPath};
 
 /// Made by `scripts/golden/optim_trajectories.py` (torch 2.15, `foreach=False`).
-pub const GOLDEN: &str = include_str!("../../../../tests/golden/optim_trajectories.json");
+pub const GOLDEN: &str = include_str!("../../../tests/golden/optim_trajectories.json");
 /// Made by `scripts/golden/optax_trajectories.py` (optax 0.2.8, JAX in 64-bit mode) on the same
 /// problem, for the optimizers that follow optax.
-pub const GOLDEN_OPTAX: &str = include_str!("../../../../tests/golden/optax_trajectories.json");
+pub const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_trajectories.json");
 /// The parameters, in order.
 pub const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 /// Optimizers with one implementation: those that reduce over whole tensors

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use taper::sweep::store::{self, CellResult, Status};
+use taper_lab::sweep::store::{self, CellResult, Status};
 
 const EXE: &str = env!("CARGO_BIN_EXE_taper");
 
@@ -434,26 +434,26 @@ fn the_data_problems_run_in_a_sweep() {
 /// `x²` from `x = 1`, 10 steps: a user's problem, registered through the library.
 struct Parabola;
 
-impl taper::sweep::Problem for Parabola {
+impl taper_lab::sweep::Problem for Parabola {
     fn name(&self) -> &str {
         "parabola"
     }
     fn describe(&self) -> String {
         "x² from 1".into()
     }
-    fn metric(&self) -> taper::sweep::Metric {
-        taper::sweep::Metric { name: "f".into(), goal: taper::sweep::Goal::Minimize, target: 1e-3 }
+    fn metric(&self) -> taper_lab::sweep::Metric {
+        taper_lab::sweep::Metric { name: "f".into(), goal: taper_lab::sweep::Goal::Minimize, target: 1e-3 }
     }
     fn budget(&self) -> String {
         "10 steps".into()
     }
-    fn run(&self, spec: &str, _seed: u64) -> anyhow::Result<taper::sweep::Curve> {
-        let mut store = taper::ParamStore::new();
-        let x = store.insert("x", taper::Tensor::new(&[1.0f64], &taper::Device::Cpu)?)?;
-        let mut opt = taper::optim::from_spec(spec, store.trainable())?;
-        let mut rec = taper::sweep::Recorder::new();
+    fn run(&self, spec: &str, _seed: u64) -> anyhow::Result<taper_lab::sweep::Curve> {
+        let mut store = taper_lab::ParamStore::new();
+        let x = store.insert("x", taper_lab::Tensor::new(&[1.0f64], &taper_lab::Device::Cpu)?)?;
+        let mut opt = taper_lab::optim::from_spec(spec, store.trainable())?;
+        let mut rec = taper_lab::sweep::Recorder::new();
         for step in 0..=10 {
-            let tape = taper::Tape::new();
+            let tape = taper_lab::Tape::new();
             let f = tape.param(&x).sqr()?.sum_all()?;
             rec.point(step, f.to_scalar_f64()?);
             if step < 10 {
@@ -466,7 +466,7 @@ impl taper::sweep::Problem for Parabola {
 
 #[test]
 fn a_registered_problem_sweeps_like_a_built_in_one() {
-    use taper::sweep::{self, Context, Shard, Sweep};
+    use taper_lab::sweep::{self, Context, Shard, Sweep};
     sweep::register("parabola", "x² from 1", |_: &Context| Ok(Box::new(Parabola) as Box<dyn sweep::Problem>))
         .unwrap();
     let again =
@@ -478,7 +478,7 @@ fn a_registered_problem_sweeps_like_a_built_in_one() {
         |_: &Context| Ok(Box::new(Parabola) as Box<dyn sweep::Problem>)
     )
     .is_err());
-    let ctx = Context { device: taper::Device::Cpu, data_dir: PathBuf::from("."), offline: true };
+    let ctx = Context { device: taper_lab::Device::Cpu, data_dir: PathBuf::from("."), offline: true };
     let s = Sweep::new(&["parabola".into()], &["sgd:lr=[0.1,0.5]".into()], 1, None, &ctx).unwrap();
     let dir = tmp("sweep-registered");
     let summary = sweep::run(&s, &s.grid_cells(), Shard::ALL, &dir, |_| {}).unwrap();
@@ -492,7 +492,7 @@ fn a_registered_problem_sweeps_like_a_built_in_one() {
 
     // An optimizer registered by this program (Signum, from another crate) sweeps too, and the
     // stock `taper report`, which does not know it, reports it from its cells.
-    taper::optim::register::<taper_extend_example::Signum>().unwrap();
+    taper_lab::optim::register::<taper_extend_example::Signum>().unwrap();
     let s = Sweep::new(
         &["parabola".into()],
         &["signum:lr=[0.01,0.1]".into(), "sgd:lr=[0.1]".into()],

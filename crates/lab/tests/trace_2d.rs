@@ -1,7 +1,7 @@
 //! Every chapter-7 trace through the `trace_2d` example's own code path prints the book's lines,
 //! and bad input is an error, never a panic.
 
-use taper::experiments::trace2d as trace_2d;
+use taper_lab::experiments::trace2d as trace_2d;
 
 use clap::Parser;
 use serde_json::Value;
@@ -29,7 +29,7 @@ fn the_issue_command_prints_the_books_line() {
 
 #[test]
 fn every_chapter_7_trace_matches_the_book() {
-    let golden: Value = serde_json::from_str(include_str!("golden/d2l_traces.json")).unwrap();
+    let golden: Value = serde_json::from_str(include_str!("../../../tests/golden/d2l_traces.json")).unwrap();
     for t in golden["traces"].as_array().unwrap() {
         let function = if t["function"] == "x1^2+2x2^2" { "sec7.2" } else { "d2l" };
         let traces = trace_2d::run_cli(&args(&[
@@ -145,7 +145,7 @@ fn a_closure_driven_optimizer_draws_like_the_others() {
 
 #[test]
 fn every_registered_optimizer_draws() {
-    for name in taper::optim::names() {
+    for name in taper_lab::optim::names() {
         // optax's and a few others require the learning rate; 0.1 suits them all here.
         let spec = format!("{name}:lr=0.1");
         let traces = trace_2d::run_cli(&args(&["--optimizer", &spec, "--steps", "5"]))
