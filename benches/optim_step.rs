@@ -11,44 +11,44 @@
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, Criterion};
-use taper::optim::{from_spec, Elem, Engine, KernelPath, NonFinite, Optimizer, Options, Result, Rule, Value};
+use taper::optim::{
+    from_spec, Buffer, Elem, Engine, Fuse, Hyper, KernelPath, NonFinite, Optimizer, Result, Rule, Steps,
+};
 use taper::{Grads, ParamStore, SeededRng};
 
 const N: usize = 10_000_000;
 
 /// A plain memory pass over an optimizer's bytes: `p ← p + c·g`, `s ← s + c` for `K` buffers.
-#[derive(Debug, Clone)]
-struct MemoryPass<const K: usize>;
+#[derive(Debug, Clone, Hyper)]
+#[hyper(name = "memory_pass")]
+struct MemoryPass<const K: usize> {
+    /// Unused: the pass moves every element by `1e-9`.
+    #[hp(default = 0.0, range = ">= 0")]
+    lr: f64,
+}
 
 impl<const K: usize> Rule for MemoryPass<K> {
-    const NAME: &'static str = "memory_pass";
     type Coeffs = ();
-    fn lr(&self) -> f64 {
-        0.0
-    }
-    fn set_lr(&mut self, _lr: f64) {}
-    fn buffers(&self) -> Vec<&'static str> {
-        ["b0", "b1", "b2", "b3"][..K].to_vec()
+    type Fused = Fuse;
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(["b0", "b1", "b2", "b3"][..K].iter().map(|n| Buffer::zeros(n)).collect())
     }
     fn coeffs(&self, _step: u64) {}
+}
+
+impl<const K: usize, E: Elem> Steps<E> for MemoryPass<K> {
     #[inline(always)]
-    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+    fn update(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         *p = p.add_scaled(g, 1e-9)?;
         for b in s.iter_mut() {
             *b = b.affine(1.0, 1e-9)?;
         }
         Ok(())
     }
-    fn from_options(_o: &mut Options) -> Result<Self> {
-        Ok(Self)
-    }
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
 }
 
 fn memory_pass<const K: usize>(p: Vec<taper::Param>) -> Box<dyn Optimizer> {
-    Box::new(Engine::new(MemoryPass::<K>, p).unwrap())
+    Box::new(Engine::new(MemoryPass::<K>::default(), p).unwrap())
 }
 
 fn bench(c: &mut Criterion) {

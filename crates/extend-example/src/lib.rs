@@ -18,82 +18,47 @@
 
 use std::sync::OnceLock;
 
-use taper_optim::{non_negative, Elem, Options, Result, Rule, Value};
+use taper_optim::{Buffer, Elem, Fuse, Hyper, Result, Rule, Steps};
 
 /// Signum: sign descent on an exponential moving average of the gradient, with decoupled weight
-/// decay:
+/// decay (the engine's `p ← p·(1 - η·λ)`):
 ///
 /// ```text
 /// m ← β·m + (1 - β)·g
-/// p ← p·(1 - η·λ) - η·sign(m)
+/// p ← p - η·sign(m)
 /// ```
 ///
 /// Every coordinate moves by exactly `η` (or not at all where `m = 0`), whatever the gradient's
 /// scale.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "signum", decay = "decoupled")]
 pub struct Signum {
-    /// Learning rate `η`: the size of every coordinate's step (default 1e-3).
+    /// Learning rate `η`: the size of every coordinate's step.
+    #[hp(default = 1e-3, range = ">= 0")]
     pub lr: f64,
-    /// Momentum `β` of the moving average, in `[0, 1)` (default 0.9; 0 is signSGD).
+    /// Momentum `β` of the moving average (0 is signSGD).
+    #[hp(default = 0.9, range = "[0, 1)")]
     pub beta: f64,
-    /// Decoupled weight decay `λ` (default 0).
+    /// Decoupled weight decay `λ`.
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
 }
 
-impl Default for Signum {
-    fn default() -> Self {
-        Self { lr: 1e-3, beta: 0.9, weight_decay: 0.0 }
+impl Rule for Signum {
+    type Coeffs = ();
+    type Fused = Fuse;
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("momentum_buffer")])
     }
+    fn coeffs(&self, _: u64) {}
 }
 
-impl Rule for Signum {
-    const NAME: &'static str = "signum";
-    type Coeffs = ();
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["momentum_buffer"]
-    }
-    fn coeffs(&self, _step: u64) {}
-
-    #[inline(always)]
-    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
+impl<E: Elem> Steps<E> for Signum {
+    fn update(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let [m] = s else { return Ok(()) };
         *m = m.scale(self.beta)?.add_scaled(g, 1.0 - self.beta)?;
-        if self.weight_decay != 0.0 {
-            *p = p.scale(1.0 - self.lr * self.weight_decay)?;
-        }
         *p = p.add_scaled(&m.sign()?, -self.lr)?;
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            beta: o.decay("beta", &[], d.beta)?,
-            weight_decay: o.num(
-                "weight_decay",
-                &[],
-                d.weight_decay,
-                non_negative,
-                "weight_decay must be >= 0",
-            )?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("beta", Value::Num(self.beta)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-        ]
     }
 }
 

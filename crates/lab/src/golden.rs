@@ -17,7 +17,7 @@ pub const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_traject
 /// The parameters, in order.
 pub const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 /// Optimizers with one implementation: those that reduce over whole tensors
-/// (`TensorRule`, composed only) and L-BFGS (host vectors).
+/// (whole-tensor rules, composed only) and L-BFGS (host vectors).
 const SINGLE_PATH: &[&str] = &["lamb", "adafactor", "muon", "lbfgs"];
 
 /// The paths a run is checked on.

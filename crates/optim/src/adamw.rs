@@ -1,63 +1,63 @@
 //! AdamW (Loshchilov & Hutter, 2019; PyTorch's `torch.optim.AdamW`).
 
-use crate::adam::{Adam, AdamCoeffs};
+use crate::adam::{core, AdamCoeffs};
 use crate::elem::Elem;
-use crate::rule::Rule;
-use crate::spec::{Options, Value};
-use crate::Result;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// AdamW: Adam with weight decay decoupled from the gradient (`Adam` with
-/// `decoupled_weight_decay=true`), exactly as `torch.optim.AdamW`:
-///
-/// ```text
-/// p ← p·(1 - η·λ)
-/// g ← -g                          (maximize)
-/// then Adam's update with λ = 0
-/// ```
-///
-/// Its options and defaults are Adam's, except `weight_decay` defaults to 0.01.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AdamW(pub Adam);
-
-impl Default for AdamW {
-    fn default() -> Self {
-        Self(Adam { weight_decay: 0.01, decoupled_weight_decay: true, ..Adam::default() })
-    }
+/// `decoupled_weight_decay=true`), exactly as `torch.optim.AdamW`: the engine decays
+/// `p ← p·(1 - η·λ)`, then Adam's update runs. Its options and defaults are Adam's, except
+/// `weight_decay` defaults to 0.01.
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "adamw", decay = "decoupled")]
+pub struct AdamW {
+    /// Learning rate `η` (PyTorch's default 1e-3).
+    #[hp(default = 1e-3, range = ">= 0")]
+    pub lr: f64,
+    /// Decay `β1` of the first moment.
+    #[hp(default = 0.9, range = "[0, 1)")]
+    pub beta1: f64,
+    /// Decay `β2` of the second moment.
+    #[hp(default = 0.999, range = "[0, 1)")]
+    pub beta2: f64,
+    /// `ε` added outside the root (PyTorch's default 1e-8).
+    #[hp(default = 1e-8, range = "> 0")]
+    pub eps: f64,
+    /// Decoupled weight decay `λ` (PyTorch's default 0.01).
+    #[hp(default = 0.01, range = ">= 0", weight_decay)]
+    pub weight_decay: f64,
+    /// Keep the running maximum of `v` (Reddi et al., 2018).
+    #[hp(default = false)]
+    pub amsgrad: bool,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`).
+    #[hp(default = false, maximize)]
+    pub maximize: bool,
+    /// Cautious updates (timm's `caution`, as in its `AdamWLegacy(caution=True)`).
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
 impl Rule for AdamW {
-    const NAME: &'static str = "adamw";
     type Coeffs = AdamCoeffs;
+    type Fused = Fuse;
 
-    fn lr(&self) -> f64 {
-        self.0.lr
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(core::buffers(self.amsgrad))
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.0.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        self.0.buffer_names()
-    }
+
     fn coeffs(&self, step: u64) -> AdamCoeffs {
-        self.0.coeffs_at(step)
+        core::coeffs(self.lr, self.beta1, self.beta2, step)
     }
 
+    fn has_momentum(&self) -> bool {
+        true
+    }
+}
+
+impl<E: Elem> Steps<E> for AdamW {
     #[inline(always)]
-    fn update<E: Elem>(
-        &self,
-        c: &AdamCoeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err> {
-        self.0.full_update(c, p, g, s)
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self(Adam::read(o, &Self::default().0, false)?))
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        self.0.write(false)
+    fn update(&self, c: &AdamCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        core::update((self.beta1, self.beta2, self.eps), c, p, g, s)
     }
 }

@@ -2,12 +2,12 @@
 //! Deep Models"; optax's `optax.adan`).
 
 use crate::elem::Elem;
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::Result;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// Adan: Adam-like moments of the gradient and of the gradient's change between steps (a
-/// Nesterov estimate without the extra gradient evaluation), with decoupled weight decay.
+/// Nesterov estimate without the extra gradient evaluation), with decoupled weight decay
+/// (optax's `add_decayed_weights`, the engine's transform `u ← u + λ·p`).
 /// Exactly `optax.adan` (its defaults: the learning rate is required, `b1 = 0.98`, `b2 = 0.92`,
 /// `b3 = 0.99`, `eps = 1e-8`, `eps_root = 1e-8`, `weight_decay = 0`):
 ///
@@ -19,30 +19,33 @@ use crate::Result;
 /// u ← (m/(1 - β1ᵗ) + (1 - β2)·v/(1 - β2ᵗ)) / (√(n/(1 - β3ᵗ) + ε_root) + ε)
 /// p ← p - η·(u + λ·p)
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "adan", decay = "added")]
 pub struct Adan {
-    /// Learning rate `η` (required, as optax's `learning_rate`).
+    /// Learning rate `η` (required, as optax's `learning_rate`; 1e-3 in `Default`).
+    #[hp(default = 1e-3, range = ">= 0", required)]
     pub lr: f64,
-    /// Decay `β1` of the gradient's moment, in `[0, 1)`.
+    /// Decay `β1` of the gradient's moment.
+    #[hp(default = 0.98, range = "[0, 1)")]
     pub b1: f64,
-    /// Decay `β2` of the gradient difference's moment, in `[0, 1)`.
+    /// Decay `β2` of the gradient difference's moment.
+    #[hp(default = 0.92, range = "[0, 1)")]
     pub b2: f64,
-    /// Decay `β3` of the second moment, in `[0, 1)`.
+    /// Decay `β3` of the second moment.
+    #[hp(default = 0.99, range = "[0, 1)")]
     pub b3: f64,
     /// `ε` added outside the root (optax's default 1e-8).
+    #[hp(default = 1e-8, range = "> 0")]
     pub eps: f64,
-    /// `ε_root` added inside the root (optax's `adan` default 1e-8), ≥ 0.
+    /// `ε_root` added inside the root (optax's `adan` default 1e-8).
+    #[hp(default = 1e-8, range = ">= 0")]
     pub eps_root: f64,
     /// Decoupled weight decay `λ`.
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-}
-
-impl Default for Adan {
-    /// optax's defaults, with `lr = 1e-3` standing in for the learning rate optax requires (a
-    /// spec must give it).
-    fn default() -> Self {
-        Self { lr: 1e-3, b1: 0.98, b2: 0.92, b3: 0.99, eps: 1e-8, eps_root: 1e-8, weight_decay: 0.0 }
-    }
+    /// Cautious updates (timm's `caution`).
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
 /// Adan's per-step scalars.
@@ -57,18 +60,14 @@ pub struct AdanCoeffs {
 }
 
 impl Rule for Adan {
-    const NAME: &'static str = "adan";
     type Coeffs = AdanCoeffs;
+    type Fused = Fuse;
+    const DIRECTION: bool = true;
 
-    fn lr(&self) -> f64 {
-        self.lr
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("m"), Buffer::zeros("v"), Buffer::zeros("n"), Buffer::zeros("g")])
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["m", "v", "n", "g"]
-    }
+
     fn coeffs(&self, step: u64) -> AdanCoeffs {
         let t = step as f64;
         AdanCoeffs {
@@ -79,16 +78,16 @@ impl Rule for Adan {
         }
     }
 
+    fn has_momentum(&self) -> bool {
+        true
+    }
+}
+
+impl<E: Elem> Steps<E> for Adan {
+    /// `(m̂ + (1 - β2)·v̂) / (√(n̂ + ε_root) + ε)`; the engine steps `p ← p - η·(u + λ·p)`.
     #[inline(always)]
-    fn update<E: Elem>(
-        &self,
-        c: &AdanCoeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
-        let [m, v, n, prev] = s else { return Ok(()) };
+    fn direction(&self, c: &AdanCoeffs, _p: &E, g: &E, s: &mut [E]) -> std::result::Result<E, E::Err> {
+        let [m, v, n, prev] = s else { return Ok(g.clone()) };
         let diff = g.sub(prev)?.scale(c.diff)?;
         *prev = g.clone();
         *m = g.scale(1.0 - self.b1)?.add(&m.scale(self.b1)?)?;
@@ -97,34 +96,6 @@ impl Rule for Adan {
         *n = sq.sqr()?.scale(1.0 - self.b3)?.add(&n.scale(self.b3)?)?;
         let denom =
             n.scale(c.inv_bias_correction3)?.affine(1.0, self.eps_root)?.sqrt()?.affine(1.0, self.eps)?;
-        let u = m.scale(c.inv_bias_correction1)?.add(&v.scale(c.v)?)?.div(&denom)?;
-        let u = if self.weight_decay != 0.0 { u.add_scaled(p, self.weight_decay)? } else { u };
-        *p = p.add(&u.scale(-self.lr)?)?;
-        Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.required("lr", non_negative, "lr must be >= 0")?,
-            b1: o.decay("b1", &[], d.b1)?,
-            b2: o.decay("b2", &[], d.b2)?,
-            b3: o.decay("b3", &[], d.b3)?,
-            eps: o.eps(d.eps)?,
-            eps_root: o.num("eps_root", &[], d.eps_root, non_negative, "eps_root must be >= 0")?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("b1", Value::Num(self.b1)),
-            ("b2", Value::Num(self.b2)),
-            ("b3", Value::Num(self.b3)),
-            ("eps", Value::Num(self.eps)),
-            ("eps_root", Value::Num(self.eps_root)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-        ]
+        m.scale(c.inv_bias_correction1)?.add(&v.scale(c.v)?)?.div(&denom)
     }
 }

@@ -1,18 +1,15 @@
 //! ASGD, averaged stochastic gradient descent (Polyak & Juditsky, 1992; PyTorch's
 //! `torch.optim.ASGD`).
 
-use crate::elem::{coupled_weight_decay, signed_grad, Elem};
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::Result;
+use crate::elem::Elem;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// ASGD: SGD with a decaying step size `ηt` and a running average `ax` of the iterates, which
 /// starts averaging after step `t0` (read it with `Optimizer::buffer(param, "ax")`). Exactly
-/// `torch.optim.ASGD`:
+/// `torch.optim.ASGD` (maximize and the L2 penalty `g ← g + λw·p` are the engine's transforms):
 ///
 /// ```text
-/// g ← -g                                    (maximize)
-/// g ← g + λw·p
 /// p ← p·(1 - λ·ηt) - ηt·g
 /// ax ← p  if μt = 1,  else  ax + μt·(p - ax)
 /// ηt+1 ← η / (1 + λ·η·t)^α,   μt+1 ← 1 / max(1, t - t0)
@@ -20,26 +17,27 @@ use crate::Result;
 ///
 /// `η1 = η` and `μ1 = 1`; `ηt` and `μt` are per-parameter state (`eta`, `mu`), so a learning
 /// rate changed by a scheduler takes effect one step later, as in PyTorch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "asgd")]
 pub struct Asgd {
     /// Learning rate `η` (PyTorch's default 1e-2).
+    #[hp(default = 1e-2, range = ">= 0")]
     pub lr: f64,
-    /// Decay term `λ` (PyTorch's default 1e-4), ≥ 0.
+    /// Decay term `λ` (PyTorch's default 1e-4).
+    #[hp(default = 1e-4, range = ">= 0")]
     pub lambd: f64,
-    /// Power `α` of the step-size decay (PyTorch's default 0.75), ≥ 0.
+    /// Power `α` of the step-size decay (PyTorch's default 0.75).
+    #[hp(default = 0.75, range = ">= 0")]
     pub alpha: f64,
-    /// The step after which averaging starts (PyTorch's default 1e6), ≥ 0.
+    /// The step after which averaging starts (PyTorch's default 1e6).
+    #[hp(default = 1e6, range = ">= 0")]
     pub t0: f64,
     /// L2 penalty `λw` added to the gradient.
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-    /// Ascend the objective instead of descending it (the step uses `-g`).
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`).
+    #[hp(default = false, maximize)]
     pub maximize: bool,
-}
-
-impl Default for Asgd {
-    fn default() -> Self {
-        Self { lr: 1e-2, lambd: 1e-4, alpha: 0.75, t0: 1e6, weight_decay: 0.0, maximize: false }
-    }
 }
 
 /// The step size and averaging weight a step uses.
@@ -59,17 +57,11 @@ impl Asgd {
 }
 
 impl Rule for Asgd {
-    const NAME: &'static str = "asgd";
     type Coeffs = AsgdCoeffs;
+    type Fused = Fuse;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["ax"]
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("ax")])
     }
     fn scalars(&self) -> &'static [&'static str] {
         &["eta", "mu"]
@@ -95,44 +87,15 @@ impl Rule for Asgd {
         (*eta, *mu) = self.next(step as f64);
         used
     }
+}
 
+impl<E: Elem> Steps<E> for Asgd {
     #[inline(always)]
-    fn update<E: Elem>(
-        &self,
-        c: &AsgdCoeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
+    fn update(&self, c: &AsgdCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let [ax] = s else { return Ok(()) };
-        let g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
-        *p = p.scale(1.0 - self.lambd * c.eta)?.add_scaled(&g, -c.eta)?;
+        *p = p.scale(1.0 - self.lambd * c.eta)?.add_scaled(g, -c.eta)?;
         *ax = if c.mu == 1.0 { p.clone() } else { ax.add(&p.sub(ax)?.scale(c.mu)?)? };
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            lambd: o.num("lambd", &[], d.lambd, non_negative, "lambd must be >= 0")?,
-            alpha: o.num("alpha", &[], d.alpha, non_negative, "alpha must be >= 0")?,
-            t0: o.num("t0", &[], d.t0, non_negative, "t0 must be >= 0")?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            maximize: o.flag("maximize", d.maximize)?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("lambd", Value::Num(self.lambd)),
-            ("alpha", Value::Num(self.alpha)),
-            ("t0", Value::Num(self.t0)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("maximize", Value::Bool(self.maximize)),
-        ]
     }
 }
 

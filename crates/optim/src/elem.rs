@@ -52,6 +52,12 @@ pub trait Elem: Sized + Clone {
     /// [`Elem::lt`]): `torch.where`.
     fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Self::Err>;
 
+    /// The cautious update (C-Optim, rescaled as timm's `caution=True`): `self` where it agrees
+    /// in sign with `g` (`self·g > 0`), else 0, times `1/mean(mask)` (at most 1000). A scalar
+    /// takes that factor as `scale`, measured over the whole tensor beforehand; a tensor measures
+    /// it itself and ignores `scale`.
+    fn cautious(&self, g: &Self, scale: f64) -> Result<Self, Self::Err>;
+
     /// `self · k`
     #[inline(always)]
     fn scale(&self, k: f64) -> Result<Self, Self::Err> {
@@ -149,6 +155,10 @@ macro_rules! scalar_elem {
             fn select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Infallible> {
                 Ok(if *self != 0.0 { *on_true } else { *on_false })
             }
+            #[inline(always)]
+            fn cautious(&self, g: &Self, scale: f64) -> Result<Self, Infallible> {
+                Ok(self * (<$t>::from(self * g > 0.0) * (scale as $t)))
+            }
         }
     };
 }
@@ -216,23 +226,10 @@ impl Elem for Tensor {
     fn select(&self, on_true: &Self, on_false: &Self) -> candle_core::Result<Self> {
         Tensor::ne(self, 0.0)?.where_cond(on_true, on_false)
     }
-}
-
-/// `-g` when maximizing (PyTorch's `maximize=True`: ascent on the objective, applied before
-/// anything else touches the gradient), else `g`.
-#[inline(always)]
-pub fn signed_grad<E: Elem>(g: &E, maximize: bool) -> Result<E, E::Err> {
-    g.negate_if(maximize)
-}
-
-/// `g + λ·p`: PyTorch's coupled L2 penalty (`weight_decay` of SGD, Adagrad, RMSprop, Adadelta,
-/// Adam), or `g` itself when `λ = 0`.
-#[inline(always)]
-pub fn coupled_weight_decay<E: Elem>(g: &E, p: &E, weight_decay: f64) -> Result<E, E::Err> {
-    if weight_decay != 0.0 {
-        g.add_scaled(p, weight_decay)
-    } else {
-        Ok(g.clone())
+    fn cautious(&self, g: &Self, _scale: f64) -> candle_core::Result<Self> {
+        let mask = (self * g)?.gt(0.0)?.to_dtype(self.dtype())?;
+        let mean = mask.to_dtype(candle_core::DType::F64)?.mean_all()?.to_scalar::<f64>()?.max(1e-3);
+        self * mask.affine(1.0 / mean, 0.0)?
     }
 }
 
@@ -269,6 +266,11 @@ pub fn root_plus_eps<E: Elem>(x: &E, eps: f64, inside: bool) -> Result<E, E::Err
     } else {
         x.sqrt()?.affine(1.0, eps)
     }
+}
+
+/// `‖t‖₂` as an f64 (a reduction on the tensor's device, then one number to the host).
+pub fn norm(t: &Tensor) -> candle_core::Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt())
 }
 
 #[cfg(test)]

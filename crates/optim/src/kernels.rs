@@ -1,5 +1,7 @@
 //! The fused in-place CPU kernel: one pass over a parameter, its gradient and its state buffers,
-//! split across cores on `taper_tensor::parallel`'s pool, running a [`Rule`]'s update on scalars.
+//! split across cores on `taper_tensor::parallel`'s pool, running a [`Rule`]'s update, with the
+//! engine's [`Transforms`] around it, on scalars. Cautious updates take a first, read-only pass
+//! that counts the elements the mask keeps (its mean is the rescaling).
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -8,7 +10,8 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Storage, Tensor};
 use taper_tensor::parallel;
 
 use crate::elem::Elem;
-use crate::rule::Rule;
+use crate::hyper::Transforms;
+use crate::rule::{caution_kept, transformed, Rule, Steps};
 use crate::Result;
 
 /// The most state buffers a rule may keep and still run on the fused kernel (Adan keeps four).
@@ -27,27 +30,37 @@ fn task_len(n: usize) -> usize {
 }
 
 /// A parameter's host state buffers, borrowed mutably for one step.
-pub(crate) enum HostMut<'a> {
+#[doc(hidden)]
+pub enum HostMut<'a> {
+    /// f32 buffers.
     F32(&'a mut [Vec<f32>]),
+    /// f64 buffers.
     F64(&'a mut [Vec<f64>]),
 }
+
+/// A rule's fused step: `(rule, coefficients, transforms, parameter, gradient, host buffers)`.
+#[doc(hidden)]
+pub type FusedFn<R> =
+    for<'a> fn(&R, &<R as Rule>::Coeffs, &Transforms, &Tensor, &Tensor, HostMut<'a>) -> Result<()>;
 
 struct FusedStep<'a, R: Rule> {
     rule: &'a R,
     coeffs: R::Coeffs,
+    transforms: Transforms,
     // candle's in-place ops take `&self`; the buffers are borrowed mutably for the one call.
     states: RefCell<HostMut<'a>>,
 }
 
 /// Runs one update of `rule` in place on `param` (contiguous, CPU) with gradient `grad`.
-pub(crate) fn fused_step<R: Rule>(
+pub(crate) fn fused_step<R: Rule + Steps<f32> + Steps<f64>>(
     rule: &R,
     c: &R::Coeffs,
+    t: &Transforms,
     param: &Tensor,
     grad: &Tensor,
     states: HostMut<'_>,
 ) -> Result<()> {
-    let op = FusedStep { rule, coeffs: *c, states: RefCell::new(states) };
+    let op = FusedStep { rule, coeffs: *c, transforms: *t, states: RefCell::new(states) };
     param.inplace_op2(grad, &op)?;
     Ok(())
 }
@@ -59,7 +72,7 @@ fn slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
     }
 }
 
-impl<R: Rule> InplaceOp2 for FusedStep<'_, R> {
+impl<R: Rule + Steps<f32> + Steps<f64>> InplaceOp2 for FusedStep<'_, R> {
     fn name(&self) -> &'static str {
         R::NAME
     }
@@ -75,32 +88,41 @@ impl<R: Rule> InplaceOp2 for FusedStep<'_, R> {
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("non-contiguous parameter".into()))?;
         let mut states = self.states.borrow_mut();
+        let (r, c, t) = (self.rule, &self.coeffs, &self.transforms);
         match (s1, s2, &mut *states) {
             (CpuStorage::F32(p), CpuStorage::F32(g), HostMut::F32(s)) => {
-                run(self.rule, &self.coeffs, &mut p[a..b], slice(g, l2)?, s)
+                run(r, c, t, &mut p[a..b], slice(g, l2)?, s)
             }
             (CpuStorage::F64(p), CpuStorage::F64(g), HostMut::F64(s)) => {
-                run(self.rule, &self.coeffs, &mut p[a..b], slice(g, l2)?, s)
+                run(r, c, t, &mut p[a..b], slice(g, l2)?, s)
             }
             _ => candle_core::bail!("fused optimizer step: parameter, gradient and state dtypes differ"),
         }
     }
 }
 
-fn run<T, R>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: &mut [Vec<T>]) -> candle_core::Result<()>
-where
-    T: Elem<Err = Infallible> + Copy + Send + Sync,
-    R: Rule,
-{
+/// Scalars the fused kernel runs on.
+trait Scalar: Elem<Err = Infallible> + Copy + Send + Sync + PartialOrd + Default {}
+impl Scalar for f32 {}
+impl Scalar for f64 {}
+
+fn run<T: Scalar, R: Steps<T>>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &mut [T],
+    g: &[T],
+    s: &mut [Vec<T>],
+) -> candle_core::Result<()> {
     if g.len() != p.len() || s.iter().any(|b| b.len() != p.len()) {
         candle_core::bail!("fused optimizer step: length mismatch");
     }
     match s {
-        [] => kernel::<T, R, 0>(rule, c, p, g, []),
-        [a] => kernel::<T, R, 1>(rule, c, p, g, [a]),
-        [a, b] => kernel::<T, R, 2>(rule, c, p, g, [a, b]),
-        [a, b, d] => kernel::<T, R, 3>(rule, c, p, g, [a, b, d]),
-        [a, b, d, e] => kernel::<T, R, 4>(rule, c, p, g, [a, b, d, e]),
+        [] => kernel::<T, R, 0>(rule, c, t, p, g, []),
+        [a] => kernel::<T, R, 1>(rule, c, t, p, g, [a]),
+        [a, b] => kernel::<T, R, 2>(rule, c, t, p, g, [a, b]),
+        [a, b, d] => kernel::<T, R, 3>(rule, c, t, p, g, [a, b, d]),
+        [a, b, d, e] => kernel::<T, R, 4>(rule, c, t, p, g, [a, b, d, e]),
         _ => candle_core::bail!("fused optimizer step: at most {MAX_BUFFERS} state buffers"),
     }
     Ok(())
@@ -109,11 +131,38 @@ where
 /// One parallel task: a chunk of the parameter, of the gradient and of each state buffer.
 type Task<'a, T, const K: usize> = (&'a mut [T], &'a [T], [&'a mut [T]; K]);
 
-fn kernel<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut Vec<T>; K])
-where
-    T: Elem<Err = Infallible> + Copy + Send + Sync,
-    R: Rule,
-{
+/// The cautious rescaling `1 / max(kept/n, 1e-3)`, counting the kept elements in one read-only
+/// parallel pass (the update run on copies).
+fn caution_scale<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &[T],
+    g: &[T],
+    s: &[&mut Vec<T>; K],
+) -> f64 {
+    let n = p.len();
+    let len = task_len(n);
+    let kept: usize = parallel::map(n.div_ceil(len), |i| {
+        let (lo, hi) = (i * len, n.min((i + 1) * len));
+        (lo..hi)
+            .filter(|&j| caution_kept::<R, T, K>(rule, t, c, p[j], g[j], std::array::from_fn(|b| s[b][j])))
+            .count()
+    })
+    .into_iter()
+    .sum();
+    1.0 / (kept as f64 / n.max(1) as f64).max(1e-3)
+}
+
+fn kernel<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut Vec<T>; K],
+) {
+    let caution = if t.cautious { caution_scale::<T, R, K>(rule, c, t, p, g, &s) } else { 1.0 };
     let len = task_len(p.len());
     let mut s_chunks = s.map(|b| b.chunks_mut(len));
     let tasks: Vec<Task<'_, T, K>> = p
@@ -121,7 +170,7 @@ where
         .zip(g.chunks(len))
         .map(|(pc, gc)| (pc, gc, std::array::from_fn(|j| s_chunks[j].next().unwrap_or_default())))
         .collect();
-    let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| dispatch::<T, R, K>(rule, c, p, g, s);
+    let body = |(p, g, s): (&mut [T], &[T], [&mut [T]; K])| dispatch::<T, R, K>(rule, c, t, caution, p, g, s);
     // Each parallel task takes its chunks out of a slot.
     let slots = parallel::Slots::new(tasks);
     parallel::for_each(slots.len(), |i| {
@@ -134,51 +183,67 @@ where
 /// Runs [`chunk`] compiled for the widest vector extension this CPU has: the update is inlined
 /// into each variant, so the same scalar code becomes AVX-512 or AVX2 loops where available, and
 /// stays baseline SSE2 elsewhere.
-fn dispatch<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
-where
-    T: Elem<Err = Infallible> + Copy,
-    R: Rule,
-{
+fn dispatch<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    caution: f64,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut [T]; K],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { chunk_avx512::<T, R, K>(rule, c, p, g, s) };
+            return unsafe { chunk_avx512::<T, R, K>(rule, c, t, caution, p, g, s) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { chunk_avx2::<T, R, K>(rule, c, p, g, s) };
+            return unsafe { chunk_avx2::<T, R, K>(rule, c, t, caution, p, g, s) };
         }
     }
-    chunk::<T, R, K>(rule, c, p, g, s)
+    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn chunk_avx512<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
-where
-    T: Elem<Err = Infallible> + Copy,
-    R: Rule,
-{
-    chunk::<T, R, K>(rule, c, p, g, s)
+unsafe fn chunk_avx512<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    caution: f64,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut [T]; K],
+) {
+    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_avx2<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
-where
-    T: Elem<Err = Infallible> + Copy,
-    R: Rule,
-{
-    chunk::<T, R, K>(rule, c, p, g, s)
+unsafe fn chunk_avx2<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    caution: f64,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut [T]; K],
+) {
+    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
 }
 
 #[inline(always)]
-fn chunk<T, R, const K: usize>(rule: &R, c: &R::Coeffs, p: &mut [T], g: &[T], s: [&mut [T]; K])
-where
-    T: Elem<Err = Infallible> + Copy,
-    R: Rule,
-{
+fn chunk<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    caution: f64,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut [T]; K],
+) {
     let n = p.len();
     let g = &g[..n];
     let mut s = s.map(|b| &mut b[..n]);
@@ -194,7 +259,7 @@ where
         for i in start..end {
             let mut pe = p[i];
             let mut st: [T; K] = std::array::from_fn(|j| s[j][i]);
-            let Ok(()) = rule.update(c, &mut pe, &g[i], &mut st);
+            let Ok(()) = transformed(rule, t, caution, c, &mut pe, &g[i], &mut st);
             p[i] = pe;
             for (j, b) in s.iter_mut().enumerate() {
                 b[i] = st[j];

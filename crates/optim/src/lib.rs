@@ -31,6 +31,9 @@
 // A library returns errors: no `unwrap`/`expect` outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// `#[derive(Hyper)]` names this crate `::taper_optim`, here as in its users.
+extern crate self as taper_optim;
+
 mod adabelief;
 mod adadelta;
 mod adafactor;
@@ -44,6 +47,7 @@ mod average;
 pub mod clip;
 mod elem;
 mod error;
+mod hyper;
 mod kernels;
 mod lamb;
 mod lbfgs;
@@ -59,7 +63,6 @@ pub mod schedule;
 mod schedulefree;
 mod sgd;
 mod spec;
-mod tensor_rule;
 mod yogi;
 
 use std::collections::BTreeMap;
@@ -77,8 +80,10 @@ pub use adamw::AdamW;
 pub use adan::{Adan, AdanCoeffs};
 pub use asgd::{Asgd, AsgdCoeffs};
 pub use average::{AverageState, AveragedModel, Averaging};
+pub use elem::norm;
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
+pub use hyper::{Decay, Hyper, OptionInfo, Transforms};
 pub use lamb::Lamb;
 pub use lbfgs::{Evaluation, Lbfgs, LbfgsOptions};
 pub use lion::Lion;
@@ -91,17 +96,12 @@ pub use registry::{
 };
 pub use rmsprop::RmsProp;
 pub use rprop::Rprop;
-pub use rule::{Engine, Rule};
+pub use rule::{Buffer, Engine, Fuse, FuseKind, Init, NoFuse, Rule, Steps};
 pub use schedulefree::{ScheduleFreeAdamW, ScheduleFreeCoeffs, ScheduleFreeSgd};
 pub use sgd::{Sgd, SgdCoeffs};
 pub use spec::{non_negative, positive, split_top_level, unit_interval, OptimSpec, Options, Value};
-pub use tensor_rule::{build_tensor, norm, TensorEngine, TensorRule};
+pub use taper_derive::Hyper;
 pub use yogi::{Yogi, YogiCoeffs};
-
-/// `docs/EXTENDING.md`, whose complete example optimizer is compiled and trained as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/EXTENDING.md")]
-pub struct ExtendingGuide;
 
 /// Which implementation of the update runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,82 +2,62 @@
 //! `optax.lion`).
 
 use crate::elem::Elem;
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::Result;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// Lion: the sign of an interpolation between the momentum and the gradient, then a slower
-/// momentum update, with decoupled weight decay. Exactly `optax.lion` (its defaults: the
-/// learning rate is required, `b1 = 0.9`, `b2 = 0.99`, `weight_decay = 1e-3`):
+/// momentum update, with decoupled weight decay (optax's `add_decayed_weights`, the engine's
+/// transform `u ← u + λ·p`). Exactly `optax.lion` (its defaults: the learning rate is required,
+/// `b1 = 0.9`, `b2 = 0.99`, `weight_decay = 1e-3`):
 ///
 /// ```text
 /// u ← sign((1 - β1)·g + β1·m)
 /// m ← (1 - β2)·g + β2·m
 /// p ← p - η·(u + λ·p)
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "lion", decay = "added")]
 pub struct Lion {
-    /// Learning rate `η` (required, as optax's `learning_rate`).
+    /// Learning rate `η` (required, as optax's `learning_rate`; 1e-4 in `Default`).
+    #[hp(default = 1e-4, range = ">= 0", required)]
     pub lr: f64,
-    /// Interpolation `β1` between momentum and gradient for the sign, in `[0, 1)`.
+    /// Interpolation `β1` between momentum and gradient for the sign.
+    #[hp(default = 0.9, range = "[0, 1)")]
     pub b1: f64,
-    /// Decay `β2` of the momentum, in `[0, 1)`.
+    /// Decay `β2` of the momentum.
+    #[hp(default = 0.99, range = "[0, 1)")]
     pub b2: f64,
     /// Decoupled weight decay `λ` (optax's default 1e-3).
+    #[hp(default = 1e-3, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-}
-
-impl Default for Lion {
-    /// optax's defaults, with `lr = 1e-4` standing in for the learning rate optax requires (a
-    /// spec must give it).
-    fn default() -> Self {
-        Self { lr: 1e-4, b1: 0.9, b2: 0.99, weight_decay: 1e-3 }
-    }
+    /// Cautious updates (timm's `caution`).
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
 impl Rule for Lion {
-    const NAME: &'static str = "lion";
     type Coeffs = ();
+    type Fused = Fuse;
+    const DIRECTION: bool = true;
 
-    fn lr(&self) -> f64 {
-        self.lr
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("mu")])
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["mu"]
-    }
+
     fn coeffs(&self, _step: u64) {}
 
+    fn has_momentum(&self) -> bool {
+        true
+    }
+}
+
+impl<E: Elem> Steps<E> for Lion {
+    /// `sign((1 - β1)·g + β1·m)`, moving `m`; the engine steps `p ← p - η·(u + λ·p)`.
     #[inline(always)]
-    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
-        let [mu] = s else { return Ok(()) };
+    fn direction(&self, _: &(), _p: &E, g: &E, s: &mut [E]) -> std::result::Result<E, E::Err> {
+        let [mu] = s else { return Ok(g.clone()) };
         let direction = g.scale(1.0 - self.b1)?.add(&mu.scale(self.b1)?)?.sign()?;
         *mu = g.scale(1.0 - self.b2)?.add(&mu.scale(self.b2)?)?;
-        let update =
-            if self.weight_decay != 0.0 { direction.add_scaled(p, self.weight_decay)? } else { direction };
-        *p = p.add(&update.scale(-self.lr)?)?;
-        Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.required("lr", non_negative, "lr must be >= 0")?,
-            b1: o.decay("b1", &[], d.b1)?,
-            b2: o.decay("b2", &[], d.b2)?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("b1", Value::Num(self.b1)),
-            ("b2", Value::Num(self.b2)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-        ]
+        Ok(direction)
     }
 }

@@ -4,13 +4,13 @@
 use candle_core::{DType, Tensor};
 
 use crate::elem::{lerp, Elem};
-use crate::spec::{non_negative, Options, Value};
-use crate::tensor_rule::TensorRule;
-use crate::{Error, Result};
+use crate::rule::{Buffer, NoFuse, Rule, Steps};
+use crate::{Error, Hyper, Result};
 
 /// Muon: momentum SGD whose update, a matrix, is replaced by its nearest semi-orthogonal matrix
 /// (`U·Vᵀ` of its SVD), approximated by a quintic Newton–Schulz iteration; matrices only.
-/// Exactly `torch.optim.Muon`, a per-tensor rule ([`TensorRule`]):
+/// Exactly `torch.optim.Muon`, a whole-tensor rule (composed path only; the decoupled weight
+/// decay `p ← p·(1 - η·λ)` is the engine's transform):
 ///
 /// ```text
 /// m ← m + (1 - μ)·(g - m)
@@ -24,53 +24,50 @@ use crate::{Error, Result};
 /// PyTorch runs the iteration in bfloat16 (`ns_dtype=bf16`, the default here too, for the same
 /// speed and the same numbers to bfloat16's precision); `ns_dtype=native` runs it in the
 /// parameter's dtype.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "muon", decay = "decoupled")]
 pub struct Muon {
     /// Learning rate `η` (PyTorch's default 1e-3).
+    #[hp(default = 1e-3, range = ">= 0")]
     pub lr: f64,
     /// Decoupled weight decay `λ` (0.1).
+    #[hp(default = 0.1, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-    /// Momentum `μ` (0.95), ≥ 0.
+    /// Momentum `μ` (0.95).
+    #[hp(default = 0.95, range = ">= 0")]
     pub momentum: f64,
     /// Nesterov momentum (true).
+    #[hp(default = true)]
     pub nesterov: bool,
     /// The iteration's coefficients `(a, b, c)` (3.4445, −4.775, 2.0315).
+    #[hp(default = 3.4445, allowed = "ns_a must be a number")]
     pub ns_a: f64,
     /// `b`.
+    #[hp(default = -4.775, allowed = "ns_b must be a number")]
     pub ns_b: f64,
     /// `c`.
+    #[hp(default = 2.0315, allowed = "ns_c must be a number")]
     pub ns_c: f64,
-    /// `ε` of the normalization (1e-7), ≥ 0.
+    /// `ε` of the normalization (1e-7).
+    #[hp(default = 1e-7, range = ">= 0")]
     pub eps: f64,
-    /// Iterations (5), fewer than 100.
+    /// Iterations (5).
+    #[hp(default = 5, below = 100)]
     pub ns_steps: u64,
     /// `original`, `match_rms_adamw` or `spectral_unclamped`.
+    #[hp(default = "original", words = ["original", "match_rms_adamw", "spectral_unclamped"])]
     pub adjust_lr_fn: &'static str,
     /// `bf16` (PyTorch's) or `native` (the parameter's dtype).
+    #[hp(default = "bf16", words = ["bf16", "native"])]
     pub ns_dtype: &'static str,
-}
-
-impl Default for Muon {
-    fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            weight_decay: 0.1,
-            momentum: 0.95,
-            nesterov: true,
-            ns_a: 3.4445,
-            ns_b: -4.775,
-            ns_c: 2.0315,
-            eps: 1e-7,
-            ns_steps: 5,
-            adjust_lr_fn: "original",
-            ns_dtype: "bf16",
-        }
-    }
+    /// Cautious updates (timm's `caution`).
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
 impl Muon {
     /// The Newton–Schulz iteration towards the orthogonal factor of `u`.
-    fn orthogonalize(&self, u: &Tensor) -> Result<Tensor> {
+    fn orthogonalize(&self, u: &Tensor) -> candle_core::Result<Tensor> {
         let dtype = if self.ns_dtype == "bf16" { DType::BF16 } else { u.dtype() };
         let (rows, cols) = u.dims2()?;
         let mut x = u.to_dtype(dtype)?;
@@ -87,7 +84,7 @@ impl Muon {
         if rows > cols {
             x = x.t()?.contiguous()?;
         }
-        Ok(x.to_dtype(u.dtype())?)
+        x.to_dtype(u.dtype())
     }
 
     fn lr_scale(&self, a: f64, b: f64) -> f64 {
@@ -99,75 +96,35 @@ impl Muon {
     }
 }
 
-impl TensorRule for Muon {
-    const NAME: &'static str = "muon";
+impl Rule for Muon {
+    type Coeffs = ();
+    type Fused = NoFuse;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self, dims: &[usize]) -> Result<Vec<(&'static str, Vec<usize>)>> {
+    fn buffers(&self, dims: &[usize]) -> Result<Vec<Buffer>> {
         if dims.len() != 2 {
             return Err(Error::InvalidArgument(format!(
                 "muon updates matrices only, got a parameter of shape {dims:?}: give the others to another optimizer"
             )));
         }
-        Ok(vec![("momentum_buffer", dims.to_vec())])
+        Ok(vec![Buffer::zeros("momentum_buffer")])
     }
 
-    fn update(&self, _step: u64, p: &Tensor, g: &Tensor, state: &mut [Tensor]) -> Result<Tensor> {
-        let [buf] = state else { return Err(Error::State("muon keeps one buffer".into())) };
+    fn coeffs(&self, _step: u64) {}
+
+    fn has_momentum(&self) -> bool {
+        true
+    }
+}
+
+impl Steps<Tensor> for Muon {
+    fn update(&self, _: &(), p: &mut Tensor, g: &Tensor, s: &mut [Tensor]) -> candle_core::Result<()> {
+        let [buf] = s else { candle_core::bail!("muon keeps one buffer") };
         *buf = lerp(buf, g, 1.0 - self.momentum)?;
         let u = if self.nesterov { lerp(g, buf, self.momentum)? } else { buf.clone() };
         let x = self.orthogonalize(&u)?;
         let (a, b) = p.dims2()?;
         let adjusted = self.lr * self.lr_scale(a as f64, b as f64);
-        Ok(p.scale(1.0 - self.lr * self.weight_decay)?.add(&x.scale(-adjusted)?)?)
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        let finite = |_: f64| true;
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            momentum: o.num("momentum", &[], d.momentum, non_negative, "momentum must be >= 0")?,
-            nesterov: o.flag("nesterov", d.nesterov)?,
-            ns_a: o.num("ns_a", &[], d.ns_a, finite, "ns_a must be a number")?,
-            ns_b: o.num("ns_b", &[], d.ns_b, finite, "ns_b must be a number")?,
-            ns_c: o.num("ns_c", &[], d.ns_c, finite, "ns_c must be a number")?,
-            eps: o.num("eps", &[], d.eps, non_negative, "eps must be >= 0")?,
-            ns_steps: o.num(
-                "ns_steps",
-                &[],
-                d.ns_steps as f64,
-                |x| x.fract() == 0.0 && (0.0..100.0).contains(&x),
-                "ns_steps must be a whole number below 100",
-            )? as u64,
-            adjust_lr_fn: o.word(
-                "adjust_lr_fn",
-                "original",
-                &["original", "match_rms_adamw", "spectral_unclamped"],
-            )?,
-            ns_dtype: o.word("ns_dtype", "bf16", &["bf16", "native"])?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("momentum", Value::Num(self.momentum)),
-            ("nesterov", Value::Bool(self.nesterov)),
-            ("ns_a", Value::Num(self.ns_a)),
-            ("ns_b", Value::Num(self.ns_b)),
-            ("ns_c", Value::Num(self.ns_c)),
-            ("eps", Value::Num(self.eps)),
-            ("ns_steps", Value::Num(self.ns_steps as f64)),
-            ("adjust_lr_fn", Value::Word(self.adjust_lr_fn)),
-            ("ns_dtype", Value::Word(self.ns_dtype)),
-        ]
+        *p = p.add(&x.scale(-adjusted)?)?;
+        Ok(())
     }
 }

@@ -1,17 +1,15 @@
 //! NAdam (Dozat, 2016, "Incorporating Nesterov Momentum into Adam"; PyTorch's
 //! `torch.optim.NAdam`).
 
-use crate::elem::{addcdiv, coupled_weight_decay, ema_sq, lerp, signed_grad, Elem};
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::Result;
+use crate::elem::{addcdiv, ema_sq, lerp, Elem};
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// NAdam: Adam with Nesterov momentum, whose momentum coefficient warms up over the steps
-/// (`momentum_decay` ψ). Exactly `torch.optim.NAdam`:
+/// (`momentum_decay` ψ). Exactly `torch.optim.NAdam` (maximize and weight decay, L2 or with
+/// `decoupled_weight_decay` `p ← p·(1 - η·λ)`, are the engine's transforms):
 ///
 /// ```text
-/// g ← -g                                        (maximize)
-/// p ← p·(1 - η·λ)  if decoupled_weight_decay,  else  g ← g + λ·p
 /// μt ← β1·(1 - ½·0.96^(t·ψ)),   μt+1 ← β1·(1 - ½·0.96^((t+1)·ψ))
 /// Πt ← Πt-1·μt                                  (state `mu_product`, Π0 = 1)
 /// m ← β1·m + (1 - β1)·g
@@ -19,39 +17,36 @@ use crate::Result;
 /// d ← √(v/(1 - β2ᵗ)) + ε
 /// p ← p - η·(1 - μt)/(1 - Πt) · g/d - η·μt+1/(1 - Πt·μt+1) · m/d
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "nadam")]
 pub struct NAdam {
     /// Learning rate `η` (PyTorch's default 2e-3).
+    #[hp(default = 2e-3, range = ">= 0")]
     pub lr: f64,
-    /// Decay `β1` of the first moment, in `[0, 1)`.
+    /// Decay `β1` of the first moment.
+    #[hp(default = 0.9, range = "[0, 1)")]
     pub beta1: f64,
-    /// Decay `β2` of the second moment, in `[0, 1)`.
+    /// Decay `β2` of the second moment.
+    #[hp(default = 0.999, range = "[0, 1)")]
     pub beta2: f64,
     /// `ε` added outside the root (PyTorch's default 1e-8).
+    #[hp(default = 1e-8, range = "> 0")]
     pub eps: f64,
     /// Weight decay `λ`: an L2 penalty added to the gradient, or decoupled (AdamW's way).
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-    /// The momentum warm-up rate `ψ` (PyTorch's default 4e-3), ≥ 0.
+    /// The momentum warm-up rate `ψ` (PyTorch's default 4e-3).
+    #[hp(default = 4e-3, range = ">= 0")]
     pub momentum_decay: f64,
     /// Decay the weights directly (`p ← p·(1 - η·λ)`) instead of adding `λ·p` to the gradient.
+    #[hp(default = false, decoupled)]
     pub decoupled_weight_decay: bool,
-    /// Ascend the objective instead of descending it (the step uses `-g`).
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`).
+    #[hp(default = false, maximize)]
     pub maximize: bool,
-}
-
-impl Default for NAdam {
-    fn default() -> Self {
-        Self {
-            lr: 2e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            momentum_decay: 4e-3,
-            decoupled_weight_decay: false,
-            maximize: false,
-        }
-    }
+    /// Cautious updates (timm's `caution`).
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
 /// NAdam's per-step scalars.
@@ -84,17 +79,11 @@ impl NAdam {
 }
 
 impl Rule for NAdam {
-    const NAME: &'static str = "nadam";
     type Coeffs = NAdamCoeffs;
+    type Fused = Fuse;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["exp_avg", "exp_avg_sq"]
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("exp_avg"), Buffer::zeros("exp_avg_sq")])
     }
     fn scalars(&self) -> &'static [&'static str] {
         &["mu_product"]
@@ -114,64 +103,21 @@ impl Rule for NAdam {
             _ => self.coeffs(step),
         }
     }
+    fn has_momentum(&self) -> bool {
+        true
+    }
+}
 
+impl<E: Elem> Steps<E> for NAdam {
     #[inline(always)]
-    fn update<E: Elem>(
-        &self,
-        c: &NAdamCoeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
+    fn update(&self, c: &NAdamCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let [exp_avg, exp_avg_sq] = s else { return Ok(()) };
-        let mut g = signed_grad(g, self.maximize)?;
-        if self.weight_decay != 0.0 {
-            if self.decoupled_weight_decay {
-                *p = p.scale(1.0 - self.lr * self.weight_decay)?;
-            } else {
-                g = coupled_weight_decay(&g, p, self.weight_decay)?;
-            }
-        }
-        *exp_avg = lerp(exp_avg, &g, 1.0 - self.beta1)?;
-        *exp_avg_sq = ema_sq(exp_avg_sq, &g, self.beta2)?;
+        *exp_avg = lerp(exp_avg, g, 1.0 - self.beta1)?;
+        *exp_avg_sq = ema_sq(exp_avg_sq, g, self.beta2)?;
         let denom = exp_avg_sq.scale(c.inv_bias_correction2)?.sqrt()?.affine(1.0, self.eps)?;
-        *p = addcdiv(p, &g, &denom, -c.grad)?;
+        *p = addcdiv(p, g, &denom, -c.grad)?;
         *p = addcdiv(p, exp_avg, &denom, -c.momentum)?;
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            beta1: o.decay("beta1", &[], d.beta1)?,
-            beta2: o.decay("beta2", &[], d.beta2)?,
-            eps: o.eps(d.eps)?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            momentum_decay: o.num(
-                "momentum_decay",
-                &[],
-                d.momentum_decay,
-                non_negative,
-                "momentum_decay must be >= 0",
-            )?,
-            decoupled_weight_decay: o.flag("decoupled_weight_decay", d.decoupled_weight_decay)?,
-            maximize: o.flag("maximize", d.maximize)?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("beta1", Value::Num(self.beta1)),
-            ("beta2", Value::Num(self.beta2)),
-            ("eps", Value::Num(self.eps)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("momentum_decay", Value::Num(self.momentum_decay)),
-            ("decoupled_weight_decay", Value::Bool(self.decoupled_weight_decay)),
-            ("maximize", Value::Bool(self.maximize)),
-        ]
     }
 }
 

@@ -8,9 +8,11 @@ use std::sync::{Arc, RwLock};
 
 use taper_autograd::Param;
 
-use crate::rule::{Engine, Rule};
+use candle_core::Tensor;
+
+use crate::hyper::Hyper;
+use crate::rule::{Engine, Rule, Steps};
 use crate::spec::OptimSpec;
-use crate::tensor_rule::{build_tensor, TensorRule};
 use crate::{
     AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lbfgs, Lion, Muon,
     NAdam, Optimizer, RAdam, Result, RmsProp, Rprop, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
@@ -35,14 +37,14 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Adamax::NAME, build::<Adamax>),
     (NAdam::NAME, build::<NAdam>),
     (Asgd::NAME, build::<Asgd>),
-    (Adafactor::NAME, build_tensor::<Adafactor>),
-    (Muon::NAME, build_tensor::<Muon>),
+    (Adafactor::NAME, build::<Adafactor>),
+    (Muon::NAME, build::<Muon>),
     (Lbfgs::NAME, Lbfgs::build),
     (Lion::NAME, build::<Lion>),
     (AdaBelief::NAME, build::<AdaBelief>),
     (Yogi::NAME, build::<Yogi>),
     (Adan::NAME, build::<Adan>),
-    (Lamb::NAME, build_tensor::<Lamb>),
+    (Lamb::NAME, build::<Lamb>),
     (ScheduleFreeAdamW::NAME, build::<ScheduleFreeAdamW>),
     (ScheduleFreeSgd::NAME, build::<ScheduleFreeSgd>),
 ];
@@ -52,13 +54,13 @@ static REGISTERED: RwLock<BTreeMap<String, DynConstructor>> = RwLock::new(BTreeM
 
 /// The constructor of any [`Rule`]: validates the spec's options and wraps the rule in an
 /// [`Engine`].
-pub fn build<R: Rule>(spec: &OptimSpec, params: Vec<Param>) -> Result<Box<dyn Optimizer>> {
+pub fn build<R: Rule + Steps<Tensor>>(spec: &OptimSpec, params: Vec<Param>) -> Result<Box<dyn Optimizer>> {
     Ok(Box::new(Engine::new(R::from_spec(spec)?, params)?))
 }
 
 /// Makes the [`Rule`] `R` known under its name `R::NAME`, for every spec resolved from now on.
 /// A name already taken (by Taper's own optimizers or an earlier registration) is an error.
-pub fn register<R: Rule>() -> Result<()> {
+pub fn register<R: Rule + Steps<Tensor>>() -> Result<()> {
     register_constructor(R::NAME, build::<R>)
 }
 

@@ -1,6 +1,9 @@
-//! What one optimizer is ([`Rule`]: hyperparameters, state buffers, the update written once) apart
-//! from the bookkeeping every optimizer shares ([`Engine`]: parameter groups, lazily created
-//! state, finite checks, choosing the fused or composed path, saving and loading state).
+//! What one optimizer is ([`Rule`]: hyperparameters, state buffers, the update written once, in
+//! [`Steps`]) apart from the bookkeeping every optimizer shares ([`Engine`]: parameter groups,
+//! lazily created state, finite checks, the transforms around the update, choosing the fused or
+//! composed path, saving and loading state). One engine serves element-wise rules (whose update,
+//! written over [`Elem`], is also the fused CPU kernel) and whole-tensor rules (norms, factored
+//! moments, matrix iterations: the composed path on every device).
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -10,44 +13,68 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{Grads, Param, ParamId};
 
 use crate::elem::Elem;
+use crate::hyper::{Decay, Hyper, Transforms};
 use crate::kernels;
-use crate::spec::{OptimSpec, Options, Value};
+use crate::spec::OptimSpec;
 use crate::{Error, KernelPath, NonFinite, OptimState, Optimizer, Result, StepOutcome};
 
-/// One optimizer's definition: its hyperparameters (the implementing struct, with PyTorch's
-/// defaults), the state it keeps per parameter, and its update, written once over [`Elem`] so
-/// that the fused CPU kernel and the composed any-device path compute the same formula.
-pub trait Rule: Clone + Send + Sync + fmt::Debug + 'static {
-    /// The registry name (`rmsprop`).
-    const NAME: &'static str;
-    /// Per-step scalars derived from the step count (bias corrections, decayed learning rate).
-    type Coeffs: Copy + Send + Sync;
+/// How a state buffer starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// Every element this value (0 for most; Adagrad's `initial_accumulator_value`).
+    Value(f64),
+    /// A copy of the parameter (Schedule-Free's `z`).
+    Param,
+}
 
-    /// The learning rate.
-    fn lr(&self) -> f64;
-    /// Sets the learning rate (already validated as finite and ≥ 0).
-    fn set_lr(&mut self, lr: f64);
-    /// Names of the per-parameter state buffers these options need, in the order `update` gets
-    /// them (PyTorch's names: `square_avg`, `momentum_buffer`, ...).
-    fn buffers(&self) -> Vec<&'static str>;
-    /// The value a buffer starts at (Adagrad's `initial_accumulator_value`); 0 by default.
-    fn initial_value(&self, _buffer: &str) -> f64 {
-        0.0
+/// One state buffer a rule keeps per parameter: PyTorch's name for it, its shape (`None`: the
+/// parameter's) and how it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buffer {
+    /// The name in checkpoints and [`Optimizer::buffer`] (`exp_avg`).
+    pub name: &'static str,
+    /// Its shape, when it is not the parameter's (Adafactor's factored rows and columns).
+    pub dims: Option<Vec<usize>>,
+    /// Its starting value.
+    pub init: Init,
+}
+
+impl Buffer {
+    /// A buffer of the parameter's shape, starting at 0.
+    pub fn zeros(name: &'static str) -> Self {
+        Self { name, dims: None, init: Init::Value(0.0) }
     }
+    /// A buffer of the parameter's shape, starting at `value`.
+    pub fn filled(name: &'static str, value: f64) -> Self {
+        Self { name, dims: None, init: Init::Value(value) }
+    }
+    /// A buffer starting as a copy of the parameter.
+    pub fn param_copy(name: &'static str) -> Self {
+        Self { name, dims: None, init: Init::Param }
+    }
+    /// A buffer of shape `dims`, starting at 0.
+    pub fn shaped(name: &'static str, dims: Vec<usize>) -> Self {
+        Self { name, dims: Some(dims), init: Init::Value(0.0) }
+    }
+}
+
+/// One optimizer's definition beside its hyperparameters ([`Hyper`], derived): the state it keeps
+/// per parameter and the per-step scalars. The update itself is [`Steps`].
+pub trait Rule: Hyper + Send + Sync + fmt::Debug + 'static {
+    /// Per-step scalars derived from the step count (bias corrections, a decayed learning rate).
+    type Coeffs: Copy + Send + Sync;
+    /// [`Fuse`] for an element-wise rule (its update, written over [`Elem`], also runs as the
+    /// fused in-place CPU kernel), [`NoFuse`] for one that needs whole tensors.
+    type Fused: FuseKind<Self>;
+    /// Whether the update is written as [`Steps::direction`] and [`Steps::apply`] (optax's form,
+    /// which the engine's transforms go between) rather than one [`Steps::update`].
+    const DIRECTION: bool = false;
+
+    /// The state buffers of a parameter of shape `dims`, in the order the update gets them (an
+    /// error for a parameter the rule cannot take: Muon's are matrices).
+    fn buffers(&self, dims: &[usize]) -> Result<Vec<Buffer>>;
     /// The per-step scalars for step `step` (counted from 1).
     fn coeffs(&self, step: u64) -> Self::Coeffs;
-    /// Whether a buffer starts as a copy of the parameter (Schedule-Free's `z`) rather than at
-    /// [`Rule::initial_value`].
-    fn starts_as_param(&self, _buffer: &str) -> bool {
-        false
-    }
-    /// Rules whose parameter holds a different point in training than in evaluation
-    /// (Schedule-Free: `y` while training, the average `x` for evaluation): switching to
-    /// training (`true`) or evaluation moves every parameter to `lerp(p, buffer, w)`, given as
-    /// `(buffer, w)`. `None` (the default): one point for both.
-    fn switch(&self, _to_train: bool) -> Option<(&'static str, f64)> {
-        None
-    }
     /// Names of per-parameter scalar state that a step advances and the step count alone cannot
     /// give back, in the order [`Rule::advance`] gets them (NAdam's `mu_product`, ASGD's `eta`
     /// and `mu`); saved as `{param}.{name}`. None by default.
@@ -58,57 +85,169 @@ pub trait Rule: Clone + Send + Sync + fmt::Debug + 'static {
     fn initial_scalar(&self, _name: &str) -> f64 {
         0.0
     }
-    /// The per-step scalars for step `step` of a parameter whose scalar state is `scalars`
-    /// (one value per [`Rule::scalars`] name), advancing that state. Rules without scalar state
-    /// keep the default, [`Rule::coeffs`].
+    /// The per-step scalars for step `step` of a parameter whose scalar state is `scalars`,
+    /// advancing that state. Rules without scalar state keep the default, [`Rule::coeffs`].
     fn advance(&self, step: u64, _scalars: &mut [f64]) -> Self::Coeffs {
         self.coeffs(step)
     }
-    /// The update of one parameter `p` given its gradient `g` and its state buffers `s`.
-    fn update<E: Elem>(
-        &self,
-        c: &Self::Coeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err>;
-    /// Reads and validates the options of a spec (PyTorch's names and defaults).
-    fn from_options(o: &mut Options) -> Result<Self>;
-    /// Every option, for the canonical spec string.
-    fn to_options(&self) -> Vec<(&'static str, Value)>;
-    /// Other names accepted for options, as `(alias, key)` (RMSprop: `gamma` for `alpha`).
-    fn aliases() -> &'static [(&'static str, &'static str)] {
-        &[]
+    /// Rules whose parameter holds a different point in training than in evaluation
+    /// (Schedule-Free: `y` while training, the average `x` for evaluation): switching to
+    /// training (`true`) or evaluation moves every parameter to `lerp(p, buffer, w)`, given as
+    /// `(buffer, w)`. `None` (the default): one point for both.
+    fn switch(&self, _to_train: bool) -> Option<(&'static str, f64)> {
+        None
     }
-
-    /// The canonical spec: the name and every option.
-    fn to_spec(&self) -> OptimSpec {
-        OptimSpec {
-            name: Self::NAME.to_string(),
-            options: self.to_options().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        }
-    }
-
-    /// Builds the rule from a spec (which must name this optimizer).
-    fn from_spec(spec: &OptimSpec) -> Result<Self> {
-        if spec.name != Self::NAME {
-            return Err(Error::Spec {
-                spec: spec.to_string(),
-                msg: format!("expected optimizer `{}`", Self::NAME),
-            });
-        }
-        let mut o = Options::new(Self::NAME, spec);
-        let rule = Self::from_options(&mut o)?;
-        o.finish()?;
-        Ok(rule)
-    }
-
-    /// Checks hyperparameters set directly on the struct, with the same ranges as the spec.
-    fn validate(&self) -> Result<()> {
-        Self::from_spec(&self.to_spec()).map(|_| ())
+    /// Whether the rule keeps a momentum (`cautious=true` needs one).
+    fn has_momentum(&self) -> bool {
+        false
     }
 }
 
+/// A rule's update of one parameter `p` given its gradient `g` and its state buffers `s`, over
+/// scalars (the fused kernel, `E = f32, f64`) or whole tensors (the composed path, `E = Tensor`).
+/// `g` arrives negated (maximize) and with the L2 penalty added; `p` decayed (decoupled weight
+/// decay): the engine's [`Transforms`]. Write [`Steps::update`], or, in optax's form,
+/// [`Steps::direction`] (and [`Steps::apply`] if the step is not `p ← p - η·u`).
+pub trait Steps<E: Elem>: Rule {
+    /// The whole update (PyTorch's form). By default `apply(direction)`.
+    #[inline(always)]
+    fn update(&self, c: &Self::Coeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        let u = self.direction(c, p, g, s)?;
+        self.apply(c, p, &u, s)
+    }
+    /// The update direction `u` (optax's form: the update before the learning rate), advancing
+    /// the state. By default the gradient.
+    #[inline(always)]
+    fn direction(&self, _c: &Self::Coeffs, _p: &E, g: &E, _s: &mut [E]) -> std::result::Result<E, E::Err> {
+        Ok(g.clone())
+    }
+    /// The step along `u`: by default `p ← p + (-η)·u`.
+    #[inline(always)]
+    fn apply(&self, _c: &Self::Coeffs, p: &mut E, u: &E, _s: &mut [E]) -> std::result::Result<(), E::Err> {
+        *p = p.add(&u.scale(-self.lr())?)?;
+        Ok(())
+    }
+}
+
+/// Whether a rule has a fused CPU kernel: [`Fuse`] or [`NoFuse`].
+pub trait FuseKind<R: ?Sized>: Send + Sync + 'static {
+    /// The fused step, if there is one.
+    #[doc(hidden)]
+    fn kernel() -> Option<kernels::FusedFn<R>>
+    where
+        R: Rule;
+}
+
+/// An element-wise rule: its update also runs as the fused in-place CPU kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct Fuse;
+/// A rule that needs whole tensors: composed path only.
+#[derive(Debug, Clone, Copy)]
+pub struct NoFuse;
+
+impl<R: Rule + Steps<f32> + Steps<f64>> FuseKind<R> for Fuse {
+    fn kernel() -> Option<kernels::FusedFn<R>> {
+        Some(kernels::fused_step::<R>)
+    }
+}
+
+impl<R: ?Sized> FuseKind<R> for NoFuse {
+    fn kernel() -> Option<kernels::FusedFn<R>>
+    where
+        R: Rule,
+    {
+        None
+    }
+}
+
+/// One parameter's update with the transforms around it (see [`Transforms`]), the same code on
+/// scalars and tensors. `caution` is the cautious rescaling `1/mean(mask)` the fused kernel
+/// measured in a first pass (tensors measure their own).
+#[inline(always)]
+pub(crate) fn transformed<R: Steps<E>, E: Elem>(
+    r: &R,
+    t: &Transforms,
+    caution: f64,
+    c: &R::Coeffs,
+    p: &mut E,
+    g: &E,
+    s: &mut [E],
+) -> std::result::Result<(), E::Err> {
+    let g = g.negate_if(t.maximize)?;
+    let g = match t.decay {
+        Decay::L2(lambda) => g.add_scaled(p, lambda)?,
+        _ => g,
+    };
+    if R::DIRECTION {
+        let mut u = r.direction(c, p, &g, s)?;
+        if t.cautious {
+            u = u.cautious(&g, caution)?;
+        }
+        match t.decay {
+            Decay::Added(lambda) => u = u.add_scaled(p, lambda)?,
+            Decay::Decoupled(f) => *p = p.scale(f)?,
+            _ => {}
+        }
+        r.apply(c, p, &u, s)
+    } else {
+        if let Decay::Decoupled(f) = t.decay {
+            *p = p.scale(f)?;
+        }
+        if !t.cautious {
+            return r.update(c, p, &g, s);
+        }
+        // Cautious on the update itself: u = p - p', kept where it descends along g.
+        let before = p.clone();
+        r.update(c, p, &g, s)?;
+        *p = before.sub(&before.sub(p)?.cautious(&g, caution)?)?;
+        Ok(())
+    }
+}
+
+/// Whether the cautious mask keeps this element: the update `u` (descent direction) and the
+/// gradient agree in sign. Runs the update on copies: the fused kernel's counting pass.
+#[inline(always)]
+pub(crate) fn caution_kept<R, E, const K: usize>(
+    r: &R,
+    t: &Transforms,
+    c: &R::Coeffs,
+    p: E,
+    g: E,
+    s: [E; K],
+) -> bool
+where
+    R: Steps<E>,
+    E: Elem<Err = std::convert::Infallible> + Copy + PartialOrd + Default,
+{
+    let mut s = s;
+    let Ok(g) = g.negate_if(t.maximize);
+    let g = match t.decay {
+        Decay::L2(lambda) => {
+            let Ok(x) = g.add_scaled(&p, lambda);
+            x
+        }
+        _ => g,
+    };
+    let u = if R::DIRECTION {
+        let Ok(u) = r.direction(c, &p, &g, &mut s);
+        u
+    } else {
+        let mut p = p;
+        if let Decay::Decoupled(f) = t.decay {
+            let Ok(x) = p.scale(f);
+            p = x;
+        }
+        let mut after = p;
+        let Ok(()) = r.update(c, &mut after, &g, &mut s);
+        let Ok(u) = p.sub(&after);
+        u
+    };
+    let Ok(prod) = u.mul(&g);
+    prod > E::default()
+}
+
+/// A parameter's state buffers: on the host for the fused CPU kernel, or as tensors for the
+/// composed path.
 /// A parameter's state buffers: on the host for the fused CPU kernel, or as tensors for the
 /// composed path.
 #[derive(Debug, Clone)]
@@ -165,14 +304,6 @@ pub struct Engine<R: Rule> {
     fail_after_composed: Option<usize>,
 }
 
-/// Whether the fused kernel can update `p` with `buffers` state buffers.
-fn fused_capable(p: &Tensor, buffers: usize) -> bool {
-    p.device().is_cpu()
-        && p.is_contiguous()
-        && matches!(p.dtype(), DType::F32 | DType::F64)
-        && buffers <= kernels::MAX_BUFFERS
-}
-
 /// Parameters must be floating point: the update rules divide and take roots.
 pub(crate) fn check_float(params: &[Param]) -> Result<()> {
     match params.iter().find(|p| !p.dtype().is_float()) {
@@ -185,6 +316,31 @@ pub(crate) fn check_float(params: &[Param]) -> Result<()> {
     }
 }
 
+/// The checks a group's hyperparameters pass: their own ranges, and a momentum for `cautious`.
+fn check_rule<R: Rule>(rule: &R) -> Result<()> {
+    rule.validate()?;
+    if rule.transforms().cautious && !rule.has_momentum() {
+        return Err(Error::InvalidValue {
+            optimizer: R::NAME,
+            key: "cautious".into(),
+            value: "true".into(),
+            allowed: "cautious updates mask a momentum, and these options keep none".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Every parameter's buffers under `rule`, checked (Muon refuses a vector).
+fn check_shapes<R: Rule>(rule: &R, params: &[Param]) -> Result<()> {
+    for p in params {
+        rule.buffers(&p.dims()).map_err(|e| match e {
+            Error::InvalidArgument(msg) => Error::InvalidArgument(format!("parameter `{}`: {msg}", p.name())),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// One parameter's update, decided by [`Engine::plan`] before anything changes.
 struct Planned {
     group: usize,
@@ -192,8 +348,8 @@ struct Planned {
     /// The gradient (contiguous when `fused`).
     grad: Tensor,
     fused: bool,
-    /// How many state buffers the group's options keep (counted once per group in the plan).
-    buffers: usize,
+    /// The state buffers the group's options keep for this parameter.
+    buffers: Vec<Buffer>,
 }
 
 /// What [`Engine::plan`] found.
@@ -213,12 +369,13 @@ struct Staged {
     value: Option<Tensor>,
 }
 
-impl<R: Rule> Engine<R> {
+impl<R: Rule + Steps<Tensor>> Engine<R> {
     /// An optimizer with one parameter group.
     pub fn new(rule: R, params: Vec<Param>) -> Result<Self> {
-        rule.validate()?;
-        check_unique::<R>(&params, &[])?;
+        check_rule(&rule)?;
+        check_unique_params(&params, std::iter::empty())?;
         check_float(&params)?;
+        check_shapes(&rule, &params)?;
         Ok(Self {
             groups: vec![Group { rule, params }],
             state: HashMap::new(),
@@ -240,57 +397,63 @@ impl<R: Rule> Engine<R> {
         self.groups.get(group).map(|g| &g.rule)
     }
 
-    fn uses_fused(&self, p: &Tensor, buffers: usize) -> Result<bool> {
+    /// Whether `p`'s update with these buffers runs on the fused kernel.
+    fn uses_fused(&self, p: &Tensor, buffers: &[Buffer]) -> Result<bool> {
+        let elementwise = <R::Fused as FuseKind<R>>::kernel().is_some();
+        let capable = elementwise
+            && p.device().is_cpu()
+            && p.is_contiguous()
+            && matches!(p.dtype(), DType::F32 | DType::F64)
+            && buffers.len() <= kernels::MAX_BUFFERS
+            && buffers.iter().all(|b| b.dims.is_none());
         match self.path {
-            KernelPath::Auto => Ok(fused_capable(p, buffers)),
+            KernelPath::Auto => Ok(capable),
             KernelPath::Composed => Ok(false),
-            KernelPath::Fused if fused_capable(p, buffers) => Ok(true),
+            KernelPath::Fused if capable => Ok(true),
+            KernelPath::Fused if !elementwise => Err(Error::InvalidArgument(format!(
+                "`{}` reduces over whole tensors and has no fused kernel: use the composed path",
+                R::NAME
+            ))),
             KernelPath::Fused => Err(Error::InvalidArgument(format!(
                 "the fused kernel needs a contiguous f32/f64 parameter on the CPU and at most {} state \
-                 buffers, got {:?} on {:?} with {buffers}",
+                 buffers, got {:?} on {:?} with {}",
                 kernels::MAX_BUFFERS,
                 p.dtype(),
-                p.device().location()
+                p.device().location(),
+                buffers.len()
             ))),
         }
     }
 
-    fn fresh_buffers(rule: &R, p: &Tensor, fused: bool) -> Result<Buffers> {
+    fn fresh_buffers(buffers: &[Buffer], p: &Tensor, fused: bool) -> Result<Buffers> {
         let n = p.elem_count();
-        let names = rule.buffers();
         Ok(match (fused, p.dtype()) {
             (true, DType::F32) => Buffers::F32(
-                names
+                buffers
                     .iter()
-                    .map(|b| {
-                        if rule.starts_as_param(b) {
-                            host_vec::<f32>(p)
-                        } else {
-                            Ok(vec![rule.initial_value(b) as f32; n])
-                        }
+                    .map(|b| match b.init {
+                        Init::Param => host_vec::<f32>(p),
+                        Init::Value(x) => Ok(vec![x as f32; n]),
                     })
                     .collect::<Result<_>>()?,
             ),
             (true, _) => Buffers::F64(
-                names
+                buffers
                     .iter()
-                    .map(|b| {
-                        if rule.starts_as_param(b) {
-                            host_vec::<f64>(p)
-                        } else {
-                            Ok(vec![rule.initial_value(b); n])
-                        }
+                    .map(|b| match b.init {
+                        Init::Param => host_vec::<f64>(p),
+                        Init::Value(x) => Ok(vec![x; n]),
                     })
                     .collect::<Result<_>>()?,
             ),
             (false, _) => Buffers::Tensors(
-                names
+                buffers
                     .iter()
-                    .map(|b| {
-                        if rule.starts_as_param(b) {
-                            Ok(p.copy()?)
-                        } else {
-                            Ok(p.zeros_like()?.affine(0.0, rule.initial_value(b))?)
+                    .map(|b| match (b.init, &b.dims) {
+                        (Init::Param, _) => Ok(p.copy()?),
+                        (Init::Value(x), None) => Ok(p.zeros_like()?.affine(0.0, x)?),
+                        (Init::Value(x), Some(dims)) => {
+                            Ok(Tensor::zeros(dims.as_slice(), p.dtype(), p.device())?.affine(0.0, x)?)
                         }
                     })
                     .collect::<Result<_>>()?,
@@ -307,7 +470,6 @@ impl<R: Rule> Engine<R> {
     fn plan(&self, grads: &Grads) -> Result<Plan> {
         let mut plan = Vec::new();
         for (gi, group) in self.groups.iter().enumerate() {
-            let buffers = group.rule.buffers().len();
             for p in &group.params {
                 let Some(g) = grads.get(p) else { continue };
                 let v = p.value();
@@ -328,7 +490,8 @@ impl<R: Rule> Engine<R> {
                 if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
                     return Ok(Plan::NonFinite(p.name().to_string()));
                 }
-                let fused = self.uses_fused(&v, buffers)?;
+                let buffers = group.rule.buffers(v.dims())?;
+                let fused = self.uses_fused(&v, &buffers)?;
                 let grad = if fused { g.contiguous()? } else { g.clone() };
                 plan.push(Planned { group: gi, param: p.clone(), grad, fused, buffers });
             }
@@ -345,7 +508,7 @@ impl<R: Rule> Engine<R> {
         for item in plan {
             let rule = &self.groups[item.group].rule;
             let value = item.param.value();
-            let count = item.buffers;
+            let count = item.buffers.len();
             let existing = self.state.get(&item.param.id());
             if item.fused {
                 let state = match existing {
@@ -357,7 +520,7 @@ impl<R: Rule> Engine<R> {
                     }),
                     None => Some(ParamState {
                         step: 0,
-                        buffers: Self::fresh_buffers(rule, &value, true)?,
+                        buffers: Self::fresh_buffers(&item.buffers, &value, true)?,
                         scalars: Self::fresh_scalars(rule),
                     }),
                 };
@@ -374,10 +537,10 @@ impl<R: Rule> Engine<R> {
             }
             let step = existing.map_or(0, |st| st.step) + 1;
             let mut buffers = match existing {
-                Some(st) => host_tensors(&st.buffers, value.dims(), value.device())?,
-                None => match Self::fresh_buffers(rule, &value, false)? {
+                Some(st) => host_tensors(&st.buffers, &item.buffers, value.dims(), value.device())?,
+                None => match Self::fresh_buffers(&item.buffers, &value, false)? {
                     Buffers::Tensors(ts) => ts,
-                    host => host_tensors(&host, value.dims(), value.device())?,
+                    host => host_tensors(&host, &item.buffers, value.dims(), value.device())?,
                 },
             };
             if buffers.len() != count {
@@ -389,7 +552,8 @@ impl<R: Rule> Engine<R> {
             }
             let mut scalars = existing.map_or_else(|| Self::fresh_scalars(rule), |st| st.scalars.clone());
             let mut p = value.clone();
-            rule.update(&rule.advance(step, &mut scalars), &mut p, &item.grad, &mut buffers)?;
+            let c = rule.advance(step, &mut scalars);
+            transformed(rule, &rule.transforms(), 1.0, &c, &mut p, &item.grad, &mut buffers)?;
             if p.dims() != value.dims() || p.dtype() != value.dtype() {
                 return Err(Error::InvalidArgument(format!(
                     "`{}`'s update made a {:?} {:?} value from a {:?} {:?} parameter",
@@ -430,27 +594,23 @@ impl<R: Rule> Engine<R> {
             if !item.fused {
                 continue;
             }
+            let (Some(kernel), Some(state)) = (<R::Fused as FuseKind<R>>::kernel(), self.state.get_mut(&id))
+            else {
+                continue;
+            };
             let rule = &self.groups[item.group].rule;
-            let Some(state) = self.state.get_mut(&id) else { continue };
             let c = rule.advance(state.step + 1, &mut state.scalars);
             let value = item.param.value();
-            match &mut state.buffers {
-                Buffers::F32(s) => {
-                    kernels::fused_step(rule, &c, &value, &item.grad, kernels::HostMut::F32(s))?
-                }
-                Buffers::F64(s) => {
-                    kernels::fused_step(rule, &c, &value, &item.grad, kernels::HostMut::F64(s))?
-                }
+            let host = match &mut state.buffers {
+                Buffers::F32(s) => kernels::HostMut::F32(s),
+                Buffers::F64(s) => kernels::HostMut::F64(s),
                 Buffers::Tensors(_) => continue,
-            }
+            };
+            kernel(rule, &c, &rule.transforms(), &value, &item.grad, host)?;
             state.step += 1;
         }
         Ok(())
     }
-}
-
-fn check_unique<R: Rule>(new: &[Param], existing: &[&Group<R>]) -> Result<()> {
-    check_unique_params(new, existing.iter().flat_map(|g| g.params.iter()))
 }
 
 /// No parameter twice, among `existing` and `new`.
@@ -471,18 +631,23 @@ fn host_vec<T: candle_core::WithDType>(t: &Tensor) -> Result<Vec<T>> {
     Ok(t.flatten_all()?.to_dtype(T::DTYPE)?.to_device(&Device::Cpu)?.to_vec1::<T>()?)
 }
 
-/// Buffers as host vectors in `p`'s dtype (for the fused kernel), copied.
+/// Buffers as host vectors in `p`'s dtype (for the fused kernel, whose buffers all have `p`'s
+/// shape), copied.
 fn to_host(b: &Buffers, p: &Tensor) -> Result<Buffers> {
-    let ts = host_tensors(b, p.dims(), &Device::Cpu)?;
+    let ts = match b {
+        Buffers::Tensors(ts) => {
+            ts.iter().map(|t| t.to_device(&Device::Cpu)).collect::<candle_core::Result<_>>()?
+        }
+        host => host_tensors_like(host, p.dims(), &Device::Cpu)?,
+    };
     Ok(match p.dtype() {
         DType::F32 => Buffers::F32(ts.iter().map(host_vec::<f32>).collect::<Result<_>>()?),
         _ => Buffers::F64(ts.iter().map(host_vec::<f64>).collect::<Result<_>>()?),
     })
 }
 
-/// Buffers as tensors of shape `dims` on `device`, copied (host vectors) or shared (tensors:
-/// updates make new tensors, so sharing is safe).
-fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tensor>> {
+/// Host buffers (all of the parameter's shape `dims`) as tensors on `device`, copied.
+fn host_tensors_like(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tensor>> {
     Ok(match b {
         Buffers::F32(v) => {
             v.iter().map(|x| Tensor::from_slice(x, dims, device)).collect::<candle_core::Result<_>>()?
@@ -492,6 +657,26 @@ fn host_tensors(b: &Buffers, dims: &[usize], device: &Device) -> Result<Vec<Tens
         }
         Buffers::Tensors(ts) => ts.iter().map(|t| t.to_device(device)).collect::<candle_core::Result<_>>()?,
     })
+}
+
+/// Buffers as tensors of their shapes (`specs`, else the parameter's `dims`) on `device`: host
+/// vectors copied, tensors shared (updates make new tensors, so sharing is safe).
+fn host_tensors(b: &Buffers, specs: &[Buffer], dims: &[usize], device: &Device) -> Result<Vec<Tensor>> {
+    match b {
+        Buffers::Tensors(ts) => {
+            Ok(ts.iter().map(|t| t.to_device(device)).collect::<candle_core::Result<_>>()?)
+        }
+        host => {
+            let ts = host_tensors_like(host, dims, device)?;
+            ts.into_iter()
+                .zip(specs)
+                .map(|(t, spec)| match &spec.dims {
+                    Some(d) => Ok(t.reshape(d.as_slice())?),
+                    None => Ok(t),
+                })
+                .collect()
+        }
+    }
 }
 
 /// Group `group` of `groups`, or an error naming how many there are.
@@ -515,7 +700,7 @@ pub(crate) fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
     }
 }
 
-impl<R: Rule> Optimizer for Engine<R> {
+impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
     fn name(&self) -> &'static str {
         R::NAME
     }
@@ -593,13 +778,14 @@ impl<R: Rule> Optimizer for Engine<R> {
         let mut moves = Vec::new();
         for group in &self.groups {
             let Some((buffer, w)) = group.rule.switch(train) else { continue };
-            let Some(i) = group.rule.buffers().iter().position(|b| *b == buffer) else { continue };
             for p in &group.params {
                 let Some(st) = self.state.get(&p.id()) else { continue };
                 let value = p.value();
+                let specs = group.rule.buffers(value.dims())?;
+                let Some(i) = specs.iter().position(|b| b.name == buffer) else { continue };
                 let target = match &st.buffers {
                     Buffers::Tensors(ts) => ts[i].clone(),
-                    host => host_tensors(host, value.dims(), value.device())?.swap_remove(i),
+                    host => host_tensors(host, &specs, value.dims(), value.device())?.swap_remove(i),
                 };
                 moves.push((p.clone(), crate::elem::lerp(&value, &target, w)?));
             }
@@ -611,18 +797,26 @@ impl<R: Rule> Optimizer for Engine<R> {
         Ok(())
     }
 
+    fn group_option(&self, group: usize, key: &str) -> Option<f64> {
+        self.groups.get(group).and_then(|g| g.rule.get(key))
+    }
+
     fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
         let g = group_mut(&mut self.groups, group)?;
-        g.rule = R::from_spec(&g.rule.to_spec().with_option(key, value)?)?;
+        let mut rule = g.rule.clone();
+        rule.set(key, value)?;
+        check_rule(&rule)?;
+        g.rule = rule;
         Ok(())
     }
 
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
         // The group's own options override the first group's.
-        let rule = R::from_spec(&self.spec().with_overrides(options, R::aliases())?)?;
-        let existing: Vec<&Group<R>> = self.groups.iter().collect();
-        check_unique(&params, &existing)?;
+        let rule = self.groups[0].rule.with_overrides(options)?;
+        check_rule(&rule)?;
+        check_unique_params(&params, self.groups.iter().flat_map(|g| g.params.iter()))?;
         check_float(&params)?;
+        check_shapes(&rule, &params)?;
         self.groups.push(Group { rule, params });
         Ok(())
     }
@@ -636,21 +830,16 @@ impl<R: Rule> Optimizer for Engine<R> {
             return Ok(None);
         };
         let Some(st) = self.state.get(&param.id()) else { return Ok(None) };
+        let value = param.value();
         if let Some(i) = group.rule.scalars().iter().position(|b| *b == name) {
-            let value = param.value();
             let x = st.scalars.get(i).copied().unwrap_or_default();
             return Ok(Some(Tensor::new(x, value.device())?.to_dtype(value.dtype())?));
         }
-        let Some(i) = group.rule.buffers().iter().position(|b| *b == name) else { return Ok(None) };
-        let value = param.value();
+        let specs = group.rule.buffers(value.dims())?;
+        let Some(i) = specs.iter().position(|b| b.name == name) else { return Ok(None) };
         let t = match &st.buffers {
-            Buffers::F32(v) => {
-                v.get(i).map(|b| Tensor::from_slice(b, value.dims(), value.device())).transpose()?
-            }
-            Buffers::F64(v) => {
-                v.get(i).map(|b| Tensor::from_slice(b, value.dims(), value.device())).transpose()?
-            }
             Buffers::Tensors(ts) => ts.get(i).map(Tensor::copy).transpose()?,
+            host => host_tensors(host, &specs, value.dims(), value.device())?.into_iter().nth(i),
         };
         Ok(t)
     }
@@ -670,7 +859,6 @@ impl<R: Rule> Optimizer for Engine<R> {
         }
         for (gi, group) in self.groups.iter().enumerate() {
             out.scalars.insert(format!("group.{gi}.lr"), group.rule.lr());
-            let names = group.rule.buffers();
             for p in &group.params {
                 let Some(st) = self.state.get(&p.id()) else { continue };
                 out.scalars.insert(format!("{}.step", p.name()), st.step as f64);
@@ -678,14 +866,15 @@ impl<R: Rule> Optimizer for Engine<R> {
                     out.scalars.insert(format!("{}.{name}", p.name()), *x);
                 }
                 let value = p.value();
+                let specs = group.rule.buffers(value.dims())?;
                 let copies = match &st.buffers {
                     Buffers::Tensors(ts) => {
                         ts.iter().map(Tensor::copy).collect::<candle_core::Result<_>>()?
                     }
-                    host => host_tensors(host, value.dims(), value.device())?,
+                    host => host_tensors(host, &specs, value.dims(), value.device())?,
                 };
-                for (name, t) in names.iter().zip(copies) {
-                    out.tensors.push((format!("{}.{name}", p.name()), t));
+                for (spec, t) in specs.iter().zip(copies) {
+                    out.tensors.push((format!("{}.{}", p.name(), spec.name), t));
                 }
             }
         }
@@ -709,6 +898,7 @@ impl<R: Rule> Optimizer for Engine<R> {
         };
         let mut rules = Vec::with_capacity(self.groups.len());
         for (gi, text) in saved.groups.iter().enumerate() {
+            // A checkpoint's record of the group: text from outside, parsed here at the edge.
             let spec = OptimSpec::parse(text)?;
             if spec.name != R::NAME {
                 return Err(Error::State(format!(
@@ -718,6 +908,7 @@ impl<R: Rule> Optimizer for Engine<R> {
                 )));
             }
             let mut rule = R::from_spec(&spec).map_err(|e| Error::State(format!("group {gi}: {e}")))?;
+            check_rule(&rule).map_err(|e| Error::State(format!("group {gi}: {e}")))?;
             if let Some(lr) = scalars.remove(format!("group.{gi}.lr").as_str()) {
                 valid_lr(R::NAME, lr).map_err(|e| Error::State(format!("group {gi}: {e}")))?;
                 rule.set_lr(lr);
@@ -728,7 +919,6 @@ impl<R: Rule> Optimizer for Engine<R> {
             saved.tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
         let mut new_state = HashMap::new();
         for (group, rule) in self.groups.iter().zip(&rules) {
-            let names = rule.buffers();
             for p in &group.params {
                 let Some(step) = scalars.remove(format!("{}.step", p.name()).as_str()) else { continue };
                 if !(step >= 1.0 && step.fract() == 0.0 && step < u64::MAX as f64) {
@@ -749,27 +939,28 @@ impl<R: Rule> Optimizer for Engine<R> {
                     }
                 }
                 let value = p.value();
+                let specs = rule.buffers(value.dims())?;
                 let mut bufs = Vec::new();
-                for name in &names {
-                    let key = format!("{}.{name}", p.name());
+                for spec in &specs {
+                    let key = format!("{}.{}", p.name(), spec.name);
                     let t = tensors.remove(key.as_str()).ok_or_else(|| {
                         Error::State(format!(
                             "buffer `{key}` is missing (options {} need it)",
                             rule.to_spec()
                         ))
                     })?;
-                    if t.dims() != value.dims() || t.dtype() != value.dtype() {
+                    let want = spec.dims.as_deref().unwrap_or(value.dims());
+                    if t.dims() != want || t.dtype() != value.dtype() {
                         return Err(Error::State(format!(
-                            "`{key}` is {:?} {:?}, the parameter is {:?} {:?}",
+                            "`{key}` is {:?} {:?}, the optimizer needs {:?} {want:?}",
                             t.dtype(),
                             t.dims(),
                             value.dtype(),
-                            value.dims()
                         )));
                     }
                     bufs.push(t.to_device(value.device())?.copy()?);
                 }
-                let buffers = if self.uses_fused(&value, names.len())? {
+                let buffers = if self.uses_fused(&value, &specs)? {
                     to_host(&Buffers::Tensors(bufs), &value)?
                 } else {
                     Buffers::Tensors(bufs)

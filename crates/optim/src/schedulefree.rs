@@ -2,9 +2,8 @@
 //! `schedulefree` package's `AdamWScheduleFree` and `SGDScheduleFree`).
 
 use crate::elem::{ema_sq, lerp, Elem};
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::Result;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Hyper, Result};
 
 /// The weighting both variants share: a warm-up factor on the rate, the largest rate so far,
 /// and the running sum of the averaging weights (per parameter scalar state `weight_sum`,
@@ -82,60 +81,42 @@ fn replayed<R: Rule<Coeffs = ScheduleFreeCoeffs>>(rule: &R, step: u64) -> Schedu
 /// `z` starts as the parameter. For evaluation the parameter moves to `x = lerp(y, z, 1 - 1/β1)`
 /// and back to `y = lerp(x, z, 1 - β1)` for training (`Optimizer::set_train_mode`); the training
 /// loop and checkpoints do this.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "schedulefree_adamw", decay = "added")]
 pub struct ScheduleFreeAdamW {
     /// Learning rate `η` (0.0025).
+    #[hp(default = 0.0025, range = ">= 0")]
     pub lr: f64,
-    /// The interpolation `β1` (0.9), in `[0, 1)` and > 0.
+    /// The interpolation `β1` (0.9).
+    #[hp(default = 0.9, range = "(0, 1)")]
     pub beta1: f64,
-    /// Decay `β2` of the second moment, in `[0, 1)`.
+    /// Decay `β2` of the second moment.
+    #[hp(default = 0.999, range = "[0, 1)")]
     pub beta2: f64,
     /// `ε` added outside the root (1e-8).
+    #[hp(default = 1e-8, range = "> 0")]
     pub eps: f64,
-    /// Weight decay `λ`, taken at `y`.
+    /// Weight decay `λ`, taken at `y` and added to the normalized gradient.
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
     /// Linear warm-up of the rate over this many steps (0).
+    #[hp(default = 0)]
     pub warmup_steps: u64,
     /// The power `r` of the step in the averaging weight (0).
+    #[hp(default = 0.0, range = ">= 0")]
     pub r: f64,
     /// The power of `ηmax` in the averaging weight (2).
+    #[hp(default = 2.0, range = ">= 0")]
     pub weight_lr_power: f64,
 }
 
-impl Default for ScheduleFreeAdamW {
-    fn default() -> Self {
-        Self {
-            lr: 0.0025,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            warmup_steps: 0,
-            r: 0.0,
-            weight_lr_power: 2.0,
-        }
-    }
-}
-
-fn momentum_ok(x: f64) -> bool {
-    x > 0.0 && x < 1.0
-}
-
 impl Rule for ScheduleFreeAdamW {
-    const NAME: &'static str = "schedulefree_adamw";
     type Coeffs = ScheduleFreeCoeffs;
+    type Fused = Fuse;
+    const DIRECTION: bool = true;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["z", "exp_avg_sq"]
-    }
-    fn starts_as_param(&self, buffer: &str) -> bool {
-        buffer == "z"
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::param_copy("z"), Buffer::zeros("exp_avg_sq")])
     }
     fn switch(&self, to_train: bool) -> Option<(&'static str, f64)> {
         Some(("z", if to_train { 1.0 - self.beta1 } else { 1.0 - 1.0 / self.beta1 }))
@@ -160,59 +141,37 @@ impl Rule for ScheduleFreeAdamW {
             inv_bias_correction2: 1.0 / (1.0 - self.beta2.powf(step as f64)),
         }
     }
+}
 
+impl<E: Elem> Steps<E> for ScheduleFreeAdamW {
+    /// The normalized gradient `g / (√v̂ + ε)` (the engine adds `λ·y`).
     #[inline(always)]
-    fn update<E: Elem>(
+    fn direction(
+        &self,
+        c: &ScheduleFreeCoeffs,
+        _y: &E,
+        g: &E,
+        s: &mut [E],
+    ) -> std::result::Result<E, E::Err> {
+        let [_, exp_avg_sq] = s else { return Ok(g.clone()) };
+        *exp_avg_sq = ema_sq(exp_avg_sq, g, self.beta2)?;
+        let denom = exp_avg_sq.scale(c.inv_bias_correction2)?.sqrt()?.affine(1.0, self.eps)?;
+        g.div(&denom)
+    }
+
+    /// `y ← lerp(y, z, c) + η·(β1·(1 - c) - 1)·u`, `z ← z - η·u`.
+    #[inline(always)]
+    fn apply(
         &self,
         c: &ScheduleFreeCoeffs,
         y: &mut E,
-        g: &E,
+        u: &E,
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
-        // The engine always passes `buffers()`; no panicking path in the fused kernel's loop.
-        let [z, exp_avg_sq] = s else { return Ok(()) };
-        *exp_avg_sq = ema_sq(exp_avg_sq, g, self.beta2)?;
-        let denom = exp_avg_sq.scale(c.inv_bias_correction2)?.sqrt()?.affine(1.0, self.eps)?;
-        let mut gn = g.div(&denom)?;
-        if self.weight_decay != 0.0 {
-            gn = gn.add_scaled(y, self.weight_decay)?;
-        }
-        *y = lerp(y, z, c.ckp1)?.add_scaled(&gn, c.y_grad)?;
-        *z = z.add_scaled(&gn, -c.lr)?;
+        let [z, _] = s else { return Ok(()) };
+        *y = lerp(y, z, c.ckp1)?.add_scaled(u, c.y_grad)?;
+        *z = z.add_scaled(u, -c.lr)?;
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            beta1: o.num("beta1", &[], d.beta1, momentum_ok, "beta1 must be in (0, 1)")?,
-            beta2: o.decay("beta2", &[], d.beta2)?,
-            eps: o.eps(d.eps)?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            warmup_steps: o.whole("warmup_steps", d.warmup_steps, 0)?,
-            r: o.num("r", &[], d.r, non_negative, "r must be >= 0")?,
-            weight_lr_power: o.num(
-                "weight_lr_power",
-                &[],
-                d.weight_lr_power,
-                non_negative,
-                "weight_lr_power must be >= 0",
-            )?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("beta1", Value::Num(self.beta1)),
-            ("beta2", Value::Num(self.beta2)),
-            ("eps", Value::Num(self.eps)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("warmup_steps", Value::Num(self.warmup_steps as f64)),
-            ("r", Value::Num(self.r)),
-            ("weight_lr_power", Value::Num(self.weight_lr_power)),
-        ]
     }
 }
 
@@ -226,43 +185,35 @@ impl Rule for ScheduleFreeAdamW {
 /// ```
 ///
 /// with `ηt`, `c` as Schedule-Free AdamW's; evaluation at `x = lerp(y, z, 1 - 1/μ)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "schedulefree_sgd")]
 pub struct ScheduleFreeSgd {
     /// Learning rate `η` (1).
+    #[hp(default = 1.0, range = ">= 0")]
     pub lr: f64,
-    /// The interpolation `μ` (0.9), in `(0, 1)`.
+    /// The interpolation `μ` (0.9).
+    #[hp(default = 0.9, range = "(0, 1)")]
     pub momentum: f64,
-    /// Weight decay `λ`, taken at `y`.
+    /// Weight decay `λ`, taken at `y` (added to the gradient).
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
     /// Linear warm-up of the rate over this many steps (0).
+    #[hp(default = 0)]
     pub warmup_steps: u64,
     /// The power `r` of the step in the averaging weight (0).
+    #[hp(default = 0.0, range = ">= 0")]
     pub r: f64,
     /// The power of `ηmax` in the averaging weight (2).
+    #[hp(default = 2.0, range = ">= 0")]
     pub weight_lr_power: f64,
 }
 
-impl Default for ScheduleFreeSgd {
-    fn default() -> Self {
-        Self { lr: 1.0, momentum: 0.9, weight_decay: 0.0, warmup_steps: 0, r: 0.0, weight_lr_power: 2.0 }
-    }
-}
-
 impl Rule for ScheduleFreeSgd {
-    const NAME: &'static str = "schedulefree_sgd";
     type Coeffs = ScheduleFreeCoeffs;
+    type Fused = Fuse;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["z"]
-    }
-    fn starts_as_param(&self, buffer: &str) -> bool {
-        buffer == "z"
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::param_copy("z")])
     }
     fn switch(&self, to_train: bool) -> Option<(&'static str, f64)> {
         Some(("z", if to_train { 1.0 - self.momentum } else { 1.0 - 1.0 / self.momentum }))
@@ -282,9 +233,11 @@ impl Rule for ScheduleFreeSgd {
             weights(step, self.lr, self.warmup_steps, self.r, self.weight_lr_power, self.momentum, scalars);
         ScheduleFreeCoeffs { ckp1, lr, y_grad, inv_bias_correction2: 1.0 }
     }
+}
 
+impl<E: Elem> Steps<E> for ScheduleFreeSgd {
     #[inline(always)]
-    fn update<E: Elem>(
+    fn update(
         &self,
         c: &ScheduleFreeCoeffs,
         y: &mut E,
@@ -292,38 +245,8 @@ impl Rule for ScheduleFreeSgd {
         s: &mut [E],
     ) -> std::result::Result<(), E::Err> {
         let [z] = s else { return Ok(()) };
-        let g = if self.weight_decay != 0.0 { g.add_scaled(y, self.weight_decay)? } else { g.clone() };
-        *y = lerp(y, z, c.ckp1)?.add_scaled(&g, c.y_grad)?;
-        *z = z.add_scaled(&g, -c.lr)?;
+        *y = lerp(y, z, c.ckp1)?.add_scaled(g, c.y_grad)?;
+        *z = z.add_scaled(g, -c.lr)?;
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        Ok(Self {
-            lr: o.lr(d.lr)?,
-            momentum: o.num("momentum", &[], d.momentum, momentum_ok, "momentum must be in (0, 1)")?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            warmup_steps: o.whole("warmup_steps", d.warmup_steps, 0)?,
-            r: o.num("r", &[], d.r, non_negative, "r must be >= 0")?,
-            weight_lr_power: o.num(
-                "weight_lr_power",
-                &[],
-                d.weight_lr_power,
-                non_negative,
-                "weight_lr_power must be >= 0",
-            )?,
-        })
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("momentum", Value::Num(self.momentum)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("warmup_steps", Value::Num(self.warmup_steps as f64)),
-            ("r", Value::Num(self.r)),
-            ("weight_lr_power", Value::Num(self.weight_lr_power)),
-        ]
     }
 }

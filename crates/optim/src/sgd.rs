@@ -1,16 +1,13 @@
 //! Stochastic gradient descent with momentum (PyTorch's `torch.optim.SGD`).
 
-use crate::elem::{coupled_weight_decay, signed_grad, Elem};
-use crate::rule::Rule;
-use crate::spec::{non_negative, Options, Value};
-use crate::{Error, Result};
+use crate::elem::Elem;
+use crate::rule::{Buffer, Fuse, Rule, Steps};
+use crate::{Error, Hyper, Result};
 
 /// SGD with momentum, dampening, Nesterov momentum and L2 weight decay, exactly as
-/// `torch.optim.SGD`:
+/// `torch.optim.SGD` (maximize and the L2 penalty `g ← g + λ·p` are the engine's transforms):
 ///
 /// ```text
-/// g ← -g                                        (maximize)
-/// g ← g + λ·p                                   (weight_decay λ)
 /// b ← g                        at t = 1         (momentum μ > 0)
 /// b ← μ·b + (1 - τ)·g          after            (dampening τ)
 /// g ← g + μ·b if nesterov, else b
@@ -18,25 +15,46 @@ use crate::{Error, Result};
 /// ```
 ///
 /// d2l's momentum `v ← γv + ηg; x ← x - v` is this with `momentum = γ` (at a constant `η`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "sgd", check = Sgd::check)]
 pub struct Sgd {
     /// Learning rate `η` (PyTorch's default 1e-3).
+    #[hp(default = 1e-3, range = ">= 0")]
     pub lr: f64,
     /// Momentum `μ` (0 = plain SGD).
+    #[hp(default = 0.0, range = ">= 0")]
     pub momentum: f64,
     /// Dampening `τ` of the momentum's gradient term.
+    #[hp(default = 0.0, range = "[0, 1]")]
     pub dampening: f64,
     /// L2 penalty `λ` added to the gradient.
+    #[hp(default = 0.0, range = ">= 0", weight_decay)]
     pub weight_decay: f64,
-    /// Ascend the objective instead of descending it (PyTorch's `maximize`: the step uses `-g`).
-    pub maximize: bool,
     /// Nesterov momentum (needs `momentum > 0` and `dampening = 0`).
+    #[hp(default = false)]
     pub nesterov: bool,
+    /// Ascend the objective instead of descending it (PyTorch's `maximize`).
+    #[hp(default = false, maximize)]
+    pub maximize: bool,
+    /// Cautious updates (timm's `caution`): needs `momentum > 0`.
+    #[hp(default = false, cautious, quiet)]
+    pub cautious: bool,
 }
 
-impl Default for Sgd {
-    fn default() -> Self {
-        Self { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, maximize: false, nesterov: false }
+impl Sgd {
+    fn check(&self) -> Result<()> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::InvalidValue {
+                optimizer: Self::NAME,
+                key: "nesterov".into(),
+                value: "true".into(),
+                allowed: format!(
+                    "Nesterov momentum needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})",
+                    self.momentum, self.dampening
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -48,22 +66,11 @@ pub struct SgdCoeffs {
 }
 
 impl Rule for Sgd {
-    const NAME: &'static str = "sgd";
     type Coeffs = SgdCoeffs;
+    type Fused = Fuse;
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-
-    fn buffers(&self) -> Vec<&'static str> {
-        if self.momentum != 0.0 {
-            vec!["momentum_buffer"]
-        } else {
-            vec![]
-        }
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(if self.momentum != 0.0 { vec![Buffer::zeros("momentum_buffer")] } else { vec![] })
     }
 
     fn coeffs(&self, step: u64) -> SgdCoeffs {
@@ -75,61 +82,20 @@ impl Rule for Sgd {
         }
     }
 
+    fn has_momentum(&self) -> bool {
+        self.momentum > 0.0
+    }
+}
+
+impl<E: Elem> Steps<E> for Sgd {
     #[inline(always)]
-    fn update<E: Elem>(
-        &self,
-        c: &SgdCoeffs,
-        p: &mut E,
-        g: &E,
-        s: &mut [E],
-    ) -> std::result::Result<(), E::Err> {
-        let mut g = coupled_weight_decay(&signed_grad(g, self.maximize)?, p, self.weight_decay)?;
+    fn update(&self, c: &SgdCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+        let mut g = g.clone();
         if let [buf] = s {
             *buf = buf.scale(c.keep)?.add_scaled(&g, c.take)?;
             g = if self.nesterov { g.add_scaled(buf, self.momentum)? } else { buf.clone() };
         }
         *p = p.add_scaled(&g, -self.lr)?;
         Ok(())
-    }
-
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let d = Self::default();
-        let r = Self {
-            lr: o.lr(d.lr)?,
-            momentum: o.num("momentum", &[], d.momentum, non_negative, "momentum must be >= 0")?,
-            dampening: o.num(
-                "dampening",
-                &[],
-                d.dampening,
-                |x| (0.0..=1.0).contains(&x),
-                "dampening must be in [0, 1]",
-            )?,
-            weight_decay: o.weight_decay(d.weight_decay)?,
-            maximize: o.flag("maximize", d.maximize)?,
-            nesterov: o.flag("nesterov", d.nesterov)?,
-        };
-        if r.nesterov && (r.momentum <= 0.0 || r.dampening != 0.0) {
-            return Err(Error::InvalidValue {
-                optimizer: Self::NAME,
-                key: "nesterov".into(),
-                value: "true".into(),
-                allowed: format!(
-                    "Nesterov momentum needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})",
-                    r.momentum, r.dampening
-                ),
-            });
-        }
-        Ok(r)
-    }
-
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", Value::Num(self.lr)),
-            ("momentum", Value::Num(self.momentum)),
-            ("dampening", Value::Num(self.dampening)),
-            ("weight_decay", Value::Num(self.weight_decay)),
-            ("nesterov", Value::Bool(self.nesterov)),
-            ("maximize", Value::Bool(self.maximize)),
-        ]
     }
 }

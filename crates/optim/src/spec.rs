@@ -133,36 +133,6 @@ impl OptimSpec {
     }
 }
 
-impl OptimSpec {
-    /// This spec with the numeric option `key` set to `value` (it must be one of its options):
-    /// what `Optimizer::set_group_option` rebuilds a group's hyperparameters from.
-    pub(crate) fn with_option(mut self, key: &str, value: f64) -> Result<Self> {
-        let name = self.name.clone();
-        let slot = self
-            .options
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .ok_or_else(|| Error::InvalidArgument(format!("`{name}` has no option `{key}`")))?;
-        slot.1 = Value::Num(value).to_string();
-        Ok(self)
-    }
-
-    /// This spec with `options` (`"lr=0.1,momentum=0.9"`, keys or their `aliases`) overriding
-    /// its own: a new parameter group's spec.
-    pub(crate) fn with_overrides(mut self, options: &str, aliases: &[(&str, &str)]) -> Result<Self> {
-        let extra = OptimSpec::parse(&format!("{}:{options}", self.name))?;
-        for (k, v) in extra.options {
-            let key =
-                aliases.iter().find(|(alias, _)| *alias == k).map_or(k.clone(), |(_, key)| key.to_string());
-            match self.options.iter_mut().find(|(sk, _)| *sk == key) {
-                Some(slot) => slot.1 = v,
-                None => self.options.push((key, v)),
-            }
-        }
-        Ok(self)
-    }
-}
-
 impl FromStr for OptimSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use taper_autograd::{Grads, Param, ParamStore, Tape, Var};
 use taper_optim::schedule::Scheduler;
-use taper_optim::{from_spec, names, KernelPath, NonFinite, OptimSpec, Optimizer, StepOutcome};
+use taper_optim::{canonical, from_spec, names, KernelPath, NonFinite, OptimSpec, Optimizer, StepOutcome};
 use taper_tensor::SeededRng;
 
 /// One spec per optimizer with every stateful option switched on.
@@ -36,6 +36,11 @@ const FULL_SPECS: &[&str] = &[
     "adan:lr=0.01,weight_decay=0.05",
     "schedulefree_adamw:lr=0.01,weight_decay=0.01,warmup_steps=3",
     "schedulefree_sgd:lr=0.1,momentum=0.8,r=1",
+    // Cautious updates: on a rule written as one update (the mask on the step) and on one in
+    // optax's form (the mask on the direction, before the decayed weights).
+    "adamw:lr=0.01,weight_decay=0.1,cautious=true",
+    "sgd:lr=0.05,momentum=0.9,nesterov=true,cautious=true",
+    "lion:lr=0.001,weight_decay=0.1,cautious=true",
 ];
 
 // ---------------------------------------------------------------- d2l traces
@@ -487,6 +492,41 @@ fn typed_access_to_hyperparameters_and_buffers() {
     let exported = &saved.tensors.iter().find(|(k, _)| k == "b.square_avg").unwrap().1;
     assert_eq!(sq.to_vec2::<f32>().unwrap(), exported.to_vec2::<f32>().unwrap());
     assert!(opt.buffer(&p, "momentum_buffer").unwrap().is_none());
+}
+
+// ---------------------------------------------------------------- cautious updates
+
+/// Cautious SGD by hand: momentum 0.9, lr 0.1, p = (1, 1); the first step's gradient (1, 1) agrees
+/// with the buffer everywhere; the second's, (-0.5, 1), makes the buffer (0.4, 1.9), which disagrees
+/// with it in the first coordinate: that coordinate keeps still, the other moves twice as far
+/// (half the mask kept): p = (0.9, 0.9 - 2·0.1·1.9).
+#[test]
+fn cautious_updates_keep_the_agreeing_coordinates_rescaled() {
+    for path in [KernelPath::Fused, KernelPath::Composed] {
+        let mut s = ParamStore::new();
+        let p = s.insert("p", Tensor::new(&[1.0f64, 1.0], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = from_spec("sgd:lr=0.1,momentum=0.9,cautious=true", s.trainable()).unwrap();
+        opt.set_kernel_path(path);
+        for g in [[1.0f64, 1.0], [-0.5, 1.0]] {
+            let mut grads = Grads::default();
+            grads.set(&p, Tensor::new(&g, &Device::Cpu).unwrap());
+            opt.step(&grads).unwrap();
+        }
+        let got = p.value().to_vec1::<f64>().unwrap();
+        let want = [0.9, 0.9 - 2.0 * 0.1 * 1.9];
+        assert!((got[0] - want[0]).abs() < 1e-15 && (got[1] - want[1]).abs() < 1e-15, "{path:?}: {got:?}");
+    }
+    // The option is spelled out only when on: specs written before it existed are unchanged.
+    assert_eq!(
+        canonical("adamw").unwrap().to_string(),
+        "adamw:lr=0.001,beta1=0.9,beta2=0.999,eps=1e-8,weight_decay=0.01,amsgrad=false,maximize=false"
+    );
+    assert!(canonical("adamw:cautious=true").unwrap().to_string().ends_with(",cautious=true"));
+    // A rule without momentum cannot be cautious: one clear error.
+    let err = canonical("sgd:lr=0.1,cautious=true").unwrap_err().to_string();
+    assert!(err.contains("cautious") && err.contains("momentum"), "{err}");
+    let err = canonical("adagrad:cautious=true").unwrap_err().to_string();
+    assert!(err.contains("no option `cautious`"), "{err}");
 }
 
 // ---------------------------------------------------------------- per-tensor optimizers

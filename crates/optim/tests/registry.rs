@@ -4,44 +4,39 @@
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_optim::{
-    canonical, from_spec, names, register, register_constructor, Elem, KernelPath, Options, Result, Rule,
-    Value,
+    canonical, from_spec, names, register, register_constructor, Buffer, Elem, Fuse, Hyper, KernelPath,
+    Result, Rule, Steps,
 };
 
 /// Sign descent with momentum (signSGD/Signum, Bernstein et al., 2018):
 /// `m ← β·m + (1 - β)·g`, `p ← p - η·sign(m)`. Written with `Elem::sign`, which an outside crate
 /// could not add itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "signum_test")]
 struct Signum {
+    /// Learning rate.
+    #[hp(default = 0.01, range = ">= 0")]
     lr: f64,
+    /// Momentum.
+    #[hp(default = 0.9, range = "[0, 1)")]
     beta: f64,
 }
 
 impl Rule for Signum {
-    const NAME: &'static str = "signum_test";
     type Coeffs = ();
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn buffers(&self) -> Vec<&'static str> {
-        vec!["momentum_buffer"]
+    type Fused = Fuse;
+    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(vec![Buffer::zeros("momentum_buffer")])
     }
     fn coeffs(&self, _step: u64) {}
-    fn update<E: Elem>(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
+}
+
+impl<E: Elem> Steps<E> for Signum {
+    fn update(&self, _: &(), p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
         let [m] = s else { return Ok(()) };
         *m = m.scale(self.beta)?.add_scaled(g, 1.0 - self.beta)?;
         *p = p.add_scaled(&m.sign()?, -self.lr)?;
         Ok(())
-    }
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self { lr: o.lr(0.01)?, beta: o.decay("beta", &[], 0.9)? })
-    }
-    fn to_options(&self) -> Vec<(&'static str, Value)> {
-        vec![("lr", Value::Num(self.lr)), ("beta", Value::Num(self.beta))]
     }
 }
 
@@ -97,4 +92,22 @@ fn any_optimizer_can_be_registered_under_a_valid_free_name() {
         assert!(register_constructor(bad, |s, p| from_spec(&s.to_string(), p)).is_err(), "{bad}");
     }
     assert!(from_spec("not_registered_test", vec![]).err().unwrap().to_string().contains("sgd_alias_test"));
+}
+
+/// The docs keep up with the code: every built-in optimizer is in CHECKPOINTS.md's buffer table
+/// and named in the README and in ARCHITECTURE.md, and every scheduler is named in the README.
+#[test]
+fn every_registered_optimizer_and_scheduler_is_documented() {
+    let checkpoints = include_str!("../../../docs/CHECKPOINTS.md");
+    let readme = include_str!("../../../README.md");
+    let architecture = include_str!("../../../docs/ARCHITECTURE.md");
+    for (name, _) in taper_optim::REGISTRY {
+        let row = checkpoints.lines().any(|l| l.starts_with('|') && l.contains(&format!("`{name}`")));
+        assert!(row, "docs/CHECKPOINTS.md has no buffer row for `{name}`");
+        assert!(readme.contains(&format!("`{name}`")), "README.md does not name `{name}`");
+        assert!(architecture.contains(&format!("`{name}`")), "docs/ARCHITECTURE.md does not name `{name}`");
+    }
+    for (name, _) in taper_optim::schedule::SCHEDULERS {
+        assert!(readme.contains(&format!("`{name}`")), "README.md does not name the scheduler `{name}`");
+    }
 }
