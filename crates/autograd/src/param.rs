@@ -36,6 +36,7 @@ pub struct Param(Arc<ParamInner>);
 impl Param {
     /// A new parameter named `name` holding `value`, requiring a gradient.
     pub fn new(name: impl Into<String>, value: Tensor) -> Self {
+        taper_tensor::ensure_cpu();
         Self(Arc::new(ParamInner {
             id: ParamId::fresh(),
             name: name.into(),

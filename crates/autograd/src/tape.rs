@@ -72,8 +72,10 @@ impl Drop for NoGradGuard<'_> {
 }
 
 impl Tape {
-    /// An empty tape.
+    /// An empty tape. (The first one made sets up the CPU for fast work, if nothing has:
+    /// `taper_tensor::init_cpu`.)
     pub fn new() -> Self {
+        taper_tensor::ensure_cpu();
         Self::default()
     }
 

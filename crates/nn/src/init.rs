@@ -8,6 +8,8 @@ use taper_tensor::SeededRng;
 #[derive(Debug)]
 pub struct Builder {
     store: ParamStore,
+    /// The name scope: `block1.attn.` inside `b.pp("block1").pp("attn")`.
+    prefix: String,
     rng: SeededRng,
     dtype: DType,
     device: Device,
@@ -16,7 +18,38 @@ pub struct Builder {
 impl Builder {
     /// A builder whose draws start from `seed`, making parameters of `dtype` on `device`.
     pub fn new(seed: u64, dtype: DType, device: &Device) -> Self {
-        Self { store: ParamStore::new(), rng: SeededRng::new(seed), dtype, device: device.clone() }
+        Self {
+            store: ParamStore::new(),
+            prefix: String::new(),
+            rng: SeededRng::new(seed),
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// A name scope, as candle's `VarBuilder::pp` and PyTorch's module attributes: parameters made
+    /// through the returned builder are named `{name}.{param}` (`b.pp("fc1")` gives `fc1.weight`),
+    /// and scopes nest (`b.pp("h").pp("0")`). The scope ends when the returned value is dropped.
+    ///
+    /// ```
+    /// # use taper_nn::{Builder, Linear};
+    /// # use candle_core::{DType, Device};
+    /// let mut b = Builder::new(0, DType::F32, &Device::Cpu);
+    /// let w = b.pp("block").pp("attn").zeros("weight", &[4, 4])?;
+    /// assert_eq!(w.name(), "block.attn.weight");
+    /// let fc = Linear::new(&mut b.pp("block"), "fc", 4, 2)?;
+    /// assert_eq!(fc.weight.name(), "block.fc.weight");
+    /// # Ok::<(), taper_autograd::Error>(())
+    /// ```
+    pub fn pp(&mut self, name: impl std::fmt::Display) -> Scope<'_> {
+        let len = self.prefix.len();
+        self.prefix.push_str(&format!("{name}."));
+        Scope { builder: self, len }
+    }
+
+    /// The current name scope (`block1.` inside `b.pp("block1")`; empty at the top).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The dtype of the parameters made.
@@ -36,7 +69,7 @@ impl Builder {
 
     /// Registers `value` under `name`.
     pub fn param(&mut self, name: &str, value: Tensor) -> Result<Param> {
-        self.store.insert(name, value)
+        self.store.insert(format!("{}{name}", self.prefix), value)
     }
 
     /// A parameter drawn from `U(-bound, bound)`.
@@ -71,5 +104,33 @@ impl Builder {
     /// Finishes, returning the parameters.
     pub fn into_store(self) -> ParamStore {
         self.store
+    }
+}
+
+/// A [`Builder`] inside a name scope ([`Builder::pp`]); it is a `Builder` (through `Deref`), and
+/// the scope ends when it is dropped.
+#[derive(Debug)]
+pub struct Scope<'a> {
+    builder: &'a mut Builder,
+    /// The prefix's length before this scope.
+    len: usize,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        self.builder.prefix.truncate(self.len);
+    }
+}
+
+impl std::ops::Deref for Scope<'_> {
+    type Target = Builder;
+    fn deref(&self) -> &Builder {
+        self.builder
+    }
+}
+
+impl std::ops::DerefMut for Scope<'_> {
+    fn deref_mut(&mut self) -> &mut Builder {
+        self.builder
     }
 }

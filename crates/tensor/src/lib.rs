@@ -24,14 +24,17 @@ pub use error::{Error, Result};
 pub use rng::SeededRng;
 pub use testing::test_devices;
 
-/// Sets the process up for fast CPU work. Call it first thing in `main`, before any thread starts
-/// (it changes the environment, which is not safe while other threads read it); every example and
-/// benchmark does. It does two things:
+/// Sets the process up for fast CPU work. Nothing needs to call it: the first parameter or tape
+/// a program makes calls it ([`ensure_cpu`]); a program that starts threads of its own before it
+/// builds a model may call it first thing in `main` (it changes the environment, which is not safe
+/// while other threads read it). Calling it again does nothing. It does two things:
 ///
 /// * **Fixes the thread count.** candle 0.11 asks the OS how many cores there are (reading sysfs
 ///   and `/proc`) on every matrix product and convolution unless `RAYON_NUM_THREADS` is set: tens
 ///   of microseconds per op, which dominates small models (an airfoil epoch runs 8x slower). This
-///   sets `RAYON_NUM_THREADS` to the available parallelism when it is unset.
+///   sets `RAYON_NUM_THREADS` to the available parallelism when it is unset. When called on the
+///   main thread, that thread joins the pool, so parallel kernels called from it take a share
+///   instead of handing all of the work to sleeping workers.
 /// * **Keeps freed memory in the process** (Linux with glibc). A training step allocates and frees
 ///   the same large buffers every step (activations, gradients, convolution scratch). By default
 ///   glibc hands freed memory back to the OS once more than a few megabytes sit free at the top of
@@ -41,6 +44,18 @@ pub use testing::test_devices;
 ///   its peak resident memory instead of shrinking between steps. Settings made through glibc's
 ///   own `MALLOC_TRIM_THRESHOLD_` / `MALLOC_MMAP_THRESHOLD_` variables are left alone.
 pub fn init_cpu() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(set_up_cpu);
+}
+
+/// [`init_cpu`], if it has not run yet: what parameters and tapes call when they are made, so
+/// that no program has to.
+#[inline]
+pub fn ensure_cpu() {
+    init_cpu();
+}
+
+fn set_up_cpu() {
     let n = match std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
         Some(n) if n > 0 => n,
         _ => {
@@ -49,9 +64,13 @@ pub fn init_cpu() {
             n
         }
     };
-    // The calling thread joins the pool: parallel kernels called from it run in place, this
-    // thread taking a share, instead of being handed to the pool while it sleeps.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).use_current_thread().build_global();
+    // The main thread joins the pool: parallel kernels called from it run in place, this thread
+    // taking a share, instead of being handed to the pool while it sleeps. Any other thread (a
+    // test's, a user's worker) may end before the pool does, so it stays outside.
+    let builder = rayon::ThreadPoolBuilder::new().num_threads(n);
+    let builder =
+        if std::thread::current().name() == Some("main") { builder.use_current_thread() } else { builder };
+    let _ = builder.build_global();
     keep_freed_memory();
 }
 

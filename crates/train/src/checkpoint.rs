@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::Load;
 use candle_core::{Device, Tensor};
 use taper_autograd::ParamStore;
-use taper_optim::schedule::SchedulerState;
-use taper_optim::AverageState;
+use taper_optim::schedule::{Scheduler, SchedulerState};
+use taper_optim::{AverageState, AveragedModel};
 use taper_optim::{OptimSpec, OptimState, Optimizer};
 
 use crate::trainer::Record;
@@ -94,7 +94,13 @@ fn ck_err(path: &Path) -> impl Fn(String) -> Error + '_ {
 
 /// Writes a checkpoint atomically: to a temporary file beside `path`, flushed to disk, then
 /// renamed over `path` (an interrupted save leaves the previous checkpoint intact).
-pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Progress) -> Result<()> {
+pub fn save(
+    path: impl AsRef<Path>,
+    params: &ParamStore,
+    opt: &dyn Optimizer,
+    progress: &Progress,
+) -> Result<()> {
+    let path = path.as_ref();
     let e = ck_err(path);
     let state = opt.export_state()?;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
@@ -151,7 +157,8 @@ pub fn save(path: &Path, params: &ParamStore, opt: &dyn Optimizer, progress: &Pr
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let path = path.as_ref();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -198,7 +205,8 @@ pub struct Checkpoint {
 }
 
 /// Reads and parses a checkpoint; a truncated, corrupt or foreign file is an error that says so.
-pub fn read(path: &Path) -> Result<Checkpoint> {
+pub fn read(path: impl AsRef<Path>) -> Result<Checkpoint> {
+    let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(crate::error::io_err(path))?;
     parse(&bytes, path)
 }
@@ -318,7 +326,8 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Checkpoint> {
 /// Loads a checkpoint into `params` and `opt`. Every parameter must be there with its shape and
 /// dtype, nothing else may be, and the optimizer must be the one that saved it; otherwise the
 /// error says what differs and nothing is changed.
-pub fn load(path: &Path, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Progress> {
+pub fn load(path: impl AsRef<Path>, params: &ParamStore, opt: &mut dyn Optimizer) -> Result<Progress> {
+    let path = path.as_ref();
     apply(read(path)?, path, params, opt)
 }
 
@@ -383,4 +392,102 @@ pub fn apply(
         p.set(t)?;
     }
     Ok(ck.progress)
+}
+
+/// Saves a hand-written loop's whole run in one call: the model, the optimizer, and the scheduler
+/// and the weight average when the run has them, with `progress` (the step, the seed, anything in
+/// `extra`). [`load_training`] restores it. Atomic, as [`save`].
+pub fn save_training(
+    path: impl AsRef<Path>,
+    params: &ParamStore,
+    opt: &dyn Optimizer,
+    scheduler: Option<&Scheduler>,
+    average: Option<&AveragedModel>,
+    progress: &Progress,
+) -> Result<()> {
+    let mut progress = progress.clone();
+    progress.scheduler = scheduler.map(|s| (s.spec(), s.state()));
+    progress.average = average.map(AveragedModel::export_state).transpose()?;
+    save(path, params, opt, &progress)
+}
+
+/// Restores what [`save_training`] saved into `params`, `opt`, and the scheduler and average the
+/// resumed run has built (attach the scheduler before restoring, as PyTorch builds a scheduler
+/// before loading state into it: attaching sets rates, which the restore then puts back). All or
+/// nothing: a checkpoint of another model, optimizer, scheduler spec or averaging, or a run
+/// without the scheduler or average the checkpoint has, is an error that changes nothing.
+pub fn load_training(
+    path: impl AsRef<Path>,
+    params: &ParamStore,
+    opt: &mut dyn Optimizer,
+    scheduler: Option<&mut Scheduler>,
+    average: Option<&mut AveragedModel>,
+) -> Result<Progress> {
+    let path = path.as_ref();
+    let ck = read(path)?;
+    let bad = |msg: String| Error::Checkpoint { path: path.to_path_buf(), msg };
+    let started = ck.progress.step > 0;
+    let sched_state = match (&ck.progress.scheduler, &scheduler) {
+        (Some((spec, state)), Some(s)) if *spec == s.spec() => Some(state.clone()),
+        (Some((spec, _)), Some(s)) => {
+            return Err(bad(format!("saved with scheduler `{spec}`, this run uses `{}`", s.spec())))
+        }
+        (Some((spec, _)), None) => {
+            return Err(bad(format!("saved with scheduler `{spec}`: resume with the same scheduler")))
+        }
+        (None, Some(s)) if started => {
+            return Err(bad(format!("saved without a scheduler, this run uses `{}`", s.spec())))
+        }
+        (None, _) => None,
+    };
+    let avg_state = match (&ck.progress.average, &average) {
+        (Some(a), Some(m)) if a.spec == m.averaging().spec() => Some(a.clone()),
+        (Some(a), Some(m)) => {
+            return Err(bad(format!(
+                "saved with averaging `{}`, this run averages `{}`",
+                a.spec,
+                m.averaging().spec()
+            )))
+        }
+        (Some(a), None) => {
+            return Err(bad(format!("saved with averaging `{}`: resume with the same", a.spec)))
+        }
+        (None, Some(m)) if started => {
+            return Err(bad(format!("saved without averaging, this run averages `{}`", m.averaging().spec())))
+        }
+        (None, _) => None,
+    };
+    // Each part is all or nothing; the parts that come first are put back if a later one fails.
+    let mut scheduler = scheduler;
+    let sched_before = scheduler.as_ref().map(|s| s.state());
+    if let (Some(s), Some(state)) = (scheduler.as_deref_mut(), &sched_state) {
+        s.load_state(state).map_err(|x| bad(x.to_string()))?;
+    }
+    let restore_scheduler = |scheduler: &mut Option<&mut Scheduler>| {
+        if let (Some(s), Some(state)) = (scheduler.as_deref_mut(), &sched_before) {
+            // The state was taken from this scheduler a moment ago: it loads.
+            let _ = s.load_state(state);
+        }
+    };
+    let mut average = average;
+    let avg_before = match average.as_deref() {
+        Some(m) => Some(m.export_state()?),
+        None => None,
+    };
+    if let (Some(m), Some(state)) = (average.as_deref_mut(), &avg_state) {
+        if let Err(x) = m.import_state(state) {
+            restore_scheduler(&mut scheduler);
+            return Err(bad(x.to_string()));
+        }
+    }
+    match apply(ck, path, params, opt) {
+        Ok(progress) => Ok(progress),
+        Err(x) => {
+            restore_scheduler(&mut scheduler);
+            if let (Some(m), Some(state)) = (average, &avg_before) {
+                let _ = m.import_state(state);
+            }
+            Err(x)
+        }
+    }
 }

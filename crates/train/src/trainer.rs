@@ -184,40 +184,12 @@ impl<'a> Run<'a> {
             Some(spec) => Some(Scheduler::new(spec, opt)?),
             None => None,
         };
-        let mut averaged = None;
+        let mut averaged = match &cfg.average {
+            Some(spec) => Some(AveragedModel::new(spec, opt.params())?),
+            None => None,
+        };
         if let Some(path) = &cfg.resume {
-            let ck = checkpoint::read(path)?;
-            let bad = |msg: String| Error::Checkpoint { path: path.clone(), msg };
-            match (&ck.progress.scheduler, &mut sched) {
-                (Some((spec, state)), Some(s)) if *spec == s.spec() => {
-                    s.load_state(state).map_err(|x| bad(x.to_string()))?
-                }
-                (Some((spec, _)), Some(s)) => {
-                    return Err(bad(format!("saved with scheduler `{spec}`, this run uses `{}`", s.spec())))
-                }
-                (Some((spec, _)), None) => {
-                    return Err(bad(format!("saved with scheduler `{spec}`: resume with the same scheduler")))
-                }
-                (None, Some(s)) if ck.progress.step > 0 => {
-                    return Err(bad(format!("saved without a scheduler, this run uses `{}`", s.spec())))
-                }
-                (None, _) => {}
-            }
-            match (&ck.progress.average, &cfg.average) {
-                (Some(a), Some(spec)) => {
-                    let mut avg = AveragedModel::new(spec, opt.params())?;
-                    avg.import_state(a).map_err(|x| bad(x.to_string()))?;
-                    averaged = Some(avg);
-                }
-                (Some(a), None) => {
-                    return Err(bad(format!("saved with averaging `{}`: resume with the same", a.spec)))
-                }
-                (None, Some(spec)) if ck.progress.step > 0 => {
-                    return Err(bad(format!("saved without averaging, this run averages `{spec}`")))
-                }
-                (None, _) => {}
-            }
-            let saved = checkpoint::apply(ck, path, params, opt)?;
+            let saved = checkpoint::load_training(path, params, opt, sched.as_mut(), averaged.as_mut())?;
             if saved.seed != cfg.loader.seed {
                 return Err(Error::Checkpoint {
                     path: path.clone(),
@@ -230,11 +202,6 @@ impl<'a> Run<'a> {
             progress = saved;
         }
         progress.extra = cfg.extra.clone();
-        if averaged.is_none() {
-            if let Some(spec) = &cfg.average {
-                averaged = Some(AveragedModel::new(spec, opt.params())?);
-            }
-        }
         // Examples seen: whole epochs, then the batches of the current epoch already consumed.
         let in_epoch: usize = cfg
             .loader

@@ -166,7 +166,7 @@ fn wrong_shape_other_optimizer_and_foreign_files_are_clear_errors() {
         .unwrap();
     let err = checkpoint::load(&foreign, &store, sgd.as_mut()).unwrap_err().to_string();
     assert!(err.contains("not a Taper checkpoint"), "{err}");
-    let err = checkpoint::load(&path.with_extension("none"), &store, sgd.as_mut()).unwrap_err().to_string();
+    let err = checkpoint::load(path.with_extension("none"), &store, sgd.as_mut()).unwrap_err().to_string();
     assert!(err.contains("No such file"), "{err}");
 }
 
