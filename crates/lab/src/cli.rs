@@ -113,9 +113,10 @@ impl Schedule {
     }
 
     /// Sets the training configuration's scheduler fields.
-    pub fn configure(&self, cfg: &mut crate::train::TrainConfig) {
-        cfg.scheduler = self.scheduler.clone();
+    pub fn configure(&self, cfg: &mut crate::train::TrainConfig) -> Result<()> {
+        cfg.scheduler = self.scheduler.as_deref().map(crate::optim::schedule::parse).transpose()?;
         cfg.scheduler_every_step = self.scheduler_every_step;
+        Ok(())
     }
 }
 

@@ -96,7 +96,11 @@ impl PartialEq for AverageState {
 impl AveragedModel {
     /// An average of `params` (`swa`, `ema:decay=0.999`), starting as a copy of their values.
     pub fn new(spec: &str, params: Vec<Param>) -> Result<Self> {
-        let averaging = Averaging::parse(spec)?;
+        Self::with(Averaging::parse(spec)?, params)
+    }
+
+    /// An average of `params` of the given kind, starting from their current values.
+    pub fn with(averaging: Averaging, params: Vec<Param>) -> Result<Self> {
         let averaged = params.iter().map(|p| Ok(p.value().copy()?)).collect::<Result<_>>()?;
         Ok(Self { averaging, params, averaged, n_averaged: 0 })
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taper_autograd::{ParamStore, Tape, Var};
-use taper_optim::schedule::Scheduler;
-use taper_optim::{clip, AveragedModel, Optimizer, StepOutcome};
+use taper_optim::schedule::{LrScheduler, Scheduler};
+use taper_optim::{clip, AveragedModel, Averaging, Optimizer, StepOutcome};
 
 use crate::checkpoint::{self, Progress};
 use crate::data::{Dataset, Loader};
@@ -46,17 +46,19 @@ pub struct TrainConfig {
     pub clip_norm: Option<f64>,
     /// Clip gradient elements to `[-v, v]`.
     pub clip_value: Option<f64>,
-    /// A scheduler spec (`step:step_size=1,gamma=0.5`), attached when training starts and
-    /// stepped after every epoch (or every optimizer step, with `scheduler_every_step`), as in
-    /// PyTorch's loops; its state rides in checkpoints. A metric-driven one (`plateau`) watches
-    /// the mean training loss of the epoch (or the step's loss).
-    pub scheduler: Option<String>,
+    /// A learning-rate scheduler, attached when training starts and stepped after every epoch
+    /// (or every optimizer step, with `scheduler_every_step`), as in PyTorch's loops; its state
+    /// rides in checkpoints. A metric-driven one (`plateau`) watches the mean training loss of
+    /// the epoch (or the step's loss). From a spec (`schedule::parse("cosine:t_max=10")`, or
+    /// [`TrainConfig::with_scheduler`]) or built in code, closures included (`LambdaLr::new`).
+    pub scheduler: Option<Box<dyn LrScheduler>>,
     /// Step the scheduler after every optimizer step instead of every epoch.
     pub scheduler_every_step: bool,
-    /// Keep an average of the parameters (`swa`, `ema:decay=0.999`), updated after every
+    /// Keep an average of the parameters (`Averaging::Swa`, `Averaging::Ema { decay }`; specs
+    /// `swa`, `ema:decay=0.999` through [`TrainConfig::with_average`]), updated after every
     /// optimizer step (`AveragedModel.update_parameters`), saved in checkpoints and returned in
     /// [`History::averaged`].
-    pub average: Option<String>,
+    pub average: Option<Averaging>,
     /// Write a checkpoint here after every epoch (and every `save_every` steps).
     pub save: Option<PathBuf>,
     /// Also checkpoint every this many steps.
@@ -92,6 +94,18 @@ impl TrainConfig {
             max_steps: None,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// This configuration with the scheduler a spec names (`onecycle:max_lr=0.1,total_steps=500`).
+    pub fn with_scheduler(mut self, spec: &str) -> Result<Self> {
+        self.scheduler = Some(taper_optim::schedule::parse(spec)?);
+        Ok(self)
+    }
+
+    /// This configuration with the weight averaging a spec names (`swa`, `ema:decay=0.999`).
+    pub fn with_average(mut self, spec: &str) -> Result<Self> {
+        self.average = Some(Averaging::parse(spec)?);
+        Ok(self)
     }
 }
 
@@ -181,11 +195,11 @@ impl<'a> Run<'a> {
         // Attached first, as PyTorch builds a scheduler before loading state into it and the
         // optimizer (attaching sets rates, which the optimizer's saved state then restores).
         let mut sched = match &cfg.scheduler {
-            Some(spec) => Some(Scheduler::new(spec, opt)?),
+            Some(s) => Some(Scheduler::from_boxed(s.clone(), opt)?),
             None => None,
         };
-        let mut averaged = match &cfg.average {
-            Some(spec) => Some(AveragedModel::new(spec, opt.params())?),
+        let mut averaged = match cfg.average {
+            Some(a) => Some(AveragedModel::with(a, opt.params())?),
             None => None,
         };
         if let Some(path) = &cfg.resume {

@@ -66,7 +66,7 @@ fn run(
     cfg.save = save.map(Path::to_path_buf);
     cfg.resume = resume.map(Path::to_path_buf);
     cfg.save_every = save_every;
-    cfg.scheduler = Some("step:step_size=1,gamma=0.5".into());
+    cfg.scheduler = Some(taper_optim::schedule::parse("step:step_size=1,gamma=0.5").unwrap());
     train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
     store
 }
@@ -90,7 +90,7 @@ fn resume_is_bit_identical() {
             let (mut task, store) = model();
             let mut opt = from_spec(spec, store.trainable()).unwrap();
             let mut cfg = TrainConfig::new(1, Loader::new(32, true, false, 3).unwrap());
-            cfg.scheduler = Some("step:step_size=1,gamma=0.5".into());
+            cfg.scheduler = Some(taper_optim::schedule::parse("step:step_size=1,gamma=0.5").unwrap());
             train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
             // Four more steps of epoch 2 by hand, exactly as the loop would take them (the
             // scheduler stepped at the end of epoch 1: the rate is halved already).
@@ -200,7 +200,7 @@ fn scheduled(scheduler: &str, every_step: bool, stop: bool, name: &str) -> (Vec<
         let (mut task, store) = model();
         let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
         let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
-        cfg.scheduler = Some(scheduler.into());
+        cfg.scheduler = Some(taper_optim::schedule::parse(scheduler).unwrap());
         cfg.scheduler_every_step = every_step;
         cfg.save = Some(path.clone());
         cfg.max_steps = max_steps;
@@ -237,7 +237,7 @@ fn a_resumed_schedule_is_the_uninterrupted_one() {
     let path = tmp("sched-0");
     let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
     let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
-    cfg.scheduler = Some("cosine:t_max=3".into());
+    cfg.scheduler = Some(taper_optim::schedule::parse("cosine:t_max=3").unwrap());
     cfg.resume = Some(path);
     let err = train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap_err().to_string();
     assert!(err.contains("saved with scheduler `onecycle"), "{err}");
@@ -282,7 +282,7 @@ fn a_weight_average_rides_in_checkpoints_and_resumes_exactly() {
         let (mut task, store) = model();
         let mut opt = from_spec("sgd:lr=0.05,momentum=0.9", store.trainable()).unwrap();
         let mut cfg = TrainConfig::new(3, Loader::new(32, true, false, 3).unwrap());
-        cfg.average = Some(average.into());
+        cfg.average = Some(taper_optim::Averaging::parse(average).unwrap());
         cfg.save = Some(path.clone());
         cfg.max_steps = max_steps;
         cfg.resume = resume.then(|| path.clone());
@@ -424,4 +424,72 @@ fn batch_norm_estimates_and_count_round_trip() {
         fresh.running_mean.value().to_vec1::<f64>().unwrap(),
         bn.running_mean.value().to_vec1::<f64>().unwrap()
     );
+}
+
+/// A schedule given as a closure trains through the loop (the configuration holds scheduler
+/// values, not only specs).
+#[test]
+fn a_closure_scheduler_trains_through_the_loop() {
+    let (mut task, store) = model();
+    let mut opt = from_spec("sgd:lr=0.08", store.trainable()).unwrap();
+    let mut cfg = TrainConfig::new(2, Loader::new(32, true, false, 3).unwrap());
+    let halve: taper_optim::schedule::EpochFn = std::sync::Arc::new(|epoch| 0.5f64.powi(epoch as i32));
+    cfg.scheduler = Some(Box::new(taper_optim::schedule::LambdaLr::new(vec![halve])));
+    cfg.progress_bar = false;
+    train(&mut task, &store, &mut opt, &data(), &cfg).unwrap();
+    assert_eq!(opt.learning_rate(), 0.02, "stepped after each of the two epochs");
+    // The configuration is reusable: the scheduler it holds is copied for each run.
+    let (mut task, store) = model();
+    let mut opt = from_spec("sgd:lr=0.08", store.trainable()).unwrap();
+    train(&mut task, &store, &mut opt, &data(), &cfg).unwrap();
+    assert_eq!(opt.learning_rate(), 0.02);
+}
+
+/// A hand-written loop's save and restore in one call: model, optimizer, scheduler and average
+/// together; another scheduler spec is refused and nothing changes.
+#[test]
+fn a_hand_written_loop_saves_and_restores_everything_in_one_call() {
+    use taper_optim::schedule::Scheduler;
+    use taper_optim::AveragedModel;
+    let steps = |task: &mut Mlp,
+                 opt: &mut Box<dyn taper_optim::Optimizer>,
+                 sched: &mut Scheduler,
+                 avg: &mut AveragedModel,
+                 n| {
+        for _ in 0..n {
+            let tape = Tape::new();
+            let loss = task.loss(&tape, &data()).unwrap();
+            opt.step(&loss.backward().unwrap()).unwrap();
+            sched.step(opt).unwrap();
+            avg.update().unwrap();
+        }
+    };
+    let fresh = || {
+        let (task, store) = model();
+        let mut opt = from_spec("adamw:lr=0.01", store.trainable()).unwrap();
+        let sched = Scheduler::new("onecycle:max_lr=0.02,total_steps=20", &mut opt).unwrap();
+        let avg = AveragedModel::new("ema:decay=0.9", store.trainable()).unwrap();
+        (task, store, opt, sched, avg)
+    };
+    let (mut task, store, mut opt, mut sched, mut avg) = fresh();
+    steps(&mut task, &mut opt, &mut sched, &mut avg, 12);
+    let straight = bits(&store);
+    let path = tmp("hand-loop");
+    let (mut task, store, mut opt, mut sched, mut avg) = fresh();
+    steps(&mut task, &mut opt, &mut sched, &mut avg, 5);
+    let at = Progress { step: 5, ..Progress::default() };
+    checkpoint::save_training(&path, &store, &opt, Some(&sched), Some(&avg), &at).unwrap();
+    let (mut task, store, mut opt, mut sched, mut avg) = fresh();
+    let back = checkpoint::load_training(&path, &store, &mut opt, Some(&mut sched), Some(&mut avg)).unwrap();
+    assert_eq!(back.step, 5);
+    steps(&mut task, &mut opt, &mut sched, &mut avg, 7);
+    assert_eq!(bits(&store), straight, "resumed by hand, bit for bit");
+    // Another scheduler spec: refused, and the model, optimizer and scheduler are untouched.
+    let (_, store, mut opt, _, _) = fresh();
+    let mut other = Scheduler::new("cosine:t_max=20", &mut opt).unwrap();
+    let before = (bits(&store), opt.learning_rate(), other.state());
+    let err =
+        checkpoint::load_training(&path, &store, &mut opt, Some(&mut other), None).unwrap_err().to_string();
+    assert!(err.contains("onecycle") && err.contains("cosine"), "{err}");
+    assert_eq!((bits(&store), opt.learning_rate(), other.state()), before);
 }

@@ -191,9 +191,9 @@ fn run(case: &Case, save: Option<&Path>, resume: Option<&Path>) -> Vec<(String, 
     let (mut task, store) = model(case.dtype);
     let mut opt = optimizer(case, &store);
     let mut cfg = TrainConfig::new(EPOCHS, Loader::new(32, true, false, 3).unwrap());
-    cfg.scheduler = case.scheduler.map(str::to_string);
+    cfg.scheduler = case.scheduler.map(|s| taper_optim::schedule::parse(s).unwrap());
     cfg.scheduler_every_step = case.every_step;
-    cfg.average = case.average.map(str::to_string);
+    cfg.average = case.average.map(|a| taper_optim::Averaging::parse(a).unwrap());
     cfg.progress_bar = false;
     cfg.save = save.map(Path::to_path_buf);
     cfg.max_steps = save.map(|_| case.stop);

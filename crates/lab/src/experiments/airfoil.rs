@@ -269,7 +269,7 @@ pub struct Outcome {
 
 /// Trains one run (`spec` in `form`) with d2l's settings: batch 10, shuffled, 2 epochs.
 pub fn run(data: &Dataset, spec: &str, form: Form, seed: u64, epochs: usize) -> Result<Outcome> {
-    run_with(data, spec, form, seed, epochs, |_| {})
+    run_with(data, spec, form, seed, epochs, |_| Ok(()))
 }
 
 /// [`run`] with a hook to adjust the training configuration (checkpoints, resume, clipping).
@@ -279,13 +279,13 @@ pub fn run_with(
     form: Form,
     seed: u64,
     epochs: usize,
-    configure: impl FnOnce(&mut TrainConfig),
+    configure: impl FnOnce(&mut TrainConfig) -> Result<()>,
 ) -> Result<Outcome> {
     let mut model = LinReg::new(form, seed, data)?;
     let mut opt = optim::from_spec(spec, model.store.trainable())?;
     let mut cfg = TrainConfig::new(epochs, Loader::new(BATCH, true, false, seed)?);
     cfg.record_every = RECORD_EVERY;
-    configure(&mut cfg);
+    configure(&mut cfg)?;
     let store = model.store.clone();
     let history = train(&mut model, &store, opt.as_mut(), data, &cfg)?;
     let final_loss = history.records.last().map_or(f64::NAN, |r| r.value);
@@ -372,7 +372,7 @@ pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
     for (section, label, spec, form) in runs {
         let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| {
             args.checkpoints.configure(cfg);
-            args.schedule.configure(cfg);
+            args.schedule.configure(cfg)
         })?;
         outcome.history.write_csv(&out.join(format!("airfoil_{}.csv", results.len())))?;
         results.push(RunResult { section, label, spec, outcome });

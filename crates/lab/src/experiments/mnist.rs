@@ -313,7 +313,7 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         let mut cfg = TrainConfig::new(args.epochs, Loader::new(args.batch_size, true, false, seed)?);
         cfg.record_every = RECORD_EVERY;
         cfg.clip_norm = args.clip_norm;
-        args.schedule.configure(&mut cfg);
+        args.schedule.configure(&mut cfg)?;
         args.checkpoints.configure(&mut cfg);
         cfg.progress_bar = !args.no_progress;
         cfg.extra.insert("model".into(), args.model.clone());

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 /// `torch.optim.lr_scheduler.ChainedScheduler`: every scheduler steps, in order, each
 /// multiplying in its own change (the recursive forms compose):
 /// `chained:schedulers=[constant(factor=0.5,total_iters=3),exponential(gamma=0.95)]`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Chained {
     schedulers: Vec<Box<dyn LrScheduler>>,
 }
@@ -27,6 +27,9 @@ impl Chained {
 }
 
 impl LrScheduler for Chained {
+    fn boxed_clone(&self) -> Box<dyn LrScheduler> {
+        Box::new(self.clone())
+    }
     fn spec(&self) -> String {
         format!("{}:schedulers={}", Self::NAME, children_spec(&self.schedulers))
     }

@@ -167,6 +167,16 @@ pub trait LrScheduler: fmt::Debug + Send {
     fn state(&self) -> SchedulerState;
     /// Restores a saved state; checks everything before changing anything.
     fn load_state(&mut self, state: &SchedulerState) -> Result<()>;
+    /// A copy in its current state (for a training configuration used more than once).
+    fn boxed_clone(&self) -> Box<dyn LrScheduler>;
+}
+
+/// Schedulers (closures included) copy, so a [`crate::Optimizer`]'s training configuration that
+/// holds one can be used for several runs.
+impl Clone for Box<dyn LrScheduler> {
+    fn clone(&self) -> Self {
+        self.boxed_clone()
+    }
 }
 
 /// A scheduler driven by an epoch counter: PyTorch's `get_lr` of one `LRScheduler` subclass.
@@ -242,6 +252,9 @@ impl<F: Form> Epochal<F> {
 }
 
 impl<F: Form> LrScheduler for Epochal<F> {
+    fn boxed_clone(&self) -> Box<dyn LrScheduler> {
+        Box::new(self.clone())
+    }
     fn spec(&self) -> String {
         spec_string(F::NAME, &self.form.to_options())
     }

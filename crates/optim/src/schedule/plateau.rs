@@ -72,6 +72,9 @@ impl ReduceLrOnPlateau {
 }
 
 impl LrScheduler for ReduceLrOnPlateau {
+    fn boxed_clone(&self) -> Box<dyn LrScheduler> {
+        Box::new(self.clone())
+    }
     fn spec(&self) -> String {
         let o = [
             ("mode", self.mode.clone()),

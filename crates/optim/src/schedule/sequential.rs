@@ -10,7 +10,7 @@ use crate::{Error, Result};
 /// back to their `initial_lr`, and takes the first scheduler's initial step again.
 ///
 /// `sequential:schedulers=[linear(start_factor=0.1,total_iters=5),cosine(t_max=95)],milestones=[5]`
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sequential {
     schedulers: Vec<Box<dyn LrScheduler>>,
     milestones: Vec<u64>,
@@ -118,6 +118,9 @@ impl Sequential {
 }
 
 impl LrScheduler for Sequential {
+    fn boxed_clone(&self) -> Box<dyn LrScheduler> {
+        Box::new(self.clone())
+    }
     fn spec(&self) -> String {
         let m: Vec<String> = self.milestones.iter().map(u64::to_string).collect();
         format!("{}:schedulers={},milestones=[{}]", Self::NAME, children_spec(&self.schedulers), m.join(","))
