@@ -9,7 +9,7 @@ use taper_autograd::{Grads, Param};
 
 use crate::rule::{check_float, check_unique_params, valid_lr};
 use crate::spec::{non_negative, OptimSpec, Options, Value};
-use crate::{Error, KernelPath, NonFinite, OptimState, Optimizer, Result, StepOutcome};
+use crate::{Error, OptimState, Optimizer, Result, StepOutcome};
 
 /// What a closure returns: the loss at the current parameters and its gradients.
 pub type Evaluation = (f64, Grads);
@@ -506,12 +506,6 @@ fn strong_wolfe(
 }
 
 impl Optimizer for Lbfgs {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-    fn spec(&self) -> OptimSpec {
-        self.opts.to_spec()
-    }
     fn group_spec(&self, group: usize) -> Option<OptimSpec> {
         (group == 0).then(|| self.opts.to_spec())
     }
@@ -543,35 +537,33 @@ impl Optimizer for Lbfgs {
             }
         }
     }
-    fn learning_rate(&self) -> f64 {
-        self.opts.lr
+    fn group_option(&self, group: usize, key: &str) -> Option<f64> {
+        match (group, key) {
+            (0, "lr") => Some(self.opts.lr),
+            _ => None,
+        }
     }
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        valid_lr(Self::NAME, lr)?;
-        self.opts.lr = lr;
-        Ok(())
-    }
-    fn num_groups(&self) -> usize {
-        1
-    }
-    fn group_learning_rate(&self, group: usize) -> Option<f64> {
-        (group == 0).then_some(self.opts.lr)
-    }
-    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
+    fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
         if group != 0 {
             return Err(Error::InvalidArgument(format!("lbfgs has one parameter group, not {}", group + 1)));
         }
-        self.set_learning_rate(lr)
+        if key != "lr" {
+            return Err(Error::InvalidArgument(format!("`lbfgs` cannot set option `{key}`")));
+        }
+        valid_lr(Self::NAME, value)?;
+        self.opts.lr = value;
+        Ok(())
     }
     fn add_param_group(&mut self, _params: Vec<Param>, _options: &str) -> Result<()> {
         Err(Error::InvalidArgument("lbfgs takes one parameter group (as PyTorch's)".into()))
     }
-    fn step_count(&self, param: &Param) -> Option<u64> {
-        let st = self.state.as_ref()?;
-        self.params.iter().any(|p| p.id() == param.id()).then_some(st.n_iter)
-    }
-    fn buffer(&self, _param: &Param, _name: &str) -> Result<Option<Tensor>> {
-        Ok(None)
+    /// Only `step`: the iterations taken (L-BFGS keeps one flat state for all parameters).
+    fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>> {
+        let Some(st) = &self.state else { return Ok(None) };
+        if name != "step" || !self.params.iter().any(|p| p.id() == param.id()) {
+            return Ok(None);
+        }
+        Ok(Some(Tensor::new(st.n_iter as f64, &Device::Cpu)?))
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -678,9 +670,9 @@ impl Optimizer for Lbfgs {
         self.state = state;
         Ok(())
     }
-    fn reset_state(&mut self) {
-        self.state = None;
+    /// L-BFGS has one path (host vectors), always checks its gradients and has one point for
+    /// training and evaluation: every setting is accepted and changes nothing.
+    fn configure(&mut self, _setting: crate::Setting) -> Result<()> {
+        Ok(())
     }
-    fn set_kernel_path(&mut self, _path: KernelPath) {}
-    fn set_non_finite(&mut self, _policy: NonFinite) {}
 }

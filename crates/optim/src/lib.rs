@@ -157,14 +157,30 @@ pub struct OptimState {
     pub tensors: Vec<(String, Tensor)>,
 }
 
-/// The interface every optimizer offers.
+/// How an optimizer runs, set with [`Optimizer::configure`] (or the helpers
+/// `set_kernel_path`, `set_non_finite` and `set_train_mode` on `dyn Optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Which implementation of the update runs.
+    Path(KernelPath),
+    /// What a non-finite gradient does.
+    NonFinite(NonFinite),
+    /// Training (`true`, the default) or evaluation mode: Schedule-Free moves its parameters to
+    /// the averaged point `x` for evaluation and back to `y` for training (`optimizer.eval()` /
+    /// `optimizer.train()` in the reference); a step in evaluation mode is an error. Every other
+    /// optimizer has one point for both and ignores it. Training loops switch to evaluation
+    /// before evaluating or saving and back before stepping.
+    Train(bool),
+}
+
+/// The interface every optimizer offers: twelve methods. The conveniences built on them
+/// (`name`, `spec`, `learning_rate`, `set_learning_rate`, the group forms of those,
+/// `num_groups`, `step_count`, `train_mode`, `set_train_mode`, `set_kernel_path`,
+/// `set_non_finite`, `reset_state`) are methods of `dyn Optimizer`, so they work on `&mut dyn
+/// Optimizer` and `Box<dyn Optimizer>` alike.
 pub trait Optimizer {
-    /// The registry name (`rmsprop`).
-    fn name(&self) -> &'static str;
-    /// The canonical spec of the first parameter group: every option spelled out, so that
-    /// spec → optimizer → spec round-trips.
-    fn spec(&self) -> OptimSpec;
-    /// The canonical spec of one group (`None` past the last group).
+    /// The canonical spec of one group (`None` past the last group): every option spelled out,
+    /// so that spec → optimizer → spec round-trips.
     fn group_spec(&self, group: usize) -> Option<OptimSpec>;
     /// Every parameter, in group order.
     fn params(&self) -> Vec<Param>;
@@ -183,76 +199,109 @@ pub trait Optimizer {
     /// fail is computed before any is stored, so an error leaves all parameters and all state
     /// unchanged.
     fn step(&mut self, grads: &Grads) -> Result<StepOutcome>;
-    /// The first group's learning rate.
-    fn learning_rate(&self) -> f64;
-    /// Sets every group's learning rate (schedulers use this).
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
-    /// The number of parameter groups.
-    fn num_groups(&self) -> usize;
-    /// A group's learning rate.
-    fn group_learning_rate(&self, group: usize) -> Option<f64>;
-    /// Sets one group's learning rate.
-    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()>;
-    /// A numeric hyperparameter of one group, by its spec name (`momentum`, `beta1`); `None`
-    /// if the group or the option does not exist.
-    fn group_option(&self, group: usize, key: &str) -> Option<f64> {
-        let spec = self.group_spec(group)?;
-        spec.options.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok())
-    }
-    /// Sets a numeric hyperparameter of one group (schedulers cycle `momentum` or `beta1` with
-    /// it), checked as the spec checks it; an error changes nothing. Optimizers that are not an
-    /// [`Engine`] have no settable options unless they say so.
-    fn set_group_option(&mut self, group: usize, key: &str, _value: f64) -> Result<()> {
-        Err(Error::InvalidArgument(format!("`{}` cannot set option `{key}` of group {group}", self.name())))
-    }
+    /// A numeric hyperparameter of one group by its spec name or an alias (`lr`, `momentum`,
+    /// `beta1`; `train_mode`, 1 or 0, for an optimizer with a train/eval switch); `None` if the
+    /// group or the option does not exist.
+    fn group_option(&self, group: usize, key: &str) -> Option<f64>;
+    /// Sets a numeric hyperparameter of one group (`lr`: what schedulers set; `momentum` or
+    /// `beta1`: what they cycle), checked as the spec checks it; an error changes nothing.
+    fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()>;
     /// Adds a parameter group whose options (`"lr=0.1,momentum=0.9"`) override the first
     /// group's.
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()>;
-    /// The number of steps `param` has taken (`None` before its first).
-    fn step_count(&self, param: &Param) -> Option<u64>;
     /// A copy of one of `param`'s state buffers, by its name (`square_avg`), or of one of its
-    /// scalar states as a 0-d tensor (ASGD's `eta`); `None` if the optimizer keeps no such
-    /// state for it (yet).
+    /// scalar states (ASGD's `eta`, the step count `step`) as a 0-d tensor; `None` if the
+    /// optimizer keeps no such state for it (yet).
     fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>>;
-    /// The optimizer as [`Any`](std::any::Any), for typed access to its hyperparameters:
-    /// `opt.as_any().downcast_ref::<Engine<RmsProp>>().map(|e| e.rule().alpha)`.
-    fn as_any(&self) -> &dyn std::any::Any;
     /// The whole state (step counts, every buffer, learning rates, group specs), copied.
     fn export_state(&self) -> Result<OptimState>;
     /// Restores a state exported by the same optimizer over parameters of the same names and
     /// shapes, with the same number of groups, whose hyperparameters it restores; anything
-    /// that does not fit is an error naming it, and nothing changes then.
+    /// that does not fit is an error naming it, and nothing changes then. A state with no
+    /// per-parameter entries forgets every buffer and step count.
     fn import_state(&mut self, state: &OptimState) -> Result<()>;
-    /// Whether the optimizer is in training mode (the default). Only optimizers whose parameters
-    /// hold a different point for evaluation (Schedule-Free) ever leave it.
-    fn train_mode(&self) -> bool {
-        true
+    /// Changes how the optimizer runs ([`Setting`]); an error (a failed switch of mode) changes
+    /// nothing.
+    fn configure(&mut self, setting: Setting) -> Result<()>;
+    /// The optimizer as [`Any`](std::any::Any), for typed access to its hyperparameters:
+    /// `opt.as_any().downcast_ref::<Engine<RmsProp>>().map(|e| e.rule().alpha)`.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl dyn Optimizer + '_ {
+    /// The registry name (`rmsprop`).
+    pub fn name(&self) -> String {
+        self.group_spec(0).map(|s| s.name).unwrap_or_default()
     }
-    /// Switches between training (`true`) and evaluation mode: Schedule-Free moves its
-    /// parameters to the averaged point `x` for evaluation and back to `y` for training
-    /// (`optimizer.eval()` / `optimizer.train()` in the reference); a step in evaluation mode is
-    /// an error. A no-op for every other optimizer. Training loops switch to evaluation before
-    /// evaluating or saving and back before stepping.
-    fn set_train_mode(&mut self, _train: bool) -> Result<()> {
+    /// The canonical spec of the first parameter group.
+    pub fn spec(&self) -> OptimSpec {
+        self.group_spec(0).unwrap_or_else(|| OptimSpec { name: String::new(), options: Vec::new() })
+    }
+    /// The number of parameter groups.
+    pub fn num_groups(&self) -> usize {
+        (0..).take_while(|g| self.group_spec(*g).is_some()).count()
+    }
+    /// The first group's learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.group_option(0, "lr").unwrap_or(f64::NAN)
+    }
+    /// Sets every group's learning rate (all checked first: an error changes nothing).
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::InvalidArgument(format!("learning rate {lr}: must be finite and >= 0")));
+        }
+        for g in 0..self.num_groups() {
+            self.set_group_option(g, "lr", lr)?;
+        }
         Ok(())
     }
-    /// Forgets all state (buffers and step counts), as if no step had been taken.
-    fn reset_state(&mut self);
+    /// A group's learning rate.
+    pub fn group_learning_rate(&self, group: usize) -> Option<f64> {
+        self.group_option(group, "lr")
+    }
+    /// Sets one group's learning rate.
+    pub fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
+        self.set_group_option(group, "lr", lr)
+    }
+    /// The number of steps `param` has taken (`None` before its first).
+    pub fn step_count(&self, param: &Param) -> Option<u64> {
+        let t = self.buffer(param, "step").ok().flatten()?;
+        let n = t.to_dtype(candle_core::DType::F64).ok()?.to_scalar::<f64>().ok()?;
+        Some(n as u64)
+    }
+    /// Whether the optimizer is in training mode (the default; see [`Setting::Train`]).
+    pub fn train_mode(&self) -> bool {
+        self.group_option(0, "train_mode") != Some(0.0)
+    }
+    /// Switches between training (`true`) and evaluation mode ([`Setting::Train`]).
+    pub fn set_train_mode(&mut self, train: bool) -> Result<()> {
+        self.configure(Setting::Train(train))
+    }
     /// Chooses the fused or composed implementation.
-    fn set_kernel_path(&mut self, path: KernelPath);
+    pub fn set_kernel_path(&mut self, path: KernelPath) {
+        // Choosing a path cannot fail.
+        let _ = self.configure(Setting::Path(path));
+    }
     /// Chooses what a non-finite gradient does.
-    fn set_non_finite(&mut self, policy: NonFinite);
+    pub fn set_non_finite(&mut self, policy: NonFinite) {
+        // Choosing a policy cannot fail.
+        let _ = self.configure(Setting::NonFinite(policy));
+    }
+    /// Forgets all state (buffers and step counts), as if no step had been taken; the groups and
+    /// their hyperparameters (learning rates included) stay.
+    pub fn reset_state(&mut self) -> Result<()> {
+        let groups: Vec<String> =
+            (0..self.num_groups()).filter_map(|g| self.group_spec(g)).map(|s| s.to_string()).collect();
+        let scalars = (0..groups.len())
+            .filter_map(|g| self.group_option(g, "lr").map(|lr| (format!("group.{g}.lr"), lr)))
+            .collect();
+        self.import_state(&OptimState { groups, scalars, tensors: Vec::new() })
+    }
 }
 
 /// A boxed optimizer (what [`from_spec`] returns) is an optimizer: it can be passed wherever one
 /// is taken (`Scheduler::new(spec, &mut opt)`, `train(.., &mut opt, ..)`), with no `as_mut()`.
 impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn spec(&self) -> OptimSpec {
-        (**self).spec()
-    }
     fn group_spec(&self, group: usize) -> Option<OptimSpec> {
         (**self).group_spec(group)
     }
@@ -268,21 +317,6 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     fn step(&mut self, grads: &Grads) -> Result<StepOutcome> {
         (**self).step(grads)
     }
-    fn learning_rate(&self) -> f64 {
-        (**self).learning_rate()
-    }
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        (**self).set_learning_rate(lr)
-    }
-    fn num_groups(&self) -> usize {
-        (**self).num_groups()
-    }
-    fn group_learning_rate(&self, group: usize) -> Option<f64> {
-        (**self).group_learning_rate(group)
-    }
-    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
-        (**self).set_group_learning_rate(group, lr)
-    }
     fn group_option(&self, group: usize, key: &str) -> Option<f64> {
         (**self).group_option(group, key)
     }
@@ -292,14 +326,8 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     fn add_param_group(&mut self, params: Vec<Param>, options: &str) -> Result<()> {
         (**self).add_param_group(params, options)
     }
-    fn step_count(&self, param: &Param) -> Option<u64> {
-        (**self).step_count(param)
-    }
     fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>> {
         (**self).buffer(param, name)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        (**self).as_any()
     }
     fn export_state(&self) -> Result<OptimState> {
         (**self).export_state()
@@ -307,19 +335,10 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     fn import_state(&mut self, state: &OptimState) -> Result<()> {
         (**self).import_state(state)
     }
-    fn train_mode(&self) -> bool {
-        (**self).train_mode()
+    fn configure(&mut self, setting: Setting) -> Result<()> {
+        (**self).configure(setting)
     }
-    fn set_train_mode(&mut self, train: bool) -> Result<()> {
-        (**self).set_train_mode(train)
-    }
-    fn reset_state(&mut self) {
-        (**self).reset_state()
-    }
-    fn set_kernel_path(&mut self, path: KernelPath) {
-        (**self).set_kernel_path(path)
-    }
-    fn set_non_finite(&mut self, policy: NonFinite) {
-        (**self).set_non_finite(policy)
+    fn as_any(&self) -> &dyn std::any::Any {
+        (**self).as_any()
     }
 }

@@ -700,15 +700,39 @@ pub(crate) fn valid_lr(optimizer: &'static str, lr: f64) -> Result<()> {
     }
 }
 
+impl<R: Rule + Steps<Tensor>> Engine<R> {
+    /// Switches between training and evaluation mode ([`crate::Setting::Train`]): moves every
+    /// parameter of a rule with a switch to `lerp(p, buffer, w)`, all or nothing.
+    fn switch_mode(&mut self, train: bool) -> Result<()> {
+        // Rules with one point for training and evaluation never leave training mode.
+        if train == self.train || self.groups.iter().all(|g| g.rule.switch(train).is_none()) {
+            return Ok(());
+        }
+        // Every new value first, then all of them set: a failure moves nothing.
+        let mut moves = Vec::new();
+        for group in &self.groups {
+            let Some((buffer, w)) = group.rule.switch(train) else { continue };
+            for p in &group.params {
+                let Some(st) = self.state.get(&p.id()) else { continue };
+                let value = p.value();
+                let specs = group.rule.buffers(value.dims())?;
+                let Some(i) = specs.iter().position(|b| b.name == buffer) else { continue };
+                let target = match &st.buffers {
+                    Buffers::Tensors(ts) => ts[i].clone(),
+                    host => host_tensors(host, &specs, value.dims(), value.device())?.swap_remove(i),
+                };
+                moves.push((p.clone(), crate::elem::lerp(&value, &target, w)?));
+            }
+        }
+        for (p, v) in moves {
+            p.set(v)?;
+        }
+        self.train = train;
+        Ok(())
+    }
+}
+
 impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
-    fn name(&self) -> &'static str {
-        R::NAME
-    }
-
-    fn spec(&self) -> OptimSpec {
-        self.groups[0].rule.to_spec()
-    }
-
     fn group_spec(&self, group: usize) -> Option<OptimSpec> {
         self.groups.get(group).map(|g| g.rule.to_spec())
     }
@@ -739,69 +763,21 @@ impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
         Ok(StepOutcome::Applied)
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.groups[0].rule.lr()
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        valid_lr(R::NAME, lr)?;
-        for g in &mut self.groups {
-            g.rule.set_lr(lr);
-        }
-        Ok(())
-    }
-
-    fn num_groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn group_learning_rate(&self, group: usize) -> Option<f64> {
-        self.groups.get(group).map(|g| g.rule.lr())
-    }
-
-    fn set_group_learning_rate(&mut self, group: usize, lr: f64) -> Result<()> {
-        valid_lr(R::NAME, lr)?;
-        group_mut(&mut self.groups, group)?.rule.set_lr(lr);
-        Ok(())
-    }
-
-    fn train_mode(&self) -> bool {
-        self.train
-    }
-
-    fn set_train_mode(&mut self, train: bool) -> Result<()> {
-        // Rules with one point for training and evaluation never leave training mode.
-        if train == self.train || self.groups.iter().all(|g| g.rule.switch(train).is_none()) {
-            return Ok(());
-        }
-        // Every new value first, then all of them set: a failure moves nothing.
-        let mut moves = Vec::new();
-        for group in &self.groups {
-            let Some((buffer, w)) = group.rule.switch(train) else { continue };
-            for p in &group.params {
-                let Some(st) = self.state.get(&p.id()) else { continue };
-                let value = p.value();
-                let specs = group.rule.buffers(value.dims())?;
-                let Some(i) = specs.iter().position(|b| b.name == buffer) else { continue };
-                let target = match &st.buffers {
-                    Buffers::Tensors(ts) => ts[i].clone(),
-                    host => host_tensors(host, &specs, value.dims(), value.device())?.swap_remove(i),
-                };
-                moves.push((p.clone(), crate::elem::lerp(&value, &target, w)?));
-            }
-        }
-        for (p, v) in moves {
-            p.set(v)?;
-        }
-        self.train = train;
-        Ok(())
-    }
-
     fn group_option(&self, group: usize, key: &str) -> Option<f64> {
-        self.groups.get(group).and_then(|g| g.rule.get(key))
+        let g = self.groups.get(group)?;
+        match key {
+            "lr" => Some(g.rule.lr()),
+            "train_mode" if g.rule.switch(true).is_some() => Some(if self.train { 1.0 } else { 0.0 }),
+            _ => g.rule.get(key),
+        }
     }
 
     fn set_group_option(&mut self, group: usize, key: &str, value: f64) -> Result<()> {
+        if key == "lr" {
+            valid_lr(R::NAME, value)?;
+            group_mut(&mut self.groups, group)?.rule.set_lr(value);
+            return Ok(());
+        }
         let g = group_mut(&mut self.groups, group)?;
         let mut rule = g.rule.clone();
         rule.set(key, value)?;
@@ -821,16 +797,15 @@ impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
         Ok(())
     }
 
-    fn step_count(&self, param: &Param) -> Option<u64> {
-        self.state.get(&param.id()).map(|st| st.step)
-    }
-
     fn buffer(&self, param: &Param, name: &str) -> Result<Option<Tensor>> {
         let Some(group) = self.groups.iter().find(|g| g.params.iter().any(|p| p.id() == param.id())) else {
             return Ok(None);
         };
         let Some(st) = self.state.get(&param.id()) else { return Ok(None) };
         let value = param.value();
+        if name == "step" {
+            return Ok(Some(Tensor::new(st.step as f64, value.device())?));
+        }
         if let Some(i) = group.rule.scalars().iter().position(|b| *b == name) {
             let x = st.scalars.get(i).copied().unwrap_or_default();
             return Ok(Some(Tensor::new(x, value.device())?.to_dtype(value.dtype())?));
@@ -984,17 +959,13 @@ impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
         Ok(())
     }
 
-    fn reset_state(&mut self) {
-        self.state.clear();
-        self.train = true;
-    }
-
-    fn set_kernel_path(&mut self, path: KernelPath) {
-        self.path = path;
-    }
-
-    fn set_non_finite(&mut self, policy: NonFinite) {
-        self.non_finite = policy;
+    fn configure(&mut self, setting: crate::Setting) -> Result<()> {
+        match setting {
+            crate::Setting::Path(path) => self.path = path,
+            crate::Setting::NonFinite(policy) => self.non_finite = policy,
+            crate::Setting::Train(train) => self.switch_mode(train)?,
+        }
+        Ok(())
     }
 }
 
@@ -1035,7 +1006,7 @@ mod tests {
     fn a_failure_midway_through_the_composed_updates_changes_nothing() {
         let (store, grads) = setup();
         let mut opt = Engine::new(Adam::default(), store.trainable()).unwrap();
-        opt.set_kernel_path(KernelPath::Composed);
+        (&mut opt as &mut dyn Optimizer).set_kernel_path(KernelPath::Composed);
         opt.step(&grads).unwrap();
         let before = snapshot(&opt, &store);
         // The update of `a` succeeds, that of `b` fails: `a` must not have moved.
@@ -1045,7 +1016,7 @@ mod tests {
         // And the next step is the step that would have been taken.
         opt.fail_after_composed = None;
         opt.step(&grads).unwrap();
-        assert_eq!(opt.step_count(&store.params()[1]), Some(2));
+        assert_eq!((&opt as &dyn Optimizer).step_count(&store.params()[1]), Some(2));
     }
 
     #[test]
@@ -1057,7 +1028,7 @@ mod tests {
         opt.add_param_group(vec![ps[1].clone(), ps[2].clone()], "momentum=0.9").unwrap();
         opt.step(&grads).unwrap();
         let before = snapshot(&opt, &store);
-        opt.set_kernel_path(KernelPath::Composed);
+        (&mut opt as &mut dyn Optimizer).set_kernel_path(KernelPath::Composed);
         opt.fail_after_composed = Some(2);
         assert!(opt.step(&grads).is_err());
         assert_eq!(snapshot(&opt, &store), before);

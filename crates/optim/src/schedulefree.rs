@@ -79,7 +79,7 @@ fn replayed<R: Rule<Coeffs = ScheduleFreeCoeffs>>(rule: &R, step: u64) -> Schedu
 /// ```
 ///
 /// `z` starts as the parameter. For evaluation the parameter moves to `x = lerp(y, z, 1 - 1/β1)`
-/// and back to `y = lerp(x, z, 1 - β1)` for training (`Optimizer::set_train_mode`); the training
+/// and back to `y = lerp(x, z, 1 - β1)` for training (`set_train_mode` on `dyn Optimizer`, `Setting::Train`); the training
 /// loop and checkpoints do this.
 #[derive(Debug, Clone, PartialEq, Hyper)]
 #[hyper(name = "schedulefree_adamw", decay = "added")]

@@ -177,7 +177,7 @@ fn reset_state_starts_over() {
     let mut oa = from_spec("adam:lr=0.01", a.params().to_vec()).unwrap();
     let mut ob = from_spec("adam:lr=0.01", b.params().to_vec()).unwrap();
     train(oa.as_mut(), &a, 5);
-    oa.reset_state();
+    oa.reset_state().unwrap();
     assert!(oa.export_state().unwrap().tensors.is_empty());
     // After a reset, a step is a first step again: the same update as a fresh optimizer's
     // first step from the same point.

@@ -361,7 +361,7 @@ fn train_step(
 /// Trains `params` with `opt` on `data` as `cfg` says, calling `task` for the loss. A run resumed
 /// from a checkpoint (`cfg.resume`) continues exactly where the saved run was: same parameters,
 /// optimizer state, data order and curve, so its [`History::records`] are the uninterrupted run's.
-/// The optimizer is left in evaluation mode (`Optimizer::set_train_mode(false)`: for Schedule-Free,
+/// The optimizer is left in evaluation mode (`set_train_mode(false)`: for Schedule-Free,
 /// the parameters hold the averaged point to evaluate).
 pub fn train(
     task: &mut dyn Task,
