@@ -26,11 +26,11 @@ fn data() -> (Tensor, Tensor) {
 fn bench(c: &mut Criterion) {
     taper::tensor::init_cpu();
     let (x, labels) = data();
-    let mut b = Builder::new(1, DType::F32, &Device::Cpu);
+    let b = Builder::new(1, DType::F32, &Device::Cpu);
     let model = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 784, 256).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 784, 256).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 256, 10).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 256, 10).unwrap());
     let store = b.into_store();
     let xv = Var::constant(x.clone());
     let mut opt = from_spec(&format!("sgd:lr={LR}"), store.trainable()).unwrap();

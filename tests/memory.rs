@@ -18,11 +18,11 @@ fn mlp_training_does_not_leak() {
         eprintln!("skipped: no /proc/self/status");
         return;
     };
-    let mut b = Builder::new(0, DType::F32, &Device::Cpu);
+    let b = Builder::new(0, DType::F32, &Device::Cpu);
     let model = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 784, 256).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 784, 256).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 256, 10).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 256, 10).unwrap());
     let params = b.into_store();
     let mut opt = optim::from_spec("adam:lr=0.001", params.trainable()).unwrap();
     let x = Var::constant(SeededRng::new(1).uniform((64, 784), 0.0, 1.0, DType::F32, &Device::Cpu).unwrap());

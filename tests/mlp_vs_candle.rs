@@ -17,11 +17,11 @@ fn problem() -> (Tensor, Tensor) {
 }
 
 fn train_ours(x: &Tensor, y: &Tensor) -> (Vec<f64>, Vec<Tensor>) {
-    let mut b = Builder::new(7, DType::F32, &Device::Cpu);
+    let b = Builder::new(7, DType::F32, &Device::Cpu);
     let model = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 10, 32).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 10, 32).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 32, 1).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 32, 1).unwrap());
     let store = b.into_store();
     let init: Vec<Tensor> = store.params().iter().map(|p| p.value().copy().unwrap()).collect();
     let (x, y) = (Var::constant(x.clone()), Var::constant(y.clone()));

@@ -1,7 +1,9 @@
 //! An optimizer written outside Taper, as a researcher would in their own crate: **Signum**
 //! (Bernstein et al., 2018, "signSGD: Compressed Optimisation for Non-Convex Problems"), sign
-//! descent on a momentum of the gradient. One `Rule` (hyperparameters, state, the update written
-//! once over `Elem`) and one call to [`register`]; from then on `"signum:lr=0.001,beta=0.9"` works
+//! descent on a momentum of the gradient: every coordinate moves by exactly the learning rate (or
+//! not at all where the momentum is 0), whatever the gradient's scale. Thirty lines: hyperparameters
+//! declared once (`#[derive(Hyper)]`), the state (`Rule`), the update written once over `Elem`
+//! (`Steps`); and one call to [`register`]; from then on `"signum:lr=0.001,beta=0.9"` works
 //! wherever Taper takes a spec (examples, the training loop, checkpoints and their resume), on the
 //! fused CPU kernel and the composed any-device path alike.
 //!
@@ -20,16 +22,7 @@ use std::sync::OnceLock;
 
 use taper_optim::{Buffer, Elem, Fuse, Hyper, Result, Rule, Steps};
 
-/// Signum: sign descent on an exponential moving average of the gradient, with decoupled weight
-/// decay (the engine's `p ← p·(1 - η·λ)`):
-///
-/// ```text
-/// m ← β·m + (1 - β)·g
-/// p ← p - η·sign(m)
-/// ```
-///
-/// Every coordinate moves by exactly `η` (or not at all where `m = 0`), whatever the gradient's
-/// scale.
+/// Signum: `m ← β·m + (1 - β)·g`, `p ← p - η·sign(m)`; the engine decays `p ← p·(1 - η·λ)`.
 #[derive(Debug, Clone, PartialEq, Hyper)]
 #[hyper(name = "signum", decay = "decoupled")]
 pub struct Signum {

@@ -29,11 +29,11 @@ fn data() -> Dataset {
 /// Trains a fresh model to `epochs` with Signum, optionally saving or resuming.
 fn run(epochs: usize, path: KernelPath, save: Option<&Path>, resume: Option<&Path>) -> (ParamStore, History) {
     taper_extend_example::register().unwrap();
-    let mut b = Builder::new(7, DType::F32, &Device::Cpu);
+    let b = Builder::new(7, DType::F32, &Device::Cpu);
     let net = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 4, 16).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 4, 16).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 16, 3).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 16, 3).unwrap());
     let store = b.into_store();
     let mut opt = from_spec("signum:lr=0.01,beta=0.9,weight_decay=0.01", store.trainable()).unwrap();
     opt.set_kernel_path(path);

@@ -42,30 +42,27 @@ impl BatchNorm {
     /// `nn.BatchNorm1d(channels, eps, momentum, affine)`: inputs `[N, C]` or `[N, C, L]`.
     pub fn new_1d(
         b: &mut Builder,
-        name: &str,
         channels: usize,
         eps: f64,
         momentum: Option<f64>,
         affine: bool,
     ) -> Result<Self> {
-        Self::new(b, name, channels, eps, momentum, affine, &[2, 3])
+        Self::new(b, channels, eps, momentum, affine, &[2, 3])
     }
 
     /// `nn.BatchNorm2d(channels, eps, momentum, affine)`: inputs `[N, C, H, W]`.
     pub fn new_2d(
         b: &mut Builder,
-        name: &str,
         channels: usize,
         eps: f64,
         momentum: Option<f64>,
         affine: bool,
     ) -> Result<Self> {
-        Self::new(b, name, channels, eps, momentum, affine, &[4])
+        Self::new(b, channels, eps, momentum, affine, &[4])
     }
 
     fn new(
         b: &mut Builder,
-        name: &str,
         channels: usize,
         eps: f64,
         momentum: Option<f64>,
@@ -88,18 +85,13 @@ impl BatchNorm {
         }
         let (weight, bias) = if affine {
             let ones = Tensor::ones(channels, b.dtype(), b.device())?;
-            (
-                Some(b.param(&format!("{name}.weight"), ones)?),
-                Some(b.zeros(&format!("{name}.bias"), &[channels])?),
-            )
+            (Some(b.param("weight", ones)?), Some(b.zeros("bias", &[channels])?))
         } else {
             (None, None)
         };
-        let running_mean = b.zeros(&format!("{name}.running_mean"), &[channels])?;
-        let running_var =
-            b.param(&format!("{name}.running_var"), Tensor::ones(channels, b.dtype(), b.device())?)?;
-        let num_batches_tracked =
-            b.param(&format!("{name}.num_batches_tracked"), Tensor::new(0i64, b.device())?)?;
+        let running_mean = b.zeros("running_mean", &[channels])?;
+        let running_var = b.param("running_var", Tensor::ones(channels, b.dtype(), b.device())?)?;
+        let num_batches_tracked = b.param("num_batches_tracked", Tensor::new(0i64, b.device())?)?;
         for p in [&running_mean, &running_var, &num_batches_tracked] {
             p.set_requires_grad(false);
         }

@@ -44,16 +44,9 @@ impl GptConfig {
 }
 
 /// A linear layer with nanoGPT's initialization: weight `N(0, std²)`, bias 0.
-fn linear(
-    b: &mut Builder,
-    name: &str,
-    fan_in: usize,
-    fan_out: usize,
-    std: f64,
-    bias: bool,
-) -> Result<Linear> {
-    let weight = b.normal(&format!("{name}.weight"), &[fan_out, fan_in], 0.0, std)?;
-    let bias = if bias { Some(b.zeros(&format!("{name}.bias"), &[fan_out])?) } else { None };
+fn linear(b: &mut Builder, fan_in: usize, fan_out: usize, std: f64, bias: bool) -> Result<Linear> {
+    let weight = b.normal("weight", &[fan_out, fan_in], 0.0, std)?;
+    let bias = if bias { Some(b.zeros("bias", &[fan_out])?) } else { None };
     Ok(Linear::from_params(weight, bias))
 }
 
@@ -68,11 +61,11 @@ pub struct CausalSelfAttention {
 }
 
 impl CausalSelfAttention {
-    fn new(b: &mut Builder, name: &str, c: &GptConfig, seed: u64) -> Result<Self> {
+    fn new(b: &mut Builder, c: &GptConfig, seed: u64) -> Result<Self> {
         let proj_std = 0.02 / (2.0 * c.n_layer as f64).sqrt();
         Ok(Self {
-            c_attn: linear(b, &format!("{name}.c_attn"), c.n_embd, 3 * c.n_embd, 0.02, c.bias)?,
-            c_proj: linear(b, &format!("{name}.c_proj"), c.n_embd, c.n_embd, proj_std, c.bias)?,
+            c_attn: linear(&mut b.pp("c_attn"), c.n_embd, 3 * c.n_embd, 0.02, c.bias)?,
+            c_proj: linear(&mut b.pp("c_proj"), c.n_embd, c.n_embd, proj_std, c.bias)?,
             n_head: c.n_head,
             attn_dropout: Dropout::new(c.dropout, seed)?,
             resid_dropout: Dropout::new(c.dropout, seed.wrapping_add(1))?,
@@ -117,14 +110,14 @@ pub struct Block {
 }
 
 impl Block {
-    fn new(b: &mut Builder, name: &str, c: &GptConfig, seed: u64) -> Result<Self> {
+    fn new(b: &mut Builder, c: &GptConfig, seed: u64) -> Result<Self> {
         let proj_std = 0.02 / (2.0 * c.n_layer as f64).sqrt();
         Ok(Self {
-            ln_1: LayerNorm::new(b, &format!("{name}.ln_1"), c.n_embd, c.bias)?,
-            attn: CausalSelfAttention::new(b, &format!("{name}.attn"), c, seed)?,
-            ln_2: LayerNorm::new(b, &format!("{name}.ln_2"), c.n_embd, c.bias)?,
-            c_fc: linear(b, &format!("{name}.mlp.c_fc"), c.n_embd, 4 * c.n_embd, 0.02, c.bias)?,
-            c_proj: linear(b, &format!("{name}.mlp.c_proj"), 4 * c.n_embd, c.n_embd, proj_std, c.bias)?,
+            ln_1: LayerNorm::new(&mut b.pp("ln_1"), c.n_embd, c.bias)?,
+            attn: CausalSelfAttention::new(&mut b.pp("attn"), c, seed)?,
+            ln_2: LayerNorm::new(&mut b.pp("ln_2"), c.n_embd, c.bias)?,
+            c_fc: linear(&mut b.pp("mlp").pp("c_fc"), c.n_embd, 4 * c.n_embd, 0.02, c.bias)?,
+            c_proj: linear(&mut b.pp("mlp").pp("c_proj"), 4 * c.n_embd, c.n_embd, proj_std, c.bias)?,
             dropout: Dropout::new(c.dropout, seed.wrapping_add(2))?,
         })
     }
@@ -161,12 +154,13 @@ impl Gpt {
     pub fn new(b: &mut Builder, config: GptConfig, seed: u64) -> Result<Self> {
         config.check()?;
         let c = &config;
-        let wte = Embedding::new(b, "transformer.wte", c.vocab_size, c.n_embd, 0.02)?;
-        let wpe = Embedding::new(b, "transformer.wpe", c.block_size, c.n_embd, 0.02)?;
+        let t = b.pp("transformer");
+        let wte = Embedding::new(&mut t.pp("wte"), c.vocab_size, c.n_embd, 0.02)?;
+        let wpe = Embedding::new(&mut t.pp("wpe"), c.block_size, c.n_embd, 0.02)?;
         let blocks = (0..c.n_layer)
-            .map(|i| Block::new(b, &format!("transformer.h.{i}"), c, seed.wrapping_add(10 * i as u64 + 10)))
+            .map(|i| Block::new(&mut t.pp("h").pp(i), c, seed.wrapping_add(10 * i as u64 + 10)))
             .collect::<Result<_>>()?;
-        let ln_f = LayerNorm::new(b, "transformer.ln_f", c.n_embd, c.bias)?;
+        let ln_f = LayerNorm::new(&mut t.pp("ln_f"), c.n_embd, c.bias)?;
         Ok(Self { drop: Dropout::new(c.dropout, seed)?, wte, wpe, blocks, ln_f, config })
     }
 

@@ -40,11 +40,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A linear layer named `name` (parameters `name.weight`, `name.bias`), PyTorch's default
-    /// initialization `U(-1/√in, 1/√in)` for both.
-    pub fn new(b: &mut Builder, name: &str, in_features: usize, out_features: usize) -> Result<Self> {
-        let weight = b.torch_default(&format!("{name}.weight"), &[out_features, in_features], in_features)?;
-        let bias = b.torch_default(&format!("{name}.bias"), &[out_features], in_features)?;
+    /// PyTorch's `nn.Linear(in_features, out_features)`: parameters `weight` and `bias` in the
+    /// builder's scope (`Linear::new(&mut b.pp("fc1"), 4, 32)` makes `fc1.weight`, `fc1.bias`),
+    /// PyTorch's default initialization `U(-1/√in, 1/√in)` for both.
+    pub fn new(b: &mut Builder, in_features: usize, out_features: usize) -> Result<Self> {
+        let weight = b.torch_default("weight", &[out_features, in_features], in_features)?;
+        let bias = b.torch_default("bias", &[out_features], in_features)?;
         Ok(Self { weight, bias: Some(bias) })
     }
 
@@ -86,18 +87,36 @@ pub struct Conv2d {
     pub padding: usize,
 }
 
+/// A convolution's options, PyTorch's defaults in `Default` (`nn.Conv2d`'s `stride=1, padding=0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Step between windows (1).
+    pub stride: usize,
+    /// Zero padding on every side (0).
+    pub padding: usize,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Self { stride: 1, padding: 0 }
+    }
+}
+
 impl Conv2d {
-    /// A convolution named `name` with PyTorch's default initialization `U(-1/√fan_in, 1/√fan_in)`,
-    /// `fan_in = in·k·k`.
+    /// PyTorch's `nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)` with the
+    /// options PyTorch defaults (`Conv2dConfig::default()`: stride 1, no padding): parameters
+    /// `weight` and `bias` in the builder's scope, PyTorch's default initialization
+    /// `U(-1/√fan_in, 1/√fan_in)`, `fan_in = in·k·k`.
+    ///
+    /// `Conv2d::new(&mut b.pp("conv1"), 1, 32, 3, Conv2dConfig { padding: 1, ..Default::default() })`
     pub fn new(
         b: &mut Builder,
-        name: &str,
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
-        stride: usize,
-        padding: usize,
+        config: Conv2dConfig,
     ) -> Result<Self> {
+        let Conv2dConfig { stride, padding } = config;
         if kernel == 0 || stride == 0 {
             return Err(Error::InvalidArgument {
                 op: "Conv2d",
@@ -105,9 +124,8 @@ impl Conv2d {
             });
         }
         let fan_in = in_channels * kernel * kernel;
-        let weight =
-            b.torch_default(&format!("{name}.weight"), &[out_channels, in_channels, kernel, kernel], fan_in)?;
-        let bias = b.torch_default(&format!("{name}.bias"), &[out_channels], fan_in)?;
+        let weight = b.torch_default("weight", &[out_channels, in_channels, kernel, kernel], fan_in)?;
+        let bias = b.torch_default("bias", &[out_channels], fan_in)?;
         Ok(Self { weight, bias: Some(bias), stride, padding })
     }
 }

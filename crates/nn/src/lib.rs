@@ -10,11 +10,11 @@
 //! use candle_core::{DType, Device, Tensor};
 //!
 //! # fn main() -> taper_nn::Result<()> {
-//! let mut b = Builder::new(0, DType::F32, &Device::Cpu);
+//! let b = Builder::new(0, DType::F32, &Device::Cpu);
 //! let model = Sequential::new()
-//!     .add(Linear::new(&mut b, "fc1", 4, 8)?)
+//!     .add(Linear::new(&mut b.pp("fc1"), 4, 8)?)
 //!     .add(ReLU)
-//!     .add(Linear::new(&mut b, "fc2", 8, 3)?);
+//!     .add(Linear::new(&mut b.pp("fc2"), 8, 3)?);
 //! let store = b.into_store();
 //! assert_eq!(store.get("fc1.weight").unwrap().dims(), [8, 4]);
 //!
@@ -40,7 +40,9 @@ mod transformer;
 pub use batch_norm::BatchNorm;
 pub use gpt::{Block, CausalSelfAttention, Gpt, GptConfig};
 pub use init::Builder;
-pub use layers::{AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh};
+pub use layers::{
+    AvgPool2d, Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh,
+};
 pub use loss::{cross_entropy, mse_loss};
 pub use taper_autograd::{Error, Param, ParamStore, Result, Tape, Var};
 pub use transformer::{Dropout, Embedding, Gelu, LayerNorm};
@@ -56,9 +58,11 @@ mod tests {
 
     #[test]
     fn pytorch_default_init_bounds_and_names() {
-        let mut b = Builder::new(3, DType::F32, &Device::Cpu);
-        let lin = Linear::new(&mut b, "fc1", 100, 20).unwrap();
-        let conv = Conv2d::new(&mut b, "conv1", 3, 8, 5, 1, 2).unwrap();
+        let b = Builder::new(3, DType::F32, &Device::Cpu);
+        let lin = Linear::new(&mut b.pp("fc1"), 100, 20).unwrap();
+        let conv =
+            Conv2d::new(&mut b.pp("conv1"), 3, 8, 5, Conv2dConfig { padding: 2, ..Default::default() })
+                .unwrap();
         let names: Vec<_> = b.store().params().iter().map(|p| p.name().to_string()).collect();
         assert_eq!(names, ["fc1.weight", "fc1.bias", "conv1.weight", "conv1.bias"]);
         let w = host(&lin.weight.value());
@@ -68,8 +72,8 @@ mod tests {
         let cw = host(&conv.weight.value());
         assert!(cw.iter().all(|x| x.abs() <= 1.0 / (75f64).sqrt()));
         // Same seed, same model.
-        let mut b2 = Builder::new(3, DType::F32, &Device::Cpu);
-        let lin2 = Linear::new(&mut b2, "fc1", 100, 20).unwrap();
+        let b2 = Builder::new(3, DType::F32, &Device::Cpu);
+        let lin2 = Linear::new(&mut b2.pp("fc1"), 100, 20).unwrap();
         assert_eq!(w, host(&lin2.weight.value()));
     }
 
@@ -78,15 +82,18 @@ mod tests {
     #[test]
     fn sequential_fusion_changes_nothing_but_speed() {
         for dtype in [DType::F64, DType::F32] {
-            let mut b = Builder::new(5, dtype, &Device::Cpu);
+            let b = Builder::new(5, dtype, &Device::Cpu);
             let net = Sequential::new()
-                .add(Conv2d::new(&mut b, "c1", 2, 4, 3, 1, 1).unwrap())
+                .add(
+                    Conv2d::new(&mut b.pp("c1"), 2, 4, 3, Conv2dConfig { padding: 1, ..Default::default() })
+                        .unwrap(),
+                )
                 .add(ReLU)
                 .add(MaxPool2d::new(2))
                 .add(Flatten)
-                .add(Linear::new(&mut b, "fc1", 4 * 3 * 3, 8).unwrap())
+                .add(Linear::new(&mut b.pp("fc1"), 4 * 3 * 3, 8).unwrap())
                 .add(ReLU)
-                .add(Linear::new(&mut b, "fc2", 8, 3).unwrap());
+                .add(Linear::new(&mut b.pp("fc2"), 8, 3).unwrap());
             let store = b.into_store();
             let x = Var::constant(
                 taper_tensor::SeededRng::new(1).normal((5, 2, 6, 6), 0.0, 1.0, dtype, &Device::Cpu).unwrap(),
@@ -117,9 +124,12 @@ mod tests {
         let x = Var::constant(Tensor::new(&[[1.0f64, -1.0]], &Device::Cpu).unwrap());
         assert_eq!(host(lin.forward(&tape, &x).unwrap().value()), [-0.5, -1.5, 0.0]);
         // Conv2d + bias + pool + flatten: shapes as nn.Conv2d(1, 4, 3, padding=1), MaxPool2d(2).
-        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
+        let b = Builder::new(0, DType::F64, &Device::Cpu);
         let net = Sequential::new()
-            .add(Conv2d::new(&mut b, "c", 1, 4, 3, 1, 1).unwrap())
+            .add(
+                Conv2d::new(&mut b.pp("c"), 1, 4, 3, Conv2dConfig { padding: 1, ..Default::default() })
+                    .unwrap(),
+            )
             .add(ReLU)
             .add(MaxPool2d::new(2))
             .add(Flatten);

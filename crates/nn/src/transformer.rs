@@ -18,10 +18,10 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    /// An embedding named `name` (`name.weight`), initialized `N(0, std²)` (PyTorch's default
-    /// is `std = 1`; nanoGPT's 0.02).
-    pub fn new(b: &mut Builder, name: &str, num_embeddings: usize, dim: usize, std: f64) -> Result<Self> {
-        Ok(Self { weight: b.normal(&format!("{name}.weight"), &[num_embeddings, dim], 0.0, std)? })
+    /// An embedding (`weight`, in the builder's scope: `Embedding::new(&mut b.pp("wte"), ..)`),
+    /// initialized `N(0, std²)` (PyTorch's default is `std = 1`; nanoGPT's 0.02).
+    pub fn new(b: &mut Builder, num_embeddings: usize, dim: usize, std: f64) -> Result<Self> {
+        Ok(Self { weight: b.normal("weight", &[num_embeddings, dim], 0.0, std)? })
     }
 
     /// The vectors of `ids` (integers), recorded on `tape`.
@@ -56,11 +56,11 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// A layer norm named `name` (`name.weight`, `name.bias`).
-    pub fn new(b: &mut Builder, name: &str, dim: usize, bias: bool) -> Result<Self> {
+    /// A layer norm (`weight`, `bias`, in the builder's scope).
+    pub fn new(b: &mut Builder, dim: usize, bias: bool) -> Result<Self> {
         let ones = Tensor::ones(dim, b.dtype(), b.device())?;
-        let weight = b.param(&format!("{name}.weight"), ones)?;
-        let bias = if bias { Some(b.zeros(&format!("{name}.bias"), &[dim])?) } else { None };
+        let weight = b.param("weight", ones)?;
+        let bias = if bias { Some(b.zeros("bias", &[dim])?) } else { None };
         Ok(Self { weight, bias, eps: 1e-5 })
     }
 }
@@ -153,8 +153,8 @@ mod tests {
 
     #[test]
     fn embedding_rows_and_their_summed_gradients() {
-        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
-        let e = Embedding::new(&mut b, "tok", 5, 3, 1.0).unwrap();
+        let b = Builder::new(0, DType::F64, &Device::Cpu);
+        let e = Embedding::new(&mut b.pp("tok"), 5, 3, 1.0).unwrap();
         let tape = Tape::new();
         let ids = Tensor::new(&[[1u32, 4], [1, 0]], &Device::Cpu).unwrap();
         let v = e.lookup(&tape, &ids).unwrap();
@@ -193,8 +193,8 @@ mod tests {
 
     #[test]
     fn layer_norm_starts_as_plain_normalization() {
-        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
-        let ln = LayerNorm::new(&mut b, "ln", 4, true).unwrap();
+        let b = Builder::new(0, DType::F64, &Device::Cpu);
+        let ln = LayerNorm::new(&mut b.pp("ln"), 4, true).unwrap();
         let x = Var::constant(Tensor::new(&[[1.0f64, 2.0, 3.0, 4.0]], &Device::Cpu).unwrap());
         let y = ln.forward(&Tape::new(), &x).unwrap().value().to_vec2::<f64>().unwrap();
         let want = [-1.3416355, -0.4472118, 0.4472118, 1.3416355]; // torch.nn.LayerNorm(4)

@@ -54,10 +54,10 @@ fn matches_pytorch_in_training_and_evaluation() {
             c["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
         let (eps, momentum, affine) =
             (c["eps"].as_f64().unwrap(), c["momentum"].as_f64(), c["affine"].as_bool().unwrap());
-        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
+        let b = Builder::new(0, DType::F64, &Device::Cpu);
         let bn = match c["kind"].as_str().unwrap() {
-            "1d" => BatchNorm::new_1d(&mut b, "bn", shape[1], eps, momentum, affine),
-            _ => BatchNorm::new_2d(&mut b, "bn", shape[1], eps, momentum, affine),
+            "1d" => BatchNorm::new_1d(&mut b.pp("bn"), shape[1], eps, momentum, affine),
+            _ => BatchNorm::new_2d(&mut b.pp("bn"), shape[1], eps, momentum, affine),
         }
         .unwrap();
         if affine {
@@ -92,8 +92,8 @@ fn matches_pytorch_in_training_and_evaluation() {
 
 #[test]
 fn bad_shapes_and_settings_are_refused_and_change_nothing() {
-    let mut b = Builder::new(0, DType::F64, &Device::Cpu);
-    let bn = BatchNorm::new_2d(&mut b, "bn", 3, 1e-5, Some(0.1), true).unwrap();
+    let b = Builder::new(0, DType::F64, &Device::Cpu);
+    let bn = BatchNorm::new_2d(&mut b.pp("bn"), 3, 1e-5, Some(0.1), true).unwrap();
     let tape = Tape::new();
     let wrong = Var::constant(Tensor::zeros((2, 3, 4), DType::F64, &Device::Cpu).unwrap());
     assert!(bn.forward(&tape, &wrong).unwrap_err().to_string().contains("[N, C, H, W]"));
@@ -101,8 +101,8 @@ fn bad_shapes_and_settings_are_refused_and_change_nothing() {
     assert!(bn.forward(&tape, &one).unwrap_err().to_string().contains("more than 1 value"));
     assert_eq!(bn.batches_tracked().unwrap(), 0);
     assert_eq!(bn.running_var.value().to_vec1::<f64>().unwrap(), [1.0; 3]);
-    assert!(BatchNorm::new_1d(&mut b, "x", 3, 1e-5, Some(1.5), true).is_err());
-    assert!(BatchNorm::new_1d(&mut b, "y", 3, -1.0, None, true).is_err());
+    assert!(BatchNorm::new_1d(&mut b.pp("x"), 3, 1e-5, Some(1.5), true).is_err());
+    assert!(BatchNorm::new_1d(&mut b.pp("y"), 3, -1.0, None, true).is_err());
     // The estimates are in the store (checkpoints keep them) but not trainable.
     let store = b.into_store();
     assert!(store.get("bn.running_mean").is_some() && store.get("bn.num_batches_tracked").is_some());

@@ -27,11 +27,11 @@ fn data() -> Dataset {
 }
 
 fn model() -> (Mlp, ParamStore) {
-    let mut b = Builder::new(5, DType::F32, &Device::Cpu);
+    let b = Builder::new(5, DType::F32, &Device::Cpu);
     let net = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 8, 16).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 8, 16).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 16, 3).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 16, 3).unwrap());
     (Mlp(net), b.into_store())
 }
 
@@ -147,9 +147,9 @@ fn truncated_at_any_byte_is_an_error() {
 fn wrong_shape_other_optimizer_and_foreign_files_are_clear_errors() {
     let (path, _) = saved("wrong");
     // A model whose fc2 has 4 outputs.
-    let mut b = Builder::new(5, DType::F32, &Device::Cpu);
-    let _ = Linear::new(&mut b, "fc1", 8, 16).unwrap();
-    let _ = Linear::new(&mut b, "fc2", 16, 4).unwrap();
+    let b = Builder::new(5, DType::F32, &Device::Cpu);
+    let _ = Linear::new(&mut b.pp("fc1"), 8, 16).unwrap();
+    let _ = Linear::new(&mut b.pp("fc2"), 16, 4).unwrap();
     let store = b.into_store();
     let mut opt = from_spec("adam:lr=0.01", store.trainable()).unwrap();
     let err = checkpoint::load(&path, &store, opt.as_mut()).unwrap_err().to_string();
@@ -398,8 +398,8 @@ fn a_resumed_runs_curve_is_the_uninterrupted_runs() {
 #[test]
 fn batch_norm_estimates_and_count_round_trip() {
     let make = || {
-        let mut b = Builder::new(0, DType::F64, &Device::Cpu);
-        let bn = taper_nn::BatchNorm::new_1d(&mut b, "bn", 3, 1e-5, None, true).unwrap();
+        let b = Builder::new(0, DType::F64, &Device::Cpu);
+        let bn = taper_nn::BatchNorm::new_1d(&mut b.pp("bn"), 3, 1e-5, None, true).unwrap();
         (bn, b.into_store())
     };
     let (bn, store) = make();

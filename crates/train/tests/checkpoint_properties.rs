@@ -12,8 +12,8 @@ use taper_optim::{from_spec, Optimizer};
 use taper_train::checkpoint::{self, Progress};
 
 fn model(seed: u64, width: usize) -> (Linear, ParamStore) {
-    let mut b = Builder::new(seed, DType::F32, &Device::Cpu);
-    let layer = Linear::new(&mut b, "fc", 3, width).unwrap();
+    let b = Builder::new(seed, DType::F32, &Device::Cpu);
+    let layer = Linear::new(&mut b.pp("fc"), 3, width).unwrap();
     (layer, b.into_store())
 }
 

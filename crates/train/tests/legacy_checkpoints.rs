@@ -159,11 +159,11 @@ fn data(dtype: DType) -> Dataset {
 }
 
 fn model(dtype: DType) -> (Mlp, ParamStore) {
-    let mut b = Builder::new(5, dtype, &Device::Cpu);
+    let b = Builder::new(5, dtype, &Device::Cpu);
     let net = Sequential::new()
-        .add(Linear::new(&mut b, "fc1", 8, 16).unwrap())
+        .add(Linear::new(&mut b.pp("fc1"), 8, 16).unwrap())
         .add(ReLU)
-        .add(Linear::new(&mut b, "fc2", 16, 3).unwrap());
+        .add(Linear::new(&mut b.pp("fc2"), 16, 3).unwrap());
     (Mlp(net), b.into_store())
 }
 

@@ -16,7 +16,9 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
-use taper_nn::{cross_entropy, Builder, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
+use taper_nn::{
+    cross_entropy, Builder, Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential,
+};
 
 use crate::cli::{Checkpoints, Common, DataArgs, Schedule, Seed};
 use crate::data::{self, idx, Checksum, Remote};
@@ -111,24 +113,36 @@ impl std::str::FromStr for Model {
 
 /// Builds the model with PyTorch's default initialization from `seed`.
 pub fn build(model: Model, seed: u64, dtype: DType, device: &Device) -> Result<(Sequential, ParamStore)> {
-    let mut b = Builder::new(seed, dtype, device);
+    let b = Builder::new(seed, dtype, device);
     let net = match model {
         Model::ConvNet => Sequential::new()
-            .add(Conv2d::new(&mut b, "conv1", 1, 32, 3, 1, 1)?)
+            .add(Conv2d::new(
+                &mut b.pp("conv1"),
+                1,
+                32,
+                3,
+                Conv2dConfig { padding: 1, ..Default::default() },
+            )?)
             .add(ReLU)
             .add(MaxPool2d::new(2))
-            .add(Conv2d::new(&mut b, "conv2", 32, 64, 3, 1, 1)?)
+            .add(Conv2d::new(
+                &mut b.pp("conv2"),
+                32,
+                64,
+                3,
+                Conv2dConfig { padding: 1, ..Default::default() },
+            )?)
             .add(ReLU)
             .add(MaxPool2d::new(2))
             .add(Flatten)
-            .add(Linear::new(&mut b, "fc1", 64 * 7 * 7, 128)?)
+            .add(Linear::new(&mut b.pp("fc1"), 64 * 7 * 7, 128)?)
             .add(ReLU)
-            .add(Linear::new(&mut b, "fc2", 128, 10)?),
+            .add(Linear::new(&mut b.pp("fc2"), 128, 10)?),
         Model::Mlp => Sequential::new()
             .add(Flatten)
-            .add(Linear::new(&mut b, "fc1", 784, 256)?)
+            .add(Linear::new(&mut b.pp("fc1"), 784, 256)?)
             .add(ReLU)
-            .add(Linear::new(&mut b, "fc2", 256, 10)?),
+            .add(Linear::new(&mut b.pp("fc2"), 256, 10)?),
     };
     Ok((net, b.into_store()))
 }
