@@ -64,7 +64,14 @@ enum Kind {
     OptNum,
     Flag,
     Whole,
+    OptWhole,
     Word,
+    /// `Vec<f64>`: one number for every parameter group, or a bracketed list, one per group.
+    Nums,
+    /// `Vec<u64>`: a bracketed list of whole numbers (`milestones=[30,80]`).
+    List,
+    /// Not an option: state the type keeps, set to its `default` (or `Default::default()`).
+    Skip,
 }
 
 /// How a range of numbers is written and checked.
@@ -90,12 +97,13 @@ struct FieldAttrs {
     decoupled: bool,
     cautious: bool,
     quiet: bool,
+    skip: bool,
 }
 
 struct Field {
     ident: Ident,
     key: String,
-
+    ty: Type,
     kind: Kind,
     attrs: FieldAttrs,
     doc: String,
@@ -120,8 +128,17 @@ fn kind_of(ty: &Type) -> syn::Result<Kind> {
         "Option<f64>" => Kind::OptNum,
         "bool" => Kind::Flag,
         "u64" => Kind::Whole,
+        "Option<u64>" => Kind::OptWhole,
         "&'staticstr" => Kind::Word,
-        _ => return err(ty, "a hyperparameter is f64, Option<f64>, bool, u64 or &'static str"),
+        "Vec<f64>" => Kind::Nums,
+        "Vec<u64>" => Kind::List,
+        _ => {
+            return err(
+                ty,
+                "a hyperparameter is f64, Option<f64>, bool, u64, Option<u64>, &'static str, Vec<f64> or Vec<u64> \
+                 (or marked `skip`)",
+            )
+        }
     })
 }
 
@@ -205,6 +222,7 @@ fn parse_field_attrs(f: &syn::Field) -> syn::Result<FieldAttrs> {
                 "decoupled" => out.decoupled = true,
                 "cautious" => out.cautious = true,
                 "quiet" => out.quiet = true,
+                "skip" => out.skip = true,
                 _ => return Err(m.error("unknown hp attribute")),
             }
             Ok(())
@@ -277,11 +295,14 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         if key == "lr" {
             attrs.lr = true;
         }
-        let kind = kind_of(&f.ty)?;
-        if attrs.default.is_none() && !matches!(kind, Kind::OptNum) {
+        let kind = if attrs.skip { Kind::Skip } else { kind_of(&f.ty)? };
+        if attrs.default.is_none()
+            && !matches!(kind, Kind::OptNum | Kind::OptWhole | Kind::Skip)
+            && !attrs.required
+        {
             return err(f, "every hyperparameter has a `default` (with `required`, for `Default` only)");
         }
-        fields.push(Field { ident, key, kind, attrs, doc: doc_of(&f.attrs) });
+        fields.push(Field { ident, key, ty: f.ty.clone(), kind, attrs, doc: doc_of(&f.attrs) });
     }
     let ty = &input.ident;
     let (impl_g, ty_g, where_g) = input.generics.split_for_impl();
@@ -322,28 +343,42 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         } else {
             quote!()
         };
+        let min = f.attrs.min.clone().unwrap_or_else(|| syn::parse_quote!(0));
+        let whole_allowed = match (&f.attrs.allowed, &f.attrs.below) {
+            (Some(a), _) => a.clone(),
+            (None, Some(b)) => format!("{key} must be a whole number below {}", quote!(#b)),
+            (None, None) => format!("{key} must be a whole number >= {}", quote!(#min)),
+        };
         let info_allowed = match f.kind {
             Kind::Flag => "true or false".to_string(),
-            Kind::Whole => match (&f.attrs.below, &f.attrs.min) {
-                (Some(b), _) => format!("a whole number below {}", quote!(#b)),
-                (None, Some(m)) => format!("a whole number >= {}", quote!(#m)),
-                (None, None) => "a whole number >= 0".to_string(),
-            },
+            Kind::Whole | Kind::OptWhole | Kind::List => whole_allowed.clone(),
             Kind::Word => f.attrs.words.iter().map(|w| w.value()).collect::<Vec<_>>().join(", "),
             _ => allowed.clone(),
         };
         let doc = &f.doc;
         let required = f.attrs.required;
-        infos.push(quote! {
-            #k::OptionInfo {
-                key: #key,
-                aliases: &[#(#aliases),*],
-                default: #default_text,
-                allowed: #info_allowed,
-                required: #required,
-                doc: #doc,
-            }
-        });
+        if !matches!(f.kind, Kind::Skip) {
+            infos.push(quote! {
+                #k::OptionInfo {
+                    key: #key,
+                    aliases: &[#(#aliases),*],
+                    default: #default_text,
+                    allowed: #info_allowed,
+                    required: #required,
+                    doc: #doc,
+                }
+            });
+        }
+        let invalid = |value: Tokens, allowed: &str| {
+            quote!(#k::Error::InvalidValue {
+                optimizer: #name,
+                key: #key.to_string(),
+                value: #value,
+                allowed: #allowed.to_string(),
+            })
+        };
+        let below = f.attrs.below.clone().unwrap_or_else(|| syn::parse_quote!(9.0e15));
+        let whole_check = quote!(x.fract() == 0.0 && x >= (#min) as f64 && x < (#below) as f64);
         match f.kind {
             Kind::Num => {
                 let d = default.clone().unwrap_or_else(|| syn::parse_quote!(0.0));
@@ -359,16 +394,12 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                         None => #fresh,
                     };
                 });
-                writes.push(quote!(#quiet_skip { Some((#key, #k::Value::Num(self.#id))) }));
+                writes.push(quote!(#quiet_skip { Some((#key, #k::Value::Num(self.#id).to_string())) }));
+                let e = invalid(quote!(#k::Value::Num(x).to_string()), &allowed);
                 validates.push(quote! {
                     let x = self.#id;
                     if !(x.is_finite() && (#check)) {
-                        return Err(#k::Error::InvalidValue {
-                            optimizer: #name,
-                            key: #key.to_string(),
-                            value: #k::Value::Num(x).to_string(),
-                            allowed: #allowed.to_string(),
-                        });
+                        return Err(#e);
                     }
                 });
                 gets.push(quote!(#key #(| #aliases)* => Some(self.#id),));
@@ -385,16 +416,12 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                         if x.is_nan() { base.and_then(|b| b.#id) } else { Some(x) }
                     };
                 });
-                writes.push(quote!(self.#id.map(|x| (#key, #k::Value::Num(x)))));
+                writes.push(quote!(self.#id.map(|x| (#key, #k::Value::Num(x).to_string()))));
+                let e = invalid(quote!(#k::Value::Num(x).to_string()), &allowed);
                 validates.push(quote! {
                     if let Some(x) = self.#id {
                         if !(x.is_finite() && (#check)) {
-                            return Err(#k::Error::InvalidValue {
-                                optimizer: #name,
-                                key: #key.to_string(),
-                                value: #k::Value::Num(x).to_string(),
-                                allowed: #allowed.to_string(),
-                            });
+                            return Err(#e);
                         }
                     }
                 });
@@ -405,52 +432,59 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 let d = default.clone().unwrap_or_else(|| syn::parse_quote!(false));
                 defaults.push(quote!(let #id: bool = #d;));
                 reads.push(quote!(let #id: bool = o.flag(#key, base.map_or(#d, |b| b.#id))?;));
-                writes.push(quote!(#quiet_skip { Some((#key, #k::Value::Bool(self.#id))) }));
+                writes.push(quote!(#quiet_skip { Some((#key, self.#id.to_string())) }));
             }
             Kind::Whole => {
                 let d = default.clone().unwrap_or_else(|| syn::parse_quote!(0));
-                let min = f.attrs.min.clone().unwrap_or_else(|| syn::parse_quote!(0));
-                let below = f.attrs.below.clone().unwrap_or_else(|| syn::parse_quote!(9.0e15));
-                let allowed_whole = match &f.attrs.below {
-                    Some(b) => format!("{key} must be a whole number below {}", quote!(#b)),
-                    None => format!("{key} must be a whole number >= {}", quote!(#min)),
-                };
-                let check = quote!(x.fract() == 0.0 && x >= (#min) as f64 && x < (#below) as f64);
                 defaults.push(quote!(let #id: u64 = (#d) as u64;));
+                let fresh = if f.attrs.required {
+                    quote!(o.required(#key, |x: f64| #whole_check, #whole_allowed)?)
+                } else {
+                    quote!(o.num(#key, &[#(#aliases),*], (#d) as u64 as f64, |x: f64| #whole_check, #whole_allowed)?)
+                };
                 reads.push(quote! {
-                    let #id: u64 = o.num(
-                        #key,
-                        &[#(#aliases),*],
-                        base.map_or((#d) as u64, |b| b.#id) as f64,
-                        |x: f64| #check,
-                        #allowed_whole,
-                    )? as u64;
+                    let #id: u64 = match base {
+                        Some(b) => o.num(#key, &[#(#aliases),*], b.#id as f64, |x: f64| #whole_check, #whole_allowed)?,
+                        None => #fresh,
+                    } as u64;
                 });
-                writes.push(quote!(#quiet_skip { Some((#key, #k::Value::Num(self.#id as f64))) }));
+                writes.push(quote!(#quiet_skip { Some((#key, self.#id.to_string())) }));
+                let e = invalid(quote!(self.#id.to_string()), &whole_allowed);
                 validates.push(quote! {
                     let x = self.#id as f64;
-                    if !(#check) {
-                        return Err(#k::Error::InvalidValue {
-                            optimizer: #name,
-                            key: #key.to_string(),
-                            value: self.#id.to_string(),
-                            allowed: #allowed_whole.to_string(),
-                        });
+                    if !(#whole_check) {
+                        return Err(#e);
                     }
                 });
                 gets.push(quote!(#key #(| #aliases)* => Some(self.#id as f64),));
+                let e = invalid(quote!(#k::Value::Num(value).to_string()), &whole_allowed);
                 sets.push(quote! {
                     #key #(| #aliases)* => {
                         let x = value;
-                        if !(#check) {
-                            return Err(#k::Error::InvalidValue {
-                                optimizer: #name,
-                                key: #key.to_string(),
-                                value: #k::Value::Num(value).to_string(),
-                                allowed: #allowed_whole.to_string(),
-                            });
+                        if !(#whole_check) {
+                            return Err(#e);
                         }
                         next.#id = value as u64
+                    }
+                });
+            }
+            Kind::OptWhole => {
+                defaults.push(quote!(let #id: Option<u64> = None;));
+                reads.push(quote! {
+                    let #id: Option<u64> = {
+                        let x = o.num(#key, &[#(#aliases),*], f64::NAN, |x: f64| #whole_check, #whole_allowed)?;
+                        if x.is_nan() { base.and_then(|b| b.#id) } else { Some(x as u64) }
+                    };
+                });
+                writes.push(quote!(self.#id.map(|x| (#key, x.to_string()))));
+                let e = invalid(quote!(x.to_string()), &whole_allowed);
+                validates.push(quote! {
+                    if let Some(n) = self.#id {
+                        let x = n as f64;
+                        if !(#whole_check) {
+                            let x = n;
+                            return Err(#e);
+                        }
                     }
                 });
             }
@@ -462,28 +496,90 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 }
                 defaults.push(quote!(let #id: &'static str = #d;));
                 reads.push(quote!(let #id: &'static str = o.word(#key, base.map_or(#d, |b| b.#id), &[#(#words),*])?;));
-                writes.push(quote!(#quiet_skip { Some((#key, #k::Value::Word(self.#id))) }));
+                writes.push(quote!(#quiet_skip { Some((#key, self.#id.to_string())) }));
                 let allowed_words = format!(
                     "expected one of {}",
                     words.iter().map(|w| w.value()).collect::<Vec<_>>().join(", ")
                 );
+                let e = invalid(quote!(self.#id.to_string()), &allowed_words);
                 validates.push(quote! {
                     if ![#(#words),*].contains(&self.#id) {
-                        return Err(#k::Error::InvalidValue {
-                            optimizer: #name,
-                            key: #key.to_string(),
-                            value: self.#id.to_string(),
-                            allowed: #allowed_words.to_string(),
-                        });
+                        return Err(#e);
                     }
                 });
+            }
+            Kind::Nums => {
+                let fallback = match (&default, f.attrs.required) {
+                    (Some(d), false) => quote!(Some((#d) as f64)),
+                    _ => quote!(None),
+                };
+                defaults.push(match &default {
+                    Some(d) => quote!(let #id: Vec<f64> = vec![(#d) as f64];),
+                    None => quote!(let #id: Vec<f64> = Vec::new();),
+                });
+                reads.push(quote! {
+                    let #id: Vec<f64> = match base {
+                        Some(b) if !o.has(#key) => b.#id.clone(),
+                        _ => o.nums(#key, #fallback, |x: f64| #check, #allowed)?,
+                    };
+                });
+                writes.push(quote!(Some((#key, #k::schedule::nums(&self.#id)))));
+                let e = invalid(quote!(#k::Value::Num(x).to_string()), &allowed);
+                validates.push(quote! {
+                    for &x in &self.#id {
+                        if !(x.is_finite() && (#check)) {
+                            return Err(#e);
+                        }
+                    }
+                });
+            }
+            Kind::List => {
+                let missing = match &default {
+                    Some(d) => quote!(#d),
+                    None => {
+                        let e = invalid(
+                            quote!("(missing)".to_string()),
+                            &format!("`{key}` is required: {whole_allowed}"),
+                        );
+                        quote!(return Err(#e))
+                    }
+                };
+                defaults.push(match &default {
+                    Some(d) => quote!(let #id: Vec<u64> = #d;),
+                    None => quote!(let #id: Vec<u64> = Vec::new();),
+                });
+                let e = invalid(quote!(t.clone()), &whole_allowed);
+                reads.push(quote! {
+                    let #id: Vec<u64> = match o.list(#key)? {
+                        Some(items) => items
+                            .iter()
+                            .map(|t| match t.parse::<f64>() {
+                                Ok(x) if #whole_check => Ok(x as u64),
+                                _ => Err(#e),
+                            })
+                            .collect::<#k::Result<Vec<u64>>>()?,
+                        None => match base {
+                            Some(b) => b.#id.clone(),
+                            None => #missing,
+                        },
+                    };
+                });
+                writes.push(quote! {
+                    Some((#key, format!("[{}]", self.#id.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(","))))
+                });
+            }
+            Kind::Skip => {
+                let fty = &f.ty;
+                let d = match &default {
+                    Some(d) => quote!(#d),
+                    None => quote!(::core::default::Default::default()),
+                };
+                defaults.push(quote!(let #id: #fty = #d;));
+                reads.push(quote!(let #id: #fty = #d;));
             }
         }
     }
     let lr_field = fields.iter().find(|f| f.attrs.lr).map(|f| &f.ident);
-    let Some(lr) = lr_field else {
-        return err(&input.ident, "no learning rate: a field `lr` (or one marked `lr`)");
-    };
     let wd = fields.iter().find(|f| f.attrs.weight_decay).map(|f| &f.ident);
     let maximize = match fields.iter().find(|f| f.attrs.maximize) {
         Some(f) => {
@@ -499,27 +595,48 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         }
         None => quote!(false),
     };
-    let mode = match sattrs.decay.as_deref() {
-        None | Some("l2") => quote!(#k::Decay::L2(lambda)),
-        Some("decoupled") => quote!(#k::Decay::Decoupled(1.0 - self.#lr * lambda)),
-        Some("added") => quote!(#k::Decay::Added(lambda)),
-        Some(_) => return err(&input.ident, "decay is \"l2\", \"decoupled\" or \"added\""),
-    };
-    let decay = match wd {
-        Some(wd) => {
-            let chosen = match fields.iter().find(|f| f.attrs.decoupled) {
-                Some(f) => {
-                    let flag = &f.ident;
-                    quote!(if self.#flag { #k::Decay::Decoupled(1.0 - self.#lr * lambda) } else { #mode })
-                }
-                None => mode,
+    // An optimizer (it has a learning rate) also gets the learning rate and the transforms.
+    let optim_impl = match lr_field {
+        None => quote!(),
+        Some(lr) => {
+            let mode = match sattrs.decay.as_deref() {
+                None | Some("l2") => quote!(#k::Decay::L2(lambda)),
+                Some("decoupled") => quote!(#k::Decay::Decoupled(1.0 - self.#lr * lambda)),
+                Some("added") => quote!(#k::Decay::Added(lambda)),
+                Some(_) => return err(&input.ident, "decay is \"l2\", \"decoupled\" or \"added\""),
             };
-            quote! {{
-                let lambda = self.#wd;
-                if lambda == 0.0 { #k::Decay::None } else { #chosen }
-            }}
+            let decay = match wd {
+                Some(wd) => {
+                    let chosen = match fields.iter().find(|f| f.attrs.decoupled) {
+                        Some(f) => {
+                            let flag = &f.ident;
+                            quote!(if self.#flag { #k::Decay::Decoupled(1.0 - self.#lr * lambda) } else { #mode })
+                        }
+                        None => mode,
+                    };
+                    quote! {{
+                        let lambda = self.#wd;
+                        if lambda == 0.0 { #k::Decay::None } else { #chosen }
+                    }}
+                }
+                None => quote!(#k::Decay::None),
+            };
+            quote! {
+                impl #impl_g #k::OptimHyper for #ty #ty_g #where_g {
+                    fn lr(&self) -> f64 {
+                        self.#lr
+                    }
+
+                    fn set_lr(&mut self, lr: f64) {
+                        self.#lr = lr;
+                    }
+
+                    fn transforms(&self) -> #k::Transforms {
+                        #k::Transforms { maximize: #maximize, decay: #decay, cautious: #cautious }
+                    }
+                }
+            }
         }
-        None => quote!(#k::Decay::None),
     };
     let check_call = match &sattrs.check {
         Some(p) => quote!(#p(self)?;),
@@ -544,14 +661,15 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
 
             #[allow(clippy::unnecessary_cast, clippy::identity_op, clippy::redundant_closure_call)]
             fn read_from(o: &mut #k::Options, base: Option<&Self>) -> #k::Result<Self> {
+                let _ = base;
                 #(#reads)*
                 let s = Self { #(#idents),* };
                 #check_read
                 Ok(s)
             }
 
-            fn write(&self) -> ::std::vec::Vec<(&'static str, #k::Value)> {
-                let items: ::std::vec::Vec<Option<(&'static str, #k::Value)>> = vec![#(#writes),*];
+            fn write(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+                let items: ::std::vec::Vec<Option<(&'static str, ::std::string::String)>> = vec![#(#writes),*];
                 items.into_iter().flatten().collect()
             }
 
@@ -560,14 +678,6 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 #(#validates)*
                 #check_call
                 Ok(())
-            }
-
-            fn lr(&self) -> f64 {
-                self.#lr
-            }
-
-            fn set_lr(&mut self, lr: f64) {
-                self.#lr = lr;
             }
 
             fn get(&self, key: &str) -> Option<f64> {
@@ -592,13 +702,11 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 Ok(())
             }
 
-            fn transforms(&self) -> #k::Transforms {
-                #k::Transforms { maximize: #maximize, decay: #decay, cautious: #cautious }
-            }
-
             fn options_info() -> &'static [#k::OptionInfo] {
                 &[#(#infos),*]
             }
         }
+
+        #optim_impl
     })
 }

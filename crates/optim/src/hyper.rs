@@ -1,7 +1,7 @@
 //! Hyperparameters declared once: the [`Hyper`] trait that `#[derive(Hyper)]` writes, and the
 //! [`Transforms`] it tells the engine to apply around an update.
 
-use crate::spec::{OptimSpec, Options, Value};
+use crate::spec::{OptimSpec, Options};
 use crate::{Error, Result};
 
 /// One option of an optimizer, as declared: for help texts and the docs.
@@ -65,31 +65,25 @@ impl Transforms {
     pub const NONE: Transforms = Transforms { maximize: false, decay: Decay::None, cautious: false };
 }
 
-/// An optimizer's hyperparameters, declared once with `#[derive(Hyper)]` (which writes all of
-/// this trait but the provided methods): the spec name, each option's default, range, aliases
-/// and doc, reading and writing spec options, checks, typed access by name, the learning rate,
-/// and the [`Transforms`] the engine applies.
+/// Hyperparameters (an optimizer's or a scheduler's), declared once with `#[derive(Hyper)]`
+/// (which writes all of this trait but the provided methods): the spec name, each option's
+/// default, range, aliases and doc, reading and writing spec options, checks, and typed access by
+/// name. An optimizer's also have [`OptimHyper`].
 pub trait Hyper: Clone + Sized {
     /// The registry name (`rmsprop`).
     const NAME: &'static str;
     /// Reads and checks the options of a spec: absent options take their declared defaults
     /// (PyTorch's), or `base`'s values when given (a new parameter group's overrides).
     fn read_from(o: &mut Options, base: Option<&Self>) -> Result<Self>;
-    /// Every option, in declaration order: the canonical spec.
-    fn write(&self) -> Vec<(&'static str, Value)>;
+    /// Every option as the spec writes it, in declaration order: the canonical spec.
+    fn write(&self) -> Vec<(&'static str, String)>;
     /// Checks values set on the struct directly, with the ranges and messages of the spec.
     fn validate(&self) -> Result<()>;
-    /// The learning rate.
-    fn lr(&self) -> f64;
-    /// Sets the learning rate (already checked finite and ≥ 0).
-    fn set_lr(&mut self, lr: f64);
     /// A numeric option by its key or an alias (`momentum`, `beta1`); `None` if there is none.
     fn get(&self, key: &str) -> Option<f64>;
     /// Sets a numeric option by its key or an alias, checked as the spec checks it; an error
     /// changes nothing.
     fn set(&mut self, key: &str, value: f64) -> Result<()>;
-    /// What the engine applies around the update (maximize, weight decay, cautious).
-    fn transforms(&self) -> Transforms;
     /// Every option as declared.
     fn options_info() -> &'static [OptionInfo];
 
@@ -97,7 +91,7 @@ pub trait Hyper: Clone + Sized {
     fn to_spec(&self) -> OptimSpec {
         OptimSpec {
             name: Self::NAME.to_string(),
-            options: self.write().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: self.write().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }
     }
 
@@ -124,4 +118,15 @@ pub trait Hyper: Clone + Sized {
         o.finish()?;
         Ok(rule)
     }
+}
+
+/// An optimizer's hyperparameters beyond their options (written by `#[derive(Hyper)]` for a
+/// struct with a learning rate): the learning rate, and the [`Transforms`] the engine applies.
+pub trait OptimHyper: Hyper {
+    /// The learning rate.
+    fn lr(&self) -> f64;
+    /// Sets the learning rate (already checked finite and ≥ 0).
+    fn set_lr(&mut self, lr: f64);
+    /// What the engine applies around the update (maximize, weight decay, cautious).
+    fn transforms(&self) -> Transforms;
 }

@@ -83,7 +83,7 @@ pub use average::{AverageState, AveragedModel, Averaging};
 pub use elem::norm;
 pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
-pub use hyper::{Decay, Hyper, OptionInfo, Transforms};
+pub use hyper::{Decay, Hyper, OptimHyper, OptionInfo, Transforms};
 pub use lamb::Lamb;
 pub use lbfgs::{Evaluation, Lbfgs, LbfgsOptions};
 pub use lion::Lion;

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{Grads, Param, ParamId};
 
 use crate::elem::Elem;
-use crate::hyper::{Decay, Hyper, Transforms};
+use crate::hyper::{Decay, OptimHyper, Transforms};
 use crate::kernels;
 use crate::spec::OptimSpec;
 use crate::{Error, KernelPath, NonFinite, OptimState, Optimizer, Result, StepOutcome};
@@ -60,7 +60,7 @@ impl Buffer {
 
 /// One optimizer's definition beside its hyperparameters ([`Hyper`], derived): the state it keeps
 /// per parameter and the per-step scalars. The update itself is [`Steps`].
-pub trait Rule: Hyper + Send + Sync + fmt::Debug + 'static {
+pub trait Rule: OptimHyper + Send + Sync + fmt::Debug + 'static {
     /// Per-step scalars derived from the step count (bias corrections, a decayed learning rate).
     type Coeffs: Copy + Send + Sync;
     /// [`Fuse`] for an element-wise rule (its update, written over [`Elem`], also runs as the

@@ -324,6 +324,11 @@ impl Options {
             .collect()
     }
 
+    /// Whether the spec gives `key` (not yet read).
+    pub fn has(&self, key: &str) -> bool {
+        self.items.iter().any(|(k, _)| k == key)
+    }
+
     /// Fails on any option no one asked for.
     pub fn finish(self) -> Result<()> {
         match self.items.first() {

@@ -1,31 +1,23 @@
 //! `ConstantLR`.
 
-use super::{num, Ctx, Form, Groups};
-use crate::spec::Options;
+use super::{Ctx, Form, Groups};
+use crate::Hyper;
 use crate::Result;
 
 /// `torch.optim.lr_scheduler.ConstantLR`: the rate times `factor` until epoch `total_iters`,
 /// then back to the base rate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "constant")]
 pub struct ConstantLr {
     /// The factor (1/3), in `(0, 1]`.
+    #[hp(default = 1.0 / 3.0, range = "(0, 1]")]
     pub factor: f64,
     /// The epoch at which the factor ends (5).
+    #[hp(default = 5)]
     pub total_iters: u64,
 }
 
 impl Form for ConstantLr {
-    const NAME: &'static str = "constant";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self {
-            // PyTorch allows 0, after which the rate divides by it: refused here.
-            factor: o.num("factor", &[], 1.0 / 3.0, |x| x > 0.0 && x <= 1.0, "factor must be in (0, 1]")?,
-            total_iters: o.whole("total_iters", 5, 0)?,
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![("factor", num(self.factor)), ("total_iters", self.total_iters.to_string())]
-    }
     fn lr(&mut self, c: &Ctx, _g: &mut Groups) -> Result<Vec<f64>> {
         Ok(if c.epoch == 0 {
             c.lrs.iter().map(|lr| lr * self.factor).collect()

@@ -2,8 +2,8 @@
 
 use std::f64::consts::PI;
 
-use super::{num, Ctx, Form, Groups};
-use crate::spec::{non_negative, Options};
+use super::{Ctx, Form, Groups};
+use crate::Hyper;
 use crate::Result;
 
 /// `torch.optim.lr_scheduler.CosineAnnealingLR`, in PyTorch's recursive form:
@@ -15,27 +15,18 @@ use crate::Result;
 ///
 /// which follows `ηmin + (η0 - ηmin)(1 + cos(πt/T))/2` down to `ηmin` at `T` and, past `T`, back
 /// up (period `2T`), as PyTorch does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "cosine")]
 pub struct CosineAnnealingLr {
     /// The half-period `T` (required), ≥ 1.
+    #[hp(required, default = 1, min = 1)]
     pub t_max: u64,
     /// The floor `ηmin` (0), ≥ 0.
+    #[hp(default = 0.0, range = ">= 0")]
     pub eta_min: f64,
 }
 
 impl Form for CosineAnnealingLr {
-    const NAME: &'static str = "cosine";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let t_max =
-            o.required("t_max", |x| x >= 1.0 && x.fract() == 0.0, "t_max must be a whole number >= 1")?;
-        Ok(Self {
-            t_max: t_max as u64,
-            eta_min: o.num("eta_min", &[], 0.0, non_negative, "eta_min must be >= 0")?,
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![("t_max", self.t_max.to_string()), ("eta_min", num(self.eta_min))]
-    }
     fn lr(&mut self, c: &Ctx, _g: &mut Groups) -> Result<Vec<f64>> {
         if c.initial {
             return Ok(c.lrs.to_vec());

@@ -2,45 +2,32 @@
 
 use std::f64::consts::PI;
 
-use super::{get, num, Ctx, Form, Groups, SchedulerState};
-use crate::spec::{non_negative, Options};
+use super::{get, Ctx, Form, Groups, SchedulerState};
+use crate::Hyper;
 use crate::{Error, Result};
 
 /// `torch.optim.lr_scheduler.CosineAnnealingWarmRestarts` (SGDR, Loshchilov & Hutter, 2017):
 /// `ηt = ηmin + (η0 - ηmin)(1 + cos(π·Tcur/Ti))/2`, where `Tcur` counts epochs since the last
 /// restart and the period `Ti` starts at `T0` and is multiplied by `Tmult` at each restart.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "cosine_warm_restarts")]
 pub struct CosineAnnealingWarmRestarts {
     /// The first period `T0` (required), ≥ 1.
+    #[hp(required, default = 1, min = 1)]
     pub t_0: u64,
     /// The period's growth factor at each restart (1), a whole number ≥ 1.
+    #[hp(default = 1, min = 1)]
     pub t_mult: u64,
     /// The floor `ηmin` (0), ≥ 0.
+    #[hp(default = 0.0, range = ">= 0")]
     pub eta_min: f64,
+    #[hp(skip, default = t_0 as f64)]
     t_i: f64,
+    #[hp(skip, default = -1.0)]
     t_cur: f64,
 }
 
 impl Form for CosineAnnealingWarmRestarts {
-    const NAME: &'static str = "cosine_warm_restarts";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let t_0 =
-            o.required("t_0", |x| x >= 1.0 && x.fract() == 0.0, "t_0 must be a whole number >= 1")? as u64;
-        Ok(Self {
-            t_0,
-            t_mult: o.whole("t_mult", 1, 1)?,
-            eta_min: o.num("eta_min", &[], 0.0, non_negative, "eta_min must be >= 0")?,
-            t_i: t_0 as f64,
-            t_cur: -1.0,
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("t_0", self.t_0.to_string()),
-            ("t_mult", self.t_mult.to_string()),
-            ("eta_min", num(self.eta_min)),
-        ]
-    }
     fn advance(&mut self, epoch: i64) {
         if epoch == 0 {
             self.t_i = self.t_0 as f64;

@@ -1,7 +1,7 @@
 //! `CyclicLR`.
 
-use super::{num, nums, per_group, Ctx, Form, Groups};
-use crate::spec::{non_negative, positive, Options};
+use super::{per_group, Ctx, Form, Groups};
+use crate::Hyper;
 use crate::{Error, Result};
 
 /// `torch.optim.lr_scheduler.CyclicLR` (Smith, 2017): the rate cycles between `base_lr` and
@@ -18,28 +18,40 @@ use crate::{Error, Result};
 ///
 /// Attaching sets the rates to `base_lr` and the momentum to `max_momentum`, as PyTorch does.
 /// (`scale_mode` is accepted for PyTorch's signature; as there, the built-in modes fix it.)
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "cyclic")]
 pub struct CyclicLr {
     /// The lower rate (required): one, or one per group.
+    #[hp(required, range = ">= 0")]
     pub base_lr: Vec<f64>,
     /// The upper rate (required): one, or one per group.
+    #[hp(required, range = ">= 0")]
     pub max_lr: Vec<f64>,
     /// Steps of the rising half (2000), ≥ 1.
+    #[hp(default = 2000, min = 1)]
     pub step_size_up: u64,
     /// Steps of the falling half (`step_size_up`).
+    #[hp(min = 1)]
     pub step_size_down: Option<u64>,
     /// `triangular`, `triangular2` or `exp_range`.
-    pub mode: String,
+    #[hp(default = "triangular", words = ["triangular", "triangular2", "exp_range"])]
+    pub mode: &'static str,
     /// `exp_range`'s base (1), > 0.
+    #[hp(default = 1.0, range = "> 0")]
     pub gamma: f64,
     /// `cycle` or `iterations` (fixed by the built-in modes).
-    pub scale_mode: String,
+    #[hp(default = "cycle", words = ["cycle", "iterations"])]
+    pub scale_mode: &'static str,
     /// Cycle the momentum (or `beta1`) too (true).
+    #[hp(default = true)]
     pub cycle_momentum: bool,
     /// The lower momentum (0.8): one, or one per group.
+    #[hp(default = 0.8, range = ">= 0")]
     pub base_momentum: Vec<f64>,
     /// The upper momentum (0.9): one, or one per group.
+    #[hp(default = 0.9, range = ">= 0")]
     pub max_momentum: Vec<f64>,
+    #[hp(skip)]
     groups: Groupwise,
 }
 
@@ -55,7 +67,7 @@ struct Groupwise {
 
 impl CyclicLr {
     fn scale(&self, cycle: f64, t: f64) -> f64 {
-        match self.mode.as_str() {
+        match self.mode {
             "triangular2" => 1.0 / 2f64.powf(cycle - 1.0),
             "exp_range" => self.gamma.powf(t),
             _ => 1.0,
@@ -64,51 +76,6 @@ impl CyclicLr {
 }
 
 impl Form for CyclicLr {
-    const NAME: &'static str = "cyclic";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let base_lr = o.nums("base_lr", None, non_negative, "base_lr must be >= 0")?;
-        let max_lr = o.nums("max_lr", None, non_negative, "max_lr must be >= 0")?;
-        let step_size_up = o.whole("step_size_up", 2000, 1)?;
-        let down = o.num(
-            "step_size_down",
-            &[],
-            f64::NAN,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "step_size_down must be a whole number >= 1",
-        )?;
-        Ok(Self {
-            base_lr,
-            max_lr,
-            step_size_up,
-            step_size_down: (!down.is_nan()).then_some(down as u64),
-            mode: o.word("mode", "triangular", &["triangular", "triangular2", "exp_range"])?.to_string(),
-            gamma: o.num("gamma", &[], 1.0, positive, "gamma must be > 0")?,
-            scale_mode: o.word("scale_mode", "cycle", &["cycle", "iterations"])?.to_string(),
-            cycle_momentum: o.flag("cycle_momentum", true)?,
-            base_momentum: o.nums("base_momentum", Some(0.8), non_negative, "base_momentum must be >= 0")?,
-            max_momentum: o.nums("max_momentum", Some(0.9), non_negative, "max_momentum must be >= 0")?,
-            groups: Groupwise::default(),
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        let mut o = vec![
-            ("base_lr", nums(&self.base_lr)),
-            ("max_lr", nums(&self.max_lr)),
-            ("step_size_up", self.step_size_up.to_string()),
-        ];
-        if let Some(d) = self.step_size_down {
-            o.push(("step_size_down", d.to_string()));
-        }
-        o.extend([
-            ("mode", self.mode.clone()),
-            ("gamma", num(self.gamma)),
-            ("scale_mode", self.scale_mode.clone()),
-            ("cycle_momentum", self.cycle_momentum.to_string()),
-            ("base_momentum", nums(&self.base_momentum)),
-            ("max_momentum", nums(&self.max_momentum)),
-        ]);
-        o
-    }
     fn cycles_momentum(&self) -> bool {
         self.cycle_momentum
     }

@@ -1,24 +1,19 @@
 //! `ExponentialLR`.
 
-use super::{num, Ctx, Form, Groups};
-use crate::spec::{positive, Options};
+use super::{Ctx, Form, Groups};
+use crate::Hyper;
 use crate::Result;
 
 /// `torch.optim.lr_scheduler.ExponentialLR`: `ηt = ηt-1·γ`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "exponential")]
 pub struct ExponentialLr {
     /// Decay factor per epoch (required), > 0.
+    #[hp(required, default = 1.0, range = "> 0")]
     pub gamma: f64,
 }
 
 impl Form for ExponentialLr {
-    const NAME: &'static str = "exponential";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self { gamma: o.required("gamma", positive, "gamma must be > 0")? })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![("gamma", num(self.gamma))]
-    }
     fn lr(&mut self, c: &Ctx, _g: &mut Groups) -> Result<Vec<f64>> {
         if c.initial {
             return Ok(c.lrs.to_vec());

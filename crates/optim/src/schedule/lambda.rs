@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Ctx, Epochal, Form, Groups};
 use crate::spec::Options;
+use crate::Hyper;
 use crate::{Error, Result};
 
 /// A function of the epoch.
@@ -45,13 +46,6 @@ impl fmt::Debug for LambdaLr {
 }
 
 impl Form for LambdaLr {
-    const NAME: &'static str = "lambda";
-    fn from_options(_o: &mut Options) -> Result<Self> {
-        Err(Error::InvalidArgument("lambda takes a closure: build it in code with LambdaLr::new".into()))
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
     fn prepare(&mut self, g: &mut Groups) -> Result<()> {
         pick(&self.fns, g.len(), Self::NAME)
     }
@@ -80,15 +74,6 @@ impl fmt::Debug for MultiplicativeLr {
 }
 
 impl Form for MultiplicativeLr {
-    const NAME: &'static str = "multiplicative";
-    fn from_options(_o: &mut Options) -> Result<Self> {
-        Err(Error::InvalidArgument(
-            "multiplicative takes a closure: build it in code with MultiplicativeLr::new".into(),
-        ))
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
     fn prepare(&mut self, g: &mut Groups) -> Result<()> {
         pick(&self.fns, g.len(), Self::NAME)
     }
@@ -99,3 +84,37 @@ impl Form for MultiplicativeLr {
         Ok(c.lrs.iter().enumerate().map(|(i, lr)| lr * call(&self.fns, i, c.epoch)).collect())
     }
 }
+
+/// A schedule given as a closure has no spec: its `Hyper` refuses to be read from one and writes
+/// no options (`lambda`, `multiplicative` in a checkpoint's record).
+macro_rules! closure_schedule {
+    ($ty:ty, $name:literal, $ctor:literal) => {
+        impl Hyper for $ty {
+            const NAME: &'static str = $name;
+            fn read_from(_o: &mut Options, _base: Option<&Self>) -> Result<Self> {
+                Err(Error::InvalidArgument(format!(
+                    "{} takes a closure: build it in code with {}",
+                    $name, $ctor
+                )))
+            }
+            fn write(&self) -> Vec<(&'static str, String)> {
+                Vec::new()
+            }
+            fn validate(&self) -> Result<()> {
+                Ok(())
+            }
+            fn get(&self, _key: &str) -> Option<f64> {
+                None
+            }
+            fn set(&mut self, key: &str, _value: f64) -> Result<()> {
+                Err(Error::InvalidArgument(format!("`{}` has no option `{key}`", $name)))
+            }
+            fn options_info() -> &'static [crate::OptionInfo] {
+                &[]
+            }
+        }
+    };
+}
+
+closure_schedule!(LambdaLr, "lambda", "LambdaLr::new");
+closure_schedule!(MultiplicativeLr, "multiplicative", "MultiplicativeLr::new");

@@ -1,49 +1,26 @@
 //! `LinearLR`.
 
-use super::{num, Ctx, Form, Groups};
-use crate::spec::Options;
+use super::{Ctx, Form, Groups};
+use crate::Hyper;
 use crate::Result;
 
 /// `torch.optim.lr_scheduler.LinearLR`: the factor on the base rate moves linearly from
 /// `start_factor` to `end_factor` over `total_iters` epochs (a warm-up by default), then stays.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "linear")]
 pub struct LinearLr {
     /// The factor at epoch 0 (1/3), in `(0, 1]`.
+    #[hp(default = 1.0 / 3.0, range = "(0, 1]")]
     pub start_factor: f64,
     /// The factor from epoch `total_iters` on (1), in `[0, 1]`.
+    #[hp(default = 1.0, range = "[0, 1]")]
     pub end_factor: f64,
     /// The length of the ramp (5), ≥ 1.
+    #[hp(default = 5, min = 1)]
     pub total_iters: u64,
 }
 
 impl Form for LinearLr {
-    const NAME: &'static str = "linear";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self {
-            start_factor: o.num(
-                "start_factor",
-                &[],
-                1.0 / 3.0,
-                |x| x > 0.0 && x <= 1.0,
-                "start_factor must be in (0, 1]",
-            )?,
-            end_factor: o.num(
-                "end_factor",
-                &[],
-                1.0,
-                |x| (0.0..=1.0).contains(&x),
-                "end_factor must be in [0, 1]",
-            )?,
-            total_iters: o.whole("total_iters", 5, 1)?,
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("start_factor", num(self.start_factor)),
-            ("end_factor", num(self.end_factor)),
-            ("total_iters", self.total_iters.to_string()),
-        ]
-    }
     fn lr(&mut self, c: &Ctx, _g: &mut Groups) -> Result<Vec<f64>> {
         if c.epoch == 0 {
             return Ok(c.lrs.iter().map(|lr| lr * self.start_factor).collect());

@@ -59,7 +59,8 @@ pub use polynomial::PolynomialLr;
 pub use sequential::Sequential;
 pub use step::StepLr;
 
-use crate::spec::{OptimSpec, Options};
+use crate::spec::OptimSpec;
+use crate::Hyper;
 use crate::{Error, Optimizer, Result};
 
 /// A scheduler's saved state: named numbers (`last_epoch`, `base_lr.0`, a nested scheduler's
@@ -181,13 +182,10 @@ impl Clone for Box<dyn LrScheduler> {
 
 /// A scheduler driven by an epoch counter: PyTorch's `get_lr` of one `LRScheduler` subclass.
 /// [`Epochal`] supplies the rest (the counter, base rates, stepping, state).
-pub trait Form: fmt::Debug + Clone + Send + 'static {
-    /// The spec name (`cosine`).
-    const NAME: &'static str;
-    /// Reads and checks the options (PyTorch's names; what PyTorch requires is required).
-    fn from_options(o: &mut Options) -> Result<Self>;
-    /// Every option, for the canonical spec.
-    fn to_options(&self) -> Vec<(&'static str, String)>;
+///
+/// Its options are declared once with `#[derive(Hyper)]` (the spec name, each option's default,
+/// range and doc; PyTorch's names, and what PyTorch requires is required).
+pub trait Form: Hyper + fmt::Debug + Send + Sync + 'static {
     /// What the constructor does before the base class's (`CyclicLR` sets the rates to
     /// `base_lr`, `OneCycleLR` the `initial_lr`; both set the momentum).
     fn prepare(&mut self, _g: &mut Groups) -> Result<()> {
@@ -256,7 +254,7 @@ impl<F: Form> LrScheduler for Epochal<F> {
         Box::new(self.clone())
     }
     fn spec(&self) -> String {
-        spec_string(F::NAME, &self.form.to_options())
+        self.form.to_spec().to_string()
     }
     fn cycles_momentum(&self) -> bool {
         self.form.cycles_momentum()
@@ -321,16 +319,6 @@ pub fn get(state: &SchedulerState, key: &str) -> Result<f64> {
     state.get(key).copied().ok_or_else(|| Error::State(format!("scheduler state lacks `{key}`")))
 }
 
-/// `name:k=v,...` from options.
-fn spec_string(name: &str, options: &[(&'static str, String)]) -> String {
-    let mut s = name.to_string();
-    for (i, (k, v)) in options.iter().enumerate() {
-        s.push(if i == 0 { ':' } else { ',' });
-        s.push_str(&format!("{k}={v}"));
-    }
-    s
-}
-
 /// A number as a spec writes it (shortest exact form; exponent form for small and huge).
 pub fn num(x: f64) -> String {
     crate::Value::Num(x).to_string()
@@ -357,10 +345,7 @@ pub fn per_group(key: &str, xs: &[f64], groups: usize) -> Result<Vec<f64>> {
 
 /// Builds a [`Form`] from a spec.
 fn build_form<F: Form>(spec: &OptimSpec) -> Result<Box<dyn LrScheduler>> {
-    let mut o = Options::new(F::NAME, spec);
-    let form = F::from_options(&mut o)?;
-    o.finish()?;
-    Ok(Box::new(Epochal::new(form)))
+    Ok(Box::new(Epochal::new(F::from_spec(spec)?)))
 }
 
 /// Builds a scheduler from a parsed spec.

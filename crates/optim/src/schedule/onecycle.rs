@@ -2,8 +2,8 @@
 
 use std::f64::consts::PI;
 
-use super::{num, nums, per_group, Ctx, Form, Groups};
-use crate::spec::{non_negative, positive, Options};
+use super::{per_group, Ctx, Form, Groups};
+use crate::Hyper;
 use crate::{Error, Result};
 
 /// `torch.optim.lr_scheduler.OneCycleLR` (Smith & Topin, 2018): from `max_lr/div_factor` up to
@@ -17,32 +17,46 @@ use crate::{Error, Result};
 /// Attaching sets the rates to `max_lr/div_factor` and the momentum to `max_momentum`. PyTorch
 /// allows one step past the last (`total_steps` steps after attaching), whose rate no optimizer
 /// step uses; there the linear strategy would give a negative rate, which Taper sets to 0.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "onecycle", check = OneCycleLr::check)]
 pub struct OneCycleLr {
     /// The peak rate (required): one, or one per group.
+    #[hp(required, range = ">= 0")]
     pub max_lr: Vec<f64>,
-    /// The cycle's length in steps (or `epochs·steps_per_epoch`).
-    pub total_steps: u64,
+    /// The cycle's length in steps (or `epochs` and `steps_per_epoch`: [`OneCycleLr::total`]).
+    #[hp(min = 1)]
+    pub total_steps: Option<u64>,
     /// `epochs`, if the length was given as `epochs` and `steps_per_epoch`.
+    #[hp(min = 1)]
     pub epochs: Option<u64>,
     /// `steps_per_epoch`, likewise.
+    #[hp(min = 1)]
     pub steps_per_epoch: Option<u64>,
     /// The rising fraction of the cycle (0.3), in `[0, 1]`.
+    #[hp(default = 0.3, range = "[0, 1]")]
     pub pct_start: f64,
     /// `cos` or `linear`.
-    pub anneal_strategy: String,
+    #[hp(default = "cos", words = ["cos", "linear"])]
+    pub anneal_strategy: &'static str,
     /// Cycle the momentum (or `beta1`) too (true).
+    #[hp(default = true)]
     pub cycle_momentum: bool,
     /// The lower momentum (0.85): one, or one per group.
+    #[hp(default = 0.85, range = ">= 0")]
     pub base_momentum: Vec<f64>,
     /// The upper momentum (0.95): one, or one per group.
+    #[hp(default = 0.95, range = ">= 0")]
     pub max_momentum: Vec<f64>,
     /// `initial_lr = max_lr/div_factor` (25), > 0.
+    #[hp(default = 25.0, range = "> 0")]
     pub div_factor: f64,
     /// `min_lr = initial_lr/final_div_factor` (1e4), > 0.
+    #[hp(default = 1e4, range = "> 0")]
     pub final_div_factor: f64,
     /// Three phases (up, back down to `initial_lr`, then down to `min_lr`) instead of two (false).
+    #[hp(default = false)]
     pub three_phase: bool,
+    #[hp(skip)]
     groups: Groupwise,
 }
 
@@ -65,6 +79,28 @@ enum At {
 }
 
 impl OneCycleLr {
+    /// The cycle's length in steps: `total_steps`, else `epochs·steps_per_epoch`.
+    pub fn total(&self) -> u64 {
+        match (self.total_steps, self.epochs, self.steps_per_epoch) {
+            (Some(t), _, _) => t,
+            (None, Some(e), Some(s)) => e * s,
+            _ => 0,
+        }
+    }
+
+    /// `total_steps`, or `epochs` and `steps_per_epoch`, is required.
+    fn check(&self) -> Result<()> {
+        if self.total() == 0 {
+            return Err(Error::InvalidValue {
+                optimizer: Self::NAME,
+                key: "total_steps".into(),
+                value: "(missing)".into(),
+                allowed: "`total_steps` (or `epochs` and `steps_per_epoch`) is required".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn anneal(&self, start: f64, end: f64, pct: f64) -> f64 {
         if self.anneal_strategy == "linear" {
             (end - start) * pct + start
@@ -75,7 +111,7 @@ impl OneCycleLr {
 
     /// `(end_step, lr from, lr to, momentum from (max?), momentum to (max?))` per phase.
     fn phases(&self) -> Vec<(f64, At, At, bool, bool)> {
-        let n = self.total_steps as f64;
+        let n = self.total() as f64;
         let p = self.pct_start;
         if self.three_phase {
             vec![
@@ -90,88 +126,6 @@ impl OneCycleLr {
 }
 
 impl Form for OneCycleLr {
-    const NAME: &'static str = "onecycle";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        let max_lr = o.nums("max_lr", None, non_negative, "max_lr must be >= 0")?;
-        let total = o.num(
-            "total_steps",
-            &[],
-            f64::NAN,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "total_steps must be a whole number >= 1",
-        )?;
-        let epochs = o.num(
-            "epochs",
-            &[],
-            f64::NAN,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "epochs must be a whole number >= 1",
-        )?;
-        let per = o.num(
-            "steps_per_epoch",
-            &[],
-            f64::NAN,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "steps_per_epoch must be a whole number >= 1",
-        )?;
-        let (total_steps, epochs, steps_per_epoch) = if !total.is_nan() {
-            (total as u64, None, None)
-        } else if !epochs.is_nan() && !per.is_nan() {
-            ((epochs * per) as u64, Some(epochs as u64), Some(per as u64))
-        } else {
-            return Err(Error::InvalidValue {
-                optimizer: Self::NAME,
-                key: "total_steps".into(),
-                value: "(missing)".into(),
-                allowed: "`total_steps` (or `epochs` and `steps_per_epoch`) is required".into(),
-            });
-        };
-        Ok(Self {
-            max_lr,
-            total_steps,
-            epochs,
-            steps_per_epoch,
-            pct_start: o.num(
-                "pct_start",
-                &[],
-                0.3,
-                |x| (0.0..=1.0).contains(&x),
-                "pct_start must be in [0, 1]",
-            )?,
-            anneal_strategy: o.word("anneal_strategy", "cos", &["cos", "linear"])?.to_string(),
-            cycle_momentum: o.flag("cycle_momentum", true)?,
-            base_momentum: o.nums("base_momentum", Some(0.85), non_negative, "base_momentum must be >= 0")?,
-            max_momentum: o.nums("max_momentum", Some(0.95), non_negative, "max_momentum must be >= 0")?,
-            div_factor: o.num("div_factor", &[], 25.0, positive, "div_factor must be > 0")?,
-            final_div_factor: o.num(
-                "final_div_factor",
-                &[],
-                1e4,
-                positive,
-                "final_div_factor must be > 0",
-            )?,
-            three_phase: o.flag("three_phase", false)?,
-            groups: Groupwise::default(),
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        let mut o = vec![("max_lr", nums(&self.max_lr))];
-        match (self.epochs, self.steps_per_epoch) {
-            (Some(e), Some(s)) => o.extend([("epochs", e.to_string()), ("steps_per_epoch", s.to_string())]),
-            _ => o.push(("total_steps", self.total_steps.to_string())),
-        }
-        o.extend([
-            ("pct_start", num(self.pct_start)),
-            ("anneal_strategy", self.anneal_strategy.clone()),
-            ("cycle_momentum", self.cycle_momentum.to_string()),
-            ("base_momentum", nums(&self.base_momentum)),
-            ("max_momentum", nums(&self.max_momentum)),
-            ("div_factor", num(self.div_factor)),
-            ("final_div_factor", num(self.final_div_factor)),
-            ("three_phase", self.three_phase.to_string()),
-        ]);
-        o
-    }
     fn cycles_momentum(&self) -> bool {
         self.cycle_momentum
     }
@@ -193,10 +147,11 @@ impl Form for OneCycleLr {
         Ok(())
     }
     fn lr(&mut self, c: &Ctx, g: &mut Groups) -> Result<Vec<f64>> {
-        if c.epoch > self.total_steps as i64 {
+        if c.epoch > self.total() as i64 {
             return Err(Error::InvalidArgument(format!(
                 "onecycle: tried to step {} times; total_steps is {}",
-                c.epoch, self.total_steps
+                c.epoch,
+                self.total()
             )));
         }
         if self.groups.max.len() != c.lrs.len() {

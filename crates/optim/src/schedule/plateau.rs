@@ -1,68 +1,61 @@
 //! `ReduceLROnPlateau`.
 
-use super::{get, num, nums, per_group, Groups, LrScheduler, SchedulerState};
-use crate::spec::{non_negative, OptimSpec, Options};
-use crate::{Error, Result};
+use super::{get, per_group, Groups, LrScheduler, SchedulerState};
+use crate::spec::OptimSpec;
+use crate::{Error, Hyper, Result};
 
 /// `torch.optim.lr_scheduler.ReduceLROnPlateau`: fed a metric each step, multiplies the rates
 /// by `factor` (not below `min_lr`, and only by more than `eps`) once the metric has not
 /// improved for more than `patience` steps, then waits `cooldown` steps. Improvement is relative
 /// (`a < best·(1 - threshold)` for `mode=min`) or absolute (`a < best - threshold`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "plateau")]
 pub struct ReduceLrOnPlateau {
     /// `min` (a loss) or `max` (an accuracy).
-    pub mode: String,
+    #[hp(default = "min", words = ["min", "max"])]
+    pub mode: &'static str,
     /// The factor (0.1), in `[0, 1)`.
+    #[hp(default = 0.1, range = "[0, 1)")]
     pub factor: f64,
     /// Steps without improvement tolerated (10).
+    #[hp(default = 10)]
     pub patience: u64,
     /// What counts as improvement (1e-4), ≥ 0.
+    #[hp(default = 1e-4, range = ">= 0")]
     pub threshold: f64,
     /// `rel` or `abs`.
-    pub threshold_mode: String,
+    #[hp(default = "rel", words = ["rel", "abs"])]
+    pub threshold_mode: &'static str,
     /// Steps to wait after a reduction (0).
+    #[hp(default = 0)]
     pub cooldown: u64,
     /// The floor (0): one, or one per group.
+    #[hp(default = 0.0, range = ">= 0")]
     pub min_lr: Vec<f64>,
     /// The smallest change made (1e-8), ≥ 0.
+    #[hp(default = 1e-8, range = ">= 0")]
     pub eps: f64,
+    #[hp(skip, default = if mode == "min" { f64::INFINITY } else { f64::NEG_INFINITY })]
     best: f64,
+    #[hp(skip)]
     num_bad_epochs: u64,
+    #[hp(skip)]
     cooldown_counter: u64,
+    #[hp(skip)]
     last_epoch: i64,
+    #[hp(skip)]
     min_lrs: Vec<f64>,
 }
 
 impl ReduceLrOnPlateau {
-    /// The spec name.
-    pub const NAME: &'static str = "plateau";
-
     /// Builds it from a spec.
     pub fn build(spec: &OptimSpec) -> Result<Box<dyn LrScheduler>> {
-        let mut o = Options::new(Self::NAME, spec);
-        let mode = o.word("mode", "min", &["min", "max"])?.to_string();
-        let s = Self {
-            factor: o.num("factor", &[], 0.1, |x| (0.0..1.0).contains(&x), "factor must be in [0, 1)")?,
-            patience: o.whole("patience", 10, 0)?,
-            threshold: o.num("threshold", &[], 1e-4, non_negative, "threshold must be >= 0")?,
-            threshold_mode: o.word("threshold_mode", "rel", &["rel", "abs"])?.to_string(),
-            cooldown: o.whole("cooldown", 0, 0)?,
-            min_lr: o.nums("min_lr", Some(0.0), non_negative, "min_lr must be >= 0")?,
-            eps: o.num("eps", &[], 1e-8, non_negative, "eps must be >= 0")?,
-            best: if mode == "min" { f64::INFINITY } else { f64::NEG_INFINITY },
-            mode,
-            num_bad_epochs: 0,
-            cooldown_counter: 0,
-            last_epoch: 0,
-            min_lrs: Vec::new(),
-        };
-        o.finish()?;
-        Ok(Box::new(s))
+        Ok(Box::new(Self::from_spec(spec)?))
     }
 
     fn is_better(&self, a: f64) -> bool {
         let (best, th) = (self.best, self.threshold);
-        match (self.mode.as_str(), self.threshold_mode.as_str()) {
+        match (self.mode, self.threshold_mode) {
             ("min", "rel") => a < best * (1.0 - th),
             ("min", _) => a < best - th,
             (_, "rel") => a > best * (th + 1.0),
@@ -76,17 +69,7 @@ impl LrScheduler for ReduceLrOnPlateau {
         Box::new(self.clone())
     }
     fn spec(&self) -> String {
-        let o = [
-            ("mode", self.mode.clone()),
-            ("factor", num(self.factor)),
-            ("patience", self.patience.to_string()),
-            ("threshold", num(self.threshold)),
-            ("threshold_mode", self.threshold_mode.clone()),
-            ("cooldown", self.cooldown.to_string()),
-            ("min_lr", nums(&self.min_lr)),
-            ("eps", num(self.eps)),
-        ];
-        super::spec_string(Self::NAME, &o)
+        self.to_spec().to_string()
     }
     fn needs_metric(&self) -> bool {
         true

@@ -1,30 +1,23 @@
 //! `PolynomialLR`.
 
-use super::{num, Ctx, Form, Groups};
-use crate::spec::{non_negative, Options};
+use super::{Ctx, Form, Groups};
+use crate::Hyper;
 use crate::Result;
 
 /// `torch.optim.lr_scheduler.PolynomialLR`: `ηt = η0·(1 - min(t, T)/T)^power`, reaching 0 at
 /// epoch `T = total_iters`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "polynomial")]
 pub struct PolynomialLr {
     /// The epochs to reach 0 (5), ≥ 1.
+    #[hp(default = 5, min = 1)]
     pub total_iters: u64,
     /// The power (1), ≥ 0.
+    #[hp(default = 1.0, range = ">= 0")]
     pub power: f64,
 }
 
 impl Form for PolynomialLr {
-    const NAME: &'static str = "polynomial";
-    fn from_options(o: &mut Options) -> Result<Self> {
-        Ok(Self {
-            total_iters: o.whole("total_iters", 5, 1)?,
-            power: o.num("power", &[], 1.0, non_negative, "power must be >= 0")?,
-        })
-    }
-    fn to_options(&self) -> Vec<(&'static str, String)> {
-        vec![("total_iters", self.total_iters.to_string()), ("power", num(self.power))]
-    }
     fn lr(&mut self, c: &Ctx, _g: &mut Groups) -> Result<Vec<f64>> {
         if c.initial || c.epoch > self.total_iters as i64 {
             return Ok(c.lrs.to_vec());
