@@ -35,8 +35,13 @@
 //!
 //! Field attributes (`#[hp(...)]`), by the field's type: `f64` (a number: `default = expr`,
 //! `range = ">= 0" | "> 0" | "[a, b)" | "[a, b]" | "(a, b)" | "(a, b]"`, `allowed = "message"`),
-//! `Option<f64>` (absent unless given), `bool`, `u64` (a whole number, `min = n`), `&'static str`
-//! (a word, `words = ["a", "b"]`). Any field: `alias = "name"`, `required` (the spec must give it;
+//! `Option<f64>` (absent unless given), `bool`, `u64` (a whole number, `min = n`, `below = n`),
+//! `Option<u64>`, `&'static str` (a word, `words = ["a", "b"]`), `Vec<f64>` (one number for every
+//! parameter group or a bracketed list, one per group), `Vec<u64>` (a bracketed list, `[30,80]`);
+//! any other type through `with = "module"` (`module::read(o, key, name)`, `module::write(&v)`:
+//! nested schedulers); `skip` for state that is not an option (its `default` expression may use
+//! the options read before it). A `default` expression may use the options declared before it
+//! (`max_eval = max_iter * 5 / 4`). Any field: `alias = "name"`, `required` (the spec must give it;
 //! `default` is then the struct's `Default` only). Roles: `lr` (the learning rate; a field named
 //! `lr` is it by default), `weight_decay`, `maximize`, `decoupled` (a `bool` that switches the
 //! decay to decoupled), `cautious` (a `bool` that turns on cautious updates), `quiet` (written to
@@ -72,6 +77,9 @@ enum Kind {
     List,
     /// Not an option: state the type keeps, set to its `default` (or `Default::default()`).
     Skip,
+    /// Any type, read and written by a module of the caller's (`#[hp(with = "path")]`:
+    /// `path::read(o, key, name) -> Result<T>`, `path::write(&T) -> String`).
+    With,
 }
 
 /// How a range of numbers is written and checked.
@@ -98,6 +106,7 @@ struct FieldAttrs {
     cautious: bool,
     quiet: bool,
     skip: bool,
+    with: Option<syn::Path>,
 }
 
 struct Field {
@@ -223,6 +232,7 @@ fn parse_field_attrs(f: &syn::Field) -> syn::Result<FieldAttrs> {
                 "cautious" => out.cautious = true,
                 "quiet" => out.quiet = true,
                 "skip" => out.skip = true,
+                "with" => out.with = Some(m.value()?.parse::<LitStr>()?.parse()?),
                 _ => return Err(m.error("unknown hp attribute")),
             }
             Ok(())
@@ -295,9 +305,15 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         if key == "lr" {
             attrs.lr = true;
         }
-        let kind = if attrs.skip { Kind::Skip } else { kind_of(&f.ty)? };
+        let kind = if attrs.skip {
+            Kind::Skip
+        } else if attrs.with.is_some() {
+            Kind::With
+        } else {
+            kind_of(&f.ty)?
+        };
         if attrs.default.is_none()
-            && !matches!(kind, Kind::OptNum | Kind::OptWhole | Kind::Skip)
+            && !matches!(kind, Kind::OptNum | Kind::OptWhole | Kind::Skip | Kind::With)
             && !attrs.required
         {
             return err(f, "every hyperparameter has a `default` (with `required`, for `Default` only)");
@@ -568,6 +584,13 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                     Some((#key, format!("[{}]", self.#id.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(","))))
                 });
             }
+            Kind::With => {
+                let fty = &f.ty;
+                let path = f.attrs.with.clone().ok_or_else(|| syn::Error::new_spanned(&f.ident, "with"))?;
+                defaults.push(quote!(let #id: #fty = ::core::default::Default::default();));
+                reads.push(quote!(let #id: #fty = #path::read(o, #key, #name)?;));
+                writes.push(quote!(Some((#key, #path::write(&self.#id)))));
+            }
             Kind::Skip => {
                 let fty = &f.ty;
                 let d = match &default {
@@ -646,6 +669,27 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         Some(p) => quote!(#p(&s)?;),
         None => quote!(),
     };
+    let set_body = if sets.is_empty() {
+        quote! {
+            let _ = value;
+            Err(#k::Error::InvalidArgument(format!("`{}` has no numeric option `{}`", #name, key)))
+        }
+    } else {
+        quote! {
+            let mut next = ::core::clone::Clone::clone(self);
+            match key {
+                #(#sets)*
+                _ => {
+                    return Err(#k::Error::InvalidArgument(format!(
+                        "`{}` has no numeric option `{}`", #name, key
+                    )))
+                }
+            }
+            #k::Hyper::validate(&next)?;
+            *self = next;
+            Ok(())
+        }
+    };
     Ok(quote! {
         impl #impl_g ::core::default::Default for #ty #ty_g #where_g {
             #[allow(clippy::unnecessary_cast, clippy::identity_op)]
@@ -688,18 +732,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
             }
 
             fn set(&mut self, key: &str, value: f64) -> #k::Result<()> {
-                let mut next = ::core::clone::Clone::clone(self);
-                match key {
-                    #(#sets)*
-                    _ => {
-                        return Err(#k::Error::InvalidArgument(format!(
-                            "`{}` has no numeric option `{}`", #name, key
-                        )))
-                    }
-                }
-                #k::Hyper::validate(&next)?;
-                *self = next;
-                Ok(())
+                #set_body
             }
 
             fn options_info() -> &'static [#k::OptionInfo] {

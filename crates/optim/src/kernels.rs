@@ -206,33 +206,27 @@ fn dispatch<T: Scalar, R: Steps<T>, const K: usize>(
     chunk::<T, R, K>(rule, c, t, caution, p, g, s)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn chunk_avx512<T: Scalar, R: Steps<T>, const K: usize>(
-    rule: &R,
-    c: &R::Coeffs,
-    t: &Transforms,
-    caution: f64,
-    p: &mut [T],
-    g: &[T],
-    s: [&mut [T]; K],
-) {
-    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
+/// `chunk` compiled with the named target features (its body inlined into it).
+macro_rules! chunk_with {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<T: Scalar, R: Steps<T>, const K: usize>(
+            rule: &R,
+            c: &R::Coeffs,
+            t: &Transforms,
+            caution: f64,
+            p: &mut [T],
+            g: &[T],
+            s: [&mut [T]; K],
+        ) {
+            chunk::<T, R, K>(rule, c, t, caution, p, g, s)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_avx2<T: Scalar, R: Steps<T>, const K: usize>(
-    rule: &R,
-    c: &R::Coeffs,
-    t: &Transforms,
-    caution: f64,
-    p: &mut [T],
-    g: &[T],
-    s: [&mut [T]; K],
-) {
-    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
-}
+chunk_with!(chunk_avx512, "avx512f");
+chunk_with!(chunk_avx2, "avx2,fma");
 
 #[inline(always)]
 fn chunk<T: Scalar, R: Steps<T>, const K: usize>(

@@ -8,100 +8,41 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{Grads, Param};
 
 use crate::rule::{check_float, check_unique_params, valid_lr};
-use crate::spec::{non_negative, OptimSpec, Options, Value};
+use crate::spec::OptimSpec;
+use crate::Hyper;
 use crate::{Error, OptimState, Optimizer, Result, StepOutcome};
 
 /// What a closure returns: the loss at the current parameters and its gradients.
 pub type Evaluation = (f64, Grads);
 
 /// L-BFGS's hyperparameters, PyTorch's names and defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hyper)]
+#[hyper(name = "lbfgs")]
 pub struct LbfgsOptions {
     /// Learning rate (1): the initial step length.
+    #[hp(default = 1.0, range = ">= 0")]
     pub lr: f64,
-    /// Iterations per step (20), ≥ 1.
+    /// Iterations per step (20).
+    #[hp(default = 20, min = 1)]
     pub max_iter: u64,
-    /// Closure evaluations per step (`max_iter·5/4`), ≥ 1.
+    /// Closure evaluations per step (`max_iter·5/4`).
+    #[hp(default = max_iter * 5 / 4, min = 1)]
     pub max_eval: u64,
-    /// Stop when every gradient entry is at most this (1e-7), ≥ 0.
+    /// Stop when every gradient entry is at most this (1e-7).
+    #[hp(default = 1e-7, range = ">= 0")]
     pub tolerance_grad: f64,
-    /// Stop when the step or the loss changes less than this (1e-9), ≥ 0.
+    /// Stop when the step or the loss changes less than this (1e-9).
+    #[hp(default = 1e-9, range = ">= 0")]
     pub tolerance_change: f64,
-    /// Curvature pairs kept (100), ≥ 1.
+    /// Curvature pairs kept (100).
+    #[hp(default = 100, min = 1)]
     pub history_size: u64,
     /// `none` (fixed steps of `lr`) or `strong_wolfe`.
+    #[hp(default = "none", words = ["none", "strong_wolfe"])]
     pub line_search_fn: &'static str,
-    /// Ascend the objective instead of descending it.
+    /// Ascend the objective instead of descending it (L-BFGS negates the loss and gradients itself).
+    #[hp(default = false)]
     pub maximize: bool,
-}
-
-impl Default for LbfgsOptions {
-    fn default() -> Self {
-        Self {
-            lr: 1.0,
-            max_iter: 20,
-            max_eval: 25,
-            tolerance_grad: 1e-7,
-            tolerance_change: 1e-9,
-            history_size: 100,
-            line_search_fn: "none",
-            maximize: false,
-        }
-    }
-}
-
-impl LbfgsOptions {
-    fn from_spec(spec: &OptimSpec) -> Result<Self> {
-        if spec.name != Lbfgs::NAME {
-            return Err(Error::Spec { spec: spec.to_string(), msg: "expected optimizer `lbfgs`".into() });
-        }
-        let d = Self::default();
-        let mut o = Options::new(Lbfgs::NAME, spec);
-        let lr = o.lr(d.lr)?;
-        let max_iter = o.whole("max_iter", d.max_iter, 1)?;
-        let max_eval = o.whole("max_eval", max_iter * 5 / 4, 1)?;
-        let s = Self {
-            lr,
-            max_iter,
-            max_eval,
-            tolerance_grad: o.num(
-                "tolerance_grad",
-                &[],
-                d.tolerance_grad,
-                non_negative,
-                "tolerance_grad must be >= 0",
-            )?,
-            tolerance_change: o.num(
-                "tolerance_change",
-                &[],
-                d.tolerance_change,
-                non_negative,
-                "tolerance_change must be >= 0",
-            )?,
-            history_size: o.whole("history_size", d.history_size, 1)?,
-            line_search_fn: o.word("line_search_fn", "none", &["none", "strong_wolfe"])?,
-            maximize: o.flag("maximize", d.maximize)?,
-        };
-        o.finish()?;
-        Ok(s)
-    }
-
-    fn to_spec(&self) -> OptimSpec {
-        let options = [
-            ("lr", Value::Num(self.lr)),
-            ("max_iter", Value::Num(self.max_iter as f64)),
-            ("max_eval", Value::Num(self.max_eval as f64)),
-            ("tolerance_grad", Value::Num(self.tolerance_grad)),
-            ("tolerance_change", Value::Num(self.tolerance_change)),
-            ("history_size", Value::Num(self.history_size as f64)),
-            ("line_search_fn", Value::Word(self.line_search_fn)),
-            ("maximize", Value::Bool(self.maximize)),
-        ];
-        OptimSpec {
-            name: Lbfgs::NAME.into(),
-            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        }
-    }
 }
 
 /// What L-BFGS carries from one step to the next (PyTorch's `state`).
@@ -146,7 +87,7 @@ impl Lbfgs {
 
     /// L-BFGS over `params`.
     pub fn new(opts: LbfgsOptions, params: Vec<Param>) -> Result<Self> {
-        LbfgsOptions::from_spec(&opts.to_spec())?;
+        opts.validate()?;
         check_unique_params(&params, std::iter::empty())?;
         check_float(&params)?;
         Ok(Self { opts, params, state: None })

@@ -1,28 +1,25 @@
 //! `ChainedScheduler`.
 
-use super::sequential::{children, children_spec, children_state, load_children};
+use super::sequential::{children, children_state, load_children};
 use super::{Groups, LrScheduler, SchedulerState};
-use crate::spec::{OptimSpec, Options};
-use crate::{Error, Result};
+use crate::spec::OptimSpec;
+use crate::{Error, Hyper, Result};
 
 /// `torch.optim.lr_scheduler.ChainedScheduler`: every scheduler steps, in order, each
 /// multiplying in its own change (the recursive forms compose):
 /// `chained:schedulers=[constant(factor=0.5,total_iters=3),exponential(gamma=0.95)]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hyper)]
+#[hyper(name = "chained")]
 pub struct Chained {
+    /// The schedulers (required), nested as `name(key=value,...)`.
+    #[hp(with = "children")]
     schedulers: Vec<Box<dyn LrScheduler>>,
 }
 
 impl Chained {
-    /// The spec name.
-    pub const NAME: &'static str = "chained";
-
     /// Builds it from a spec.
     pub fn build(spec: &OptimSpec) -> Result<Box<dyn LrScheduler>> {
-        let mut o = Options::new(Self::NAME, spec);
-        let schedulers = children(&mut o, Self::NAME)?;
-        o.finish()?;
-        Ok(Box::new(Self { schedulers }))
+        Ok(Box::new(Self::from_spec(spec)?))
     }
 }
 
@@ -31,7 +28,7 @@ impl LrScheduler for Chained {
         Box::new(self.clone())
     }
     fn spec(&self) -> String {
-        format!("{}:schedulers={}", Self::NAME, children_spec(&self.schedulers))
+        self.to_spec().to_string()
     }
     fn cycles_momentum(&self) -> bool {
         self.schedulers.iter().any(|s| s.cycles_momentum())

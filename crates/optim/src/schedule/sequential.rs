@@ -2,7 +2,7 @@
 
 use super::{get, parse_nested, Groups, LrScheduler, SchedulerState};
 use crate::spec::{OptimSpec, Options};
-use crate::{Error, Result};
+use crate::{Error, Hyper, Result};
 
 /// `torch.optim.lr_scheduler.SequentialLR`: runs `schedulers[0]` until `milestones[0]`, then
 /// `schedulers[1]` (restarted at its epoch 0, from its closed form where it has one), and so
@@ -10,16 +10,45 @@ use crate::{Error, Result};
 /// back to their `initial_lr`, and takes the first scheduler's initial step again.
 ///
 /// `sequential:schedulers=[linear(start_factor=0.1,total_iters=5),cosine(t_max=95)],milestones=[5]`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hyper)]
+#[hyper(name = "sequential", check = Sequential::check)]
 pub struct Sequential {
+    /// The schedulers, in order (required), nested as `name(key=value,...)`.
+    #[hp(with = "children")]
     schedulers: Vec<Box<dyn LrScheduler>>,
+    /// The epochs at which the next one takes over (one fewer than the schedulers).
+    #[hp(default = Vec::new())]
     milestones: Vec<u64>,
+    #[hp(skip, default = -1)]
     last_epoch: i64,
 }
 
+/// The nested schedulers of a `schedulers=[...]` option, for `#[hp(with = "children")]`.
+pub(super) mod children {
+    use super::*;
+
+    /// Reads `schedulers=[...]`; none may watch a metric.
+    pub(crate) fn read(
+        o: &mut Options,
+        key: &'static str,
+        name: &'static str,
+    ) -> Result<Vec<Box<dyn LrScheduler>>> {
+        super::children(o, key, name)
+    }
+
+    /// `[a(...),b(...)]`.
+    pub(crate) fn write(children: &[Box<dyn LrScheduler>]) -> String {
+        super::children_spec(children)
+    }
+}
+
 /// The nested schedulers of a `schedulers=[...]` option; none may watch a metric.
-pub(super) fn children(o: &mut Options, name: &'static str) -> Result<Vec<Box<dyn LrScheduler>>> {
-    let items = o.list("schedulers")?.ok_or_else(|| Error::InvalidValue {
+pub(super) fn children(
+    o: &mut Options,
+    key: &'static str,
+    name: &'static str,
+) -> Result<Vec<Box<dyn LrScheduler>>> {
+    let items = o.list(key)?.ok_or_else(|| Error::InvalidValue {
         optimizer: name,
         key: "schedulers".into(),
         value: "(missing)".into(),
@@ -80,35 +109,25 @@ pub(super) fn load_children(children: &mut [Box<dyn LrScheduler>], state: &Sched
 }
 
 impl Sequential {
-    /// The spec name.
-    pub const NAME: &'static str = "sequential";
-
     /// Builds it from a spec.
     pub fn build(spec: &OptimSpec) -> Result<Box<dyn LrScheduler>> {
-        let mut o = Options::new(Self::NAME, spec);
-        let schedulers = children(&mut o, Self::NAME)?;
-        let items = o.list("milestones")?.unwrap_or_default();
-        o.finish()?;
-        let milestones = items
-            .iter()
-            .map(|t| {
-                t.parse::<u64>().map_err(|_| {
-                    Error::InvalidArgument(format!("sequential: milestone `{t}` is not a whole number"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if milestones.len() + 1 != schedulers.len() {
+        Ok(Box::new(Self::from_spec(spec)?))
+    }
+
+    /// One milestone between each two schedulers, in increasing order.
+    fn check(&self) -> Result<()> {
+        if self.milestones.len() + 1 != self.schedulers.len() {
             return Err(Error::InvalidArgument(format!(
                 "sequential: {} schedulers need {} milestones, got {}",
-                schedulers.len(),
-                schedulers.len() - 1,
-                milestones.len()
+                self.schedulers.len(),
+                self.schedulers.len().saturating_sub(1),
+                self.milestones.len()
             )));
         }
-        if milestones.windows(2).any(|w| w[0] > w[1]) {
+        if self.milestones.windows(2).any(|w| w[0] > w[1]) {
             return Err(Error::InvalidArgument("sequential: milestones must be in increasing order".into()));
         }
-        Ok(Box::new(Self { schedulers, milestones, last_epoch: -1 }))
+        Ok(())
     }
 
     /// Which scheduler runs at `epoch`: the number of milestones ≤ `epoch`.
@@ -122,8 +141,7 @@ impl LrScheduler for Sequential {
         Box::new(self.clone())
     }
     fn spec(&self) -> String {
-        let m: Vec<String> = self.milestones.iter().map(u64::to_string).collect();
-        format!("{}:schedulers={},milestones=[{}]", Self::NAME, children_spec(&self.schedulers), m.join(","))
+        self.to_spec().to_string()
     }
     fn cycles_momentum(&self) -> bool {
         self.schedulers.iter().any(|s| s.cycles_momentum())
