@@ -496,25 +496,26 @@ fn typed_access_to_hyperparameters_and_buffers() {
 
 // ---------------------------------------------------------------- cautious updates
 
-/// Cautious SGD by hand: momentum 0.9, lr 0.1, p = (1, 1); the first step's gradient (1, 1) agrees
-/// with the buffer everywhere; the second's, (-0.5, 1), makes the buffer (0.4, 1.9), which disagrees
-/// with it in the first coordinate: that coordinate keeps still, the other moves twice as far
-/// (half the mask kept): p = (0.9, 0.9 - 2·0.1·1.9).
+/// Cautious SGD by hand: momentum 0.9, lr 0.1, p = (1, 1, 1). Step 1, g = (1, 1, 1): every update
+/// agrees with its gradient, p = (0.9, 0.9, 0.9). Step 2, g = (-0.5, 1, 0): the buffer
+/// (0.4, 1.9, 0.9) disagrees with g in the first coordinate, and in the third the gradient is 0
+/// (timm's mask is `u·g > 0`, so that one stays too): only the second moves, three times as far
+/// (one of three kept): p = (0.9, 0.9 - 3·0.1·1.9, 0.9).
 #[test]
 fn cautious_updates_keep_the_agreeing_coordinates_rescaled() {
     for path in [KernelPath::Fused, KernelPath::Composed] {
         let mut s = ParamStore::new();
-        let p = s.insert("p", Tensor::new(&[1.0f64, 1.0], &Device::Cpu).unwrap()).unwrap();
+        let p = s.insert("p", Tensor::new(&[1.0f64, 1.0, 1.0], &Device::Cpu).unwrap()).unwrap();
         let mut opt = from_spec("sgd:lr=0.1,momentum=0.9,cautious=true", s.trainable()).unwrap();
         opt.set_kernel_path(path);
-        for g in [[1.0f64, 1.0], [-0.5, 1.0]] {
+        for g in [[1.0f64, 1.0, 1.0], [-0.5, 1.0, 0.0]] {
             let mut grads = Grads::default();
             grads.set(&p, Tensor::new(&g, &Device::Cpu).unwrap());
             opt.step(&grads).unwrap();
         }
         let got = p.value().to_vec1::<f64>().unwrap();
-        let want = [0.9, 0.9 - 2.0 * 0.1 * 1.9];
-        assert!((got[0] - want[0]).abs() < 1e-15 && (got[1] - want[1]).abs() < 1e-15, "{path:?}: {got:?}");
+        let want = [0.9, 0.9 - 3.0 * 0.1 * 1.9, 0.9];
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-14), "{path:?}: {got:?}");
     }
     // The option is spelled out only when on: specs written before it existed are unchanged.
     assert_eq!(
