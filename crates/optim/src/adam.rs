@@ -1,8 +1,8 @@
 //! Adam (Kingma & Ba, 2015; PyTorch's `torch.optim.Adam`).
 
 use crate::elem::{addcdiv, ema_sq, lerp, Elem};
-use crate::rule::{Buffer, Fuse, Rule, Steps};
-use crate::{Hyper, Result};
+use crate::rule::Buffer;
+use crate::Hyper;
 
 /// Adam: momentum on the gradient and RMSprop's scaling, both bias-corrected, exactly as
 /// `torch.optim.Adam` (maximize and weight decay, the L2 penalty `g ← g + λ·p` or with
@@ -101,26 +101,41 @@ pub(crate) mod core {
     }
 }
 
-impl Rule for Adam {
-    type Coeffs = AdamCoeffs;
-    type Fused = Fuse;
+/// The `Rule` and `Steps` of an Adam-shaped struct (fields `lr`, `beta1`, `beta2`, `eps`,
+/// `amsgrad`): Adam and AdamW differ only in their declared options and defaults.
+macro_rules! adam_rule {
+    ($ty:ty) => {
+        impl $crate::rule::Rule for $ty {
+            type Coeffs = $crate::adam::AdamCoeffs;
+            type Fused = $crate::rule::Fuse;
 
-    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
-        Ok(core::buffers(self.amsgrad))
-    }
+            fn buffers(&self, _: &[usize]) -> $crate::Result<Vec<$crate::rule::Buffer>> {
+                Ok($crate::adam::core::buffers(self.amsgrad))
+            }
 
-    fn coeffs(&self, step: u64) -> AdamCoeffs {
-        core::coeffs(self.lr, self.beta1, self.beta2, step)
-    }
+            fn coeffs(&self, step: u64) -> $crate::adam::AdamCoeffs {
+                $crate::adam::core::coeffs(self.lr, self.beta1, self.beta2, step)
+            }
 
-    fn has_momentum(&self) -> bool {
-        true
-    }
+            fn has_momentum(&self) -> bool {
+                true
+            }
+        }
+
+        impl<E: $crate::Elem> $crate::rule::Steps<E> for $ty {
+            #[inline(always)]
+            fn update(
+                &self,
+                c: &$crate::adam::AdamCoeffs,
+                p: &mut E,
+                g: &E,
+                s: &mut [E],
+            ) -> std::result::Result<(), E::Err> {
+                $crate::adam::core::update((self.beta1, self.beta2, self.eps), c, p, g, s)
+            }
+        }
+    };
 }
+pub(crate) use adam_rule;
 
-impl<E: Elem> Steps<E> for Adam {
-    #[inline(always)]
-    fn update(&self, c: &AdamCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        core::update((self.beta1, self.beta2, self.eps), c, p, g, s)
-    }
-}
+adam_rule!(Adam);

@@ -1,9 +1,6 @@
 //! AdamW (Loshchilov & Hutter, 2019; PyTorch's `torch.optim.AdamW`).
 
-use crate::adam::{core, AdamCoeffs};
-use crate::elem::Elem;
-use crate::rule::{Buffer, Fuse, Rule, Steps};
-use crate::{Hyper, Result};
+use crate::Hyper;
 
 /// AdamW: Adam with weight decay decoupled from the gradient (`Adam` with
 /// `decoupled_weight_decay=true`), exactly as `torch.optim.AdamW`: the engine decays
@@ -38,26 +35,4 @@ pub struct AdamW {
     pub cautious: bool,
 }
 
-impl Rule for AdamW {
-    type Coeffs = AdamCoeffs;
-    type Fused = Fuse;
-
-    fn buffers(&self, _: &[usize]) -> Result<Vec<Buffer>> {
-        Ok(core::buffers(self.amsgrad))
-    }
-
-    fn coeffs(&self, step: u64) -> AdamCoeffs {
-        core::coeffs(self.lr, self.beta1, self.beta2, step)
-    }
-
-    fn has_momentum(&self) -> bool {
-        true
-    }
-}
-
-impl<E: Elem> Steps<E> for AdamW {
-    #[inline(always)]
-    fn update(&self, c: &AdamCoeffs, p: &mut E, g: &E, s: &mut [E]) -> std::result::Result<(), E::Err> {
-        core::update((self.beta1, self.beta2, self.eps), c, p, g, s)
-    }
-}
+crate::adam::adam_rule!(AdamW);
