@@ -331,3 +331,46 @@ fn tinyshakespeare_offline_and_missing_says_what_to_do() {
     let err = run_cli(&a, false).unwrap_err().to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
 }
+
+#[test]
+fn the_muon_recipe_learns_and_resumes_bit_exactly() {
+    let data = text_file("char-lm-muon", &resume_text());
+    let ck = data.parent().unwrap().join("muon.safetensors");
+    let common = [
+        "--iters",
+        "9",
+        "--eval-every",
+        "4",
+        "--batch-size",
+        "3",
+        "--optimizer",
+        "muon:lr=0.02",
+        "--other-optimizer",
+        "adamw:lr=0.01",
+    ];
+    let whole = run_cli(&small(&data, &common), false).unwrap();
+    assert!(whole.evals.last().unwrap().2 < whole.evals[0].2, "{:?}", whole.evals);
+    let mut first: Vec<&str> = common.to_vec();
+    first.extend(["--save", ck.to_str().unwrap(), "--stop-after", "6"]);
+    run_cli(&small(&data, &first), false).unwrap();
+    let mut second: Vec<&str> = common.to_vec();
+    second.extend(["--resume", ck.to_str().unwrap()]);
+    let resumed = run_cli(&small(&data, &second), false).unwrap();
+    assert_eq!(resumed.evals, whole.evals, "every evaluation bit for bit");
+    // The checkpoint holds both parts; resuming it with AdamW alone is refused.
+    let mut adamw: Vec<&str> = common[..6].to_vec();
+    adamw.extend(["--resume", ck.to_str().unwrap()]);
+    let err = run_cli(&small(&data, &adamw), false).unwrap_err().to_string();
+    assert!(err.contains("muon"), "{err}");
+}
+
+#[test]
+fn specs_that_need_their_own_groups_are_not_blamed() {
+    let data = text_file("char-lm-specs", &resume_text());
+    // Rprop has no weight decay: the vectors' group is built without the override.
+    run_cli(&small(&data, &["--iters", "1", "--optimizer", "rprop:lr=0.01"]), false).unwrap();
+    // Muon alone cannot take the vectors: the error says what to do, not that the spec is bad.
+    let err =
+        run_cli(&small(&data, &["--iters", "1", "--optimizer", "muon:lr=0.02"]), false).unwrap_err().to_string();
+    assert!(err.contains("--other-optimizer") && !err.contains("malformed"), "{err}");
+}

@@ -112,7 +112,14 @@ pub trait Hyper: Clone + Sized {
     /// These hyperparameters with `options` (`"lr=0.1,momentum=0.9"`, keys or aliases) in place
     /// of their own: a new parameter group's.
     fn with_overrides(&self, options: &str) -> Result<Self> {
-        let extra = OptimSpec::parse(&format!("{}:{options}", Self::NAME))?;
+        // No options: the same hyperparameters (a spec `name:` with nothing after the colon is
+        // malformed, and must not be what Taper builds from an empty override).
+        let text = if options.trim().is_empty() {
+            Self::NAME.to_string()
+        } else {
+            format!("{}:{options}", Self::NAME)
+        };
+        let extra = OptimSpec::parse(&text)?;
         let mut o = Options::new(Self::NAME, &extra);
         let rule = Self::read_from(&mut o, Some(self))?;
         o.finish()?;

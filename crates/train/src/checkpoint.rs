@@ -367,12 +367,12 @@ pub fn apply(
     }
     for (gi, text) in ck.optim.groups.iter().enumerate() {
         let saved = OptimSpec::parse(text).map_err(|x| e(format!("group {gi}: {x}")))?;
-        if saved.name != opt.name() {
-            return Err(e(format!(
-                "saved with optimizer `{}` ({text}), this run uses `{}`",
-                saved.name,
-                opt.name()
-            )));
+        // Each group against this optimizer's group (a mixed optimizer's groups differ).
+        let ours = opt.group_spec(gi).map_or_else(|| opt.name(), |s| s.name);
+        if saved.name != ours {
+            return Err(e(
+                format!("saved with optimizer `{}` ({text}), this run uses `{ours}`", saved.name,),
+            ));
         }
     }
     // Everything that can fail comes first: the values on the parameters' devices, then the

@@ -15,7 +15,7 @@ use crate::data::{Checksum, Remote};
 use crate::train::{self, checkpoint, steps};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use taper_autograd::Tape;
+use taper_autograd::{Param, Tape};
 
 use crate::cli::{Common, DataArgs};
 use crate::nn::{Builder, Gpt, GptConfig};
@@ -237,9 +237,16 @@ pub struct Args {
     /// Biases in linear layers and layer norms.
     #[arg(long)]
     pub bias: bool,
-    /// Optimizer spec for the matrices (the other parameters get weight_decay=0).
+    /// Optimizer spec for the matrices (the other parameters get weight_decay=0); with
+    /// --other-optimizer, for the hidden weight matrices of the transformer blocks only.
     #[arg(long, default_value = "adamw:lr=0.001,beta1=0.9,beta2=0.99,weight_decay=0.1")]
     pub optimizer: String,
+    /// A second optimizer for every parameter outside the blocks' weight matrices (embeddings,
+    /// the tied head, norms, biases), as in the Muon recipe: `--optimizer muon:lr=0.02
+    /// --other-optimizer adamw:lr=1e-3` (its vectors get weight_decay=0). Each group's learning
+    /// rate follows the warm-up and cosine schedule scaled to its own base rate.
+    #[arg(long)]
+    pub other_optimizer: Option<String>,
     /// Floor of the cosine decay.
     #[arg(long, default_value_t = 1e-4)]
     pub min_lr: f64,
@@ -432,6 +439,40 @@ fn run_fields(corpus: &Corpus, r: &Recipe, a: &Args) -> Vec<(&'static str, Strin
     ]
 }
 
+/// Whether `p` is one of the transformer blocks' weight matrices (what Muon takes in the Muon
+/// recipe; embeddings, the tied head, norms and biases are the others).
+pub fn is_hidden_matrix(p: &Param) -> bool {
+    p.dims().len() >= 2 && p.name().starts_with("transformer.h.")
+}
+
+/// The optimizer of a run: `spec` over every parameter (weight decay on the matrices only), or
+/// with `other`, `spec` over the blocks' weight matrices and `other` over the rest, in one
+/// [`optim::Mixed`] optimizer (one checkpoint, one schedule).
+pub fn build_optimizer(spec: &str, other: Option<&str>, params: &[Param]) -> Result<Box<dyn Optimizer>> {
+    let Some(other) = other else {
+        return steps::decay_matrices_only(spec, params).map_err(|e| {
+            let name = spec.split(':').next().unwrap_or(spec);
+            if name == "muon" {
+                anyhow::anyhow!(
+                    "{e}: Muon takes the weight matrices only; give the embeddings, norms and biases an \
+                     optimizer of their own with --other-optimizer (e.g. adamw:lr=1e-3)"
+                )
+            } else {
+                e.into()
+            }
+        });
+    };
+    let (hidden, rest): (Vec<Param>, Vec<Param>) = params.iter().cloned().partition(is_hidden_matrix);
+    let mut parts = Vec::new();
+    if !hidden.is_empty() {
+        parts.push(optim::from_spec(spec, hidden)?);
+    }
+    if !rest.is_empty() {
+        parts.push(steps::decay_matrices_only(other, &rest)?);
+    }
+    Ok(Box::new(optim::Mixed::new(parts)?))
+}
+
 /// Runs the command line.
 pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     let r = a.recipe();
@@ -448,6 +489,7 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         bail!("--stop-after must be at least 1");
     }
     let spec = optim::canonical(&a.optimizer)?;
+    let other = a.other_optimizer.as_deref().map(optim::canonical).transpose()?;
     let device = a.common.device()?;
     let corpus = Corpus::new(&read_text(a)?)?;
     if corpus.val.len() <= r.block_size {
@@ -475,8 +517,9 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     let gpt = Gpt::new(&mut b, config, a.seed)?;
     let store = b.into_store();
     let params = store.trainable();
-    let mut opt = steps::decay_matrices_only(&spec.to_string(), &params)?;
-    let base_lr = opt.learning_rate();
+    let mut opt = build_optimizer(&spec.to_string(), other.map(|o| o.to_string()).as_deref(), &params)?;
+    // Each group's own base rate; the schedule scales them all alike.
+    let base_lrs: Vec<f64> = (0..opt.num_groups()).filter_map(|g| opt.group_learning_rate(g)).collect();
     let fields = run_fields(&corpus, &r, a);
     let mut evals: Vec<(usize, f64, f64)> = Vec::new();
     let mut start = 0;
@@ -550,7 +593,11 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             break;
         }
         let t0 = Instant::now();
-        opt.set_learning_rate(nanogpt_lr(it, base_lr, a.min_lr, a.warmup, r.iters))?;
+        for (g, &base) in base_lrs.iter().enumerate() {
+            // The floor scaled with the base rate (exactly --min-lr for the first group's rate).
+            let floor = if base == base_lrs[0] { a.min_lr } else { a.min_lr * base / base_lrs[0] };
+            opt.set_group_learning_rate(g, nanogpt_lr(it, base, floor, a.warmup, r.iters))?;
+        }
         gpt.reseed_dropout(step_seed(a.seed, it, 3));
         let mut rng = SeededRng::new(step_seed(a.seed, it, 1));
         let (loss, mut grads) = steps::accumulate(a.grad_accum, |_, tape| {
