@@ -426,13 +426,24 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                     Some(d) => quote!(let #id: Option<f64> = #d;),
                     None => quote!(let #id: Option<f64> = None;),
                 });
+                let fresh = match &default {
+                    Some(d) => quote!(#d),
+                    None => quote!(None),
+                };
                 reads.push(quote! {
-                    let #id: Option<f64> = {
-                        let x = o.num(#key, &[#(#aliases),*], f64::NAN, |x: f64| #check, #allowed)?;
-                        if x.is_nan() { base.and_then(|b| b.#id) } else { Some(x) }
+                    let #id: Option<f64> = match o.opt_num(#key, &[#(#aliases),*], |x: f64| #check, #allowed)? {
+                        Some(given) => given,
+                        None => match base {
+                            Some(b) => b.#id,
+                            None => #fresh,
+                        },
                     };
                 });
-                writes.push(quote!(self.#id.map(|x| (#key, #k::Value::Num(x).to_string()))));
+                // `none` is written only where it is not the default (the default is then a number).
+                writes.push(match &default {
+                    Some(_) => quote!(Some((#key, self.#id.map_or_else(|| "none".to_string(), |x| #k::Value::Num(x).to_string())))),
+                    None => quote!(self.#id.map(|x| (#key, #k::Value::Num(x).to_string()))),
+                });
                 let e = invalid(quote!(#k::Value::Num(x).to_string()), &allowed);
                 validates.push(quote! {
                     if let Some(x) = self.#id {

@@ -14,11 +14,16 @@ pub const GOLDEN: &str = include_str!("../../../tests/golden/optim_trajectories.
 /// Made by `scripts/golden/optax_trajectories.py` (optax 0.2.8, JAX in 64-bit mode) on the same
 /// problem, for the optimizers that follow optax.
 pub const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_trajectories.json");
+/// Made by `scripts/golden/frontier_trajectories.py` (timm 1.0.31, optax 0.2.8, prodigyopt 1.1.2,
+/// dadaptation 3.2, pytorch_optimizer 4.1.0, the authors' `soap.py`) on the same problem, for the
+/// 2024–2026 optimizers, plus d2l's 2-D traces (`traces`).
+pub const GOLDEN_FRONTIER: &str = include_str!("../../../tests/golden/frontier_trajectories.json");
 /// The parameters, in order.
 pub const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 /// Optimizers with one implementation: those that reduce over whole tensors
 /// (whole-tensor rules, composed only) and L-BFGS (host vectors).
-const SINGLE_PATH: &[&str] = &["lamb", "adafactor", "muon", "lbfgs"];
+const SINGLE_PATH: &[&str] =
+    &["lamb", "adafactor", "muon", "lbfgs", "mars", "soap", "prodigy", "dadapt_adam"];
 
 /// The paths a run is checked on.
 pub fn paths(spec: &str) -> Vec<KernelPath> {
@@ -229,6 +234,19 @@ fn run(golden: &Value, run: &Value, path: KernelPath, reference: Option<&Value>)
         }
     }
     Ok((compared, max_err))
+}
+
+/// The golden file `text` with only the runs and traces of the optimizers `names`.
+pub fn only(text: &str, names: &[&str]) -> R<String> {
+    let mut golden: Value = serde_json::from_str(text).map_err(e)?;
+    for key in ["runs", "traces"] {
+        if let Some(items) = golden[key].as_array_mut() {
+            items.retain(|r| {
+                names.contains(&r["spec"].as_str().unwrap_or("").split(':').next().unwrap_or(""))
+            });
+        }
+    }
+    serde_json::to_string(&golden).map_err(e)
 }
 
 /// Every run of a golden file on each of its paths.

@@ -370,7 +370,8 @@ fn specs_that_need_their_own_groups_are_not_blamed() {
     // Rprop has no weight decay: the vectors' group is built without the override.
     run_cli(&small(&data, &["--iters", "1", "--optimizer", "rprop:lr=0.01"]), false).unwrap();
     // Muon alone cannot take the vectors: the error says what to do, not that the spec is bad.
-    let err =
-        run_cli(&small(&data, &["--iters", "1", "--optimizer", "muon:lr=0.02"]), false).unwrap_err().to_string();
+    let err = run_cli(&small(&data, &["--iters", "1", "--optimizer", "muon:lr=0.02"]), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--other-optimizer") && !err.contains("malformed"), "{err}");
 }

@@ -8,7 +8,9 @@
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use taper_autograd::{ParamStore, Tape};
-use taper_lab::golden::{floats, host, loss, problem, rel, GOLDEN, GOLDEN_OPTAX, NAMES};
+use taper_lab::golden::{
+    floats, host, loss, only, problem, rel, GOLDEN, GOLDEN_FRONTIER, GOLDEN_OPTAX, NAMES,
+};
 
 #[test]
 fn initial_gradients_match_torch() {
@@ -68,4 +70,13 @@ fn every_optimizer_matches_torch_on_both_paths() {
 fn every_optax_optimizer_matches_optax_on_both_paths() {
     let names = assert_all(GOLDEN_OPTAX);
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["adabelief", "adan", "lamb", "lion", "yogi"]);
+}
+
+/// The 2024–2026 optimizers checked against their authors' code (and timm's cautious AdamW).
+pub const FRONTIER: &[&str] = &["adamw", "ademamix", "adopt", "laprop", "madgrad", "mars"];
+
+#[test]
+fn every_frontier_optimizer_matches_its_reference_on_both_paths() {
+    let names = assert_all(&only(GOLDEN_FRONTIER, FRONTIER).unwrap());
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), FRONTIER);
 }

@@ -154,3 +154,42 @@ fn every_registered_optimizer_draws() {
         assert!(last.0.is_finite() && last.1.is_finite() && last != (-5.0, -2.0), "{spec}: {last:?}");
     }
 }
+
+/// The 2-D traces of the 2024–2026 optimizers (`scripts/golden/frontier_trajectories.py`): every
+/// printed point within 1.5e-6 of the reference's.
+#[test]
+fn frontier_traces_print_the_references_points() {
+    const FRONTIER: &[&str] = &["adamw", "ademamix", "adopt", "laprop", "madgrad", "mars"];
+    let golden: Value =
+        serde_json::from_str(include_str!("../../../tests/golden/frontier_trajectories.json")).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in golden["traces"].as_array().unwrap() {
+        let spec = t["spec"].as_str().unwrap();
+        let name = spec.split(':').next().unwrap();
+        if !FRONTIER.contains(&name) {
+            continue;
+        }
+        seen.insert(name);
+        let want: Vec<(f64, f64)> = t["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        let steps = (want.len() - 1).to_string();
+        let traces =
+            trace_2d::run_cli(&args(&["--optimizer", spec, "--steps", &steps, "--every", "1"])).unwrap();
+        assert_eq!(traces[0].lines.len(), want.len() - 1);
+        for (i, line) in traces[0].lines.iter().enumerate() {
+            let (w1, w2) = want[i + 1];
+            let nums: Vec<f64> = line.split([',', ' ']).filter_map(|x| x.parse::<f64>().ok()).collect();
+            let [_, x1, x2] = nums.as_slice() else { panic!("{line}") };
+            assert!(
+                (x1 - w1).abs() <= 1.5e-6 && (x2 - w2).abs() <= 1.5e-6,
+                "{spec} step {}: printed {line}, the reference ({w1:.9}, {w2:.9})",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), FRONTIER);
+}

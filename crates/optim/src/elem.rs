@@ -251,6 +251,19 @@ pub fn ema_sq<E: Elem>(v: &E, g: &E, decay: f64) -> Result<E, E::Err> {
     v.scale(decay)?.add(&g.scale(1.0 - decay)?.mul(g)?)
 }
 
+/// `max(x, lo)`, PyTorch's `x.clamp(min=lo)`.
+#[inline(always)]
+pub fn clamp_min<E: Elem>(x: &E, lo: f64) -> Result<E, E::Err> {
+    x.maximum(&x.affine(0.0, lo)?)
+}
+
+/// `min(max(x, -c), c)`, PyTorch's `x.clamp(-c, c)`.
+#[inline(always)]
+pub fn clamp_abs<E: Elem>(x: &E, c: f64) -> Result<E, E::Err> {
+    let lo = clamp_min(x, -c)?;
+    lo.minimum(&x.affine(0.0, c)?)
+}
+
 /// `p + (k·a) / b`, PyTorch's `p.addcdiv_(a, b, value=k)`.
 #[inline(always)]
 pub fn addcdiv<E: Elem>(p: &E, a: &E, b: &E, k: f64) -> Result<E, E::Err> {

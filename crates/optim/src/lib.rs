@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, ADOPT, MARS, MADGRAD and LaProp exact to timm, AdEMAMix exact to `optax.contrib`, cautious updates, mixed optimizers ([`Mixed`]), with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -42,6 +42,8 @@ mod adam;
 mod adamax;
 mod adamw;
 mod adan;
+mod ademamix;
+mod adopt;
 mod asgd;
 mod average;
 pub mod clip;
@@ -50,8 +52,11 @@ mod error;
 mod hyper;
 mod kernels;
 mod lamb;
+mod laprop;
 mod lbfgs;
 mod lion;
+mod madgrad;
+mod mars;
 mod mixed;
 mod muon;
 mod nadam;
@@ -79,15 +84,20 @@ pub use adam::{Adam, AdamCoeffs};
 pub use adamax::Adamax;
 pub use adamw::AdamW;
 pub use adan::{Adan, AdanCoeffs};
+pub use ademamix::{AdEMAMix, AdEMAMixCoeffs};
+pub use adopt::{Adopt, AdoptCoeffs};
 pub use asgd::{Asgd, AsgdCoeffs};
 pub use average::{AverageState, AveragedModel, Averaging};
 pub use elem::norm;
-pub use elem::{addcdiv, ema_sq, lerp, root_plus_eps, Elem};
+pub use elem::{addcdiv, clamp_abs, clamp_min, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
 pub use hyper::{Decay, Hyper, OptimHyper, OptionInfo, Transforms};
 pub use lamb::Lamb;
+pub use laprop::{LaProp, LaPropCoeffs};
 pub use lbfgs::{Evaluation, Lbfgs, LbfgsOptions};
 pub use lion::Lion;
+pub use madgrad::Madgrad;
+pub use mars::{Mars, MarsCoeffs};
 pub use mixed::Mixed;
 pub use muon::Muon;
 pub use nadam::{NAdam, NAdamCoeffs};

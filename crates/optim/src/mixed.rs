@@ -325,8 +325,8 @@ impl Optimizer for Mixed {
         let pieces = split_state(state, &self.group_counts(), &self.owners(), &switch)?;
         // All or nothing: a part that refuses its piece puts back the parts before it.
         let backups = self.parts.iter().map(|p| p.export_state()).collect::<Result<Vec<_>>>()?;
-        for i in 0..self.parts.len() {
-            if let Err(err) = self.parts[i].import_state(&pieces[i]) {
+        for (i, piece) in pieces.iter().enumerate() {
+            if let Err(err) = self.parts[i].import_state(piece) {
                 for (part, backup) in self.parts.iter_mut().zip(&backups).take(i) {
                     part.import_state(backup)?;
                 }

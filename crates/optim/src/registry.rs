@@ -14,8 +14,9 @@ use crate::hyper::Hyper;
 use crate::rule::{Engine, Rule, Steps};
 use crate::spec::OptimSpec;
 use crate::{
-    AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, Error, Lamb, Lbfgs, Lion, Muon,
-    NAdam, Optimizer, RAdam, Result, RmsProp, Rprop, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
+    AdEMAMix, AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Adopt, Asgd, Error, LaProp,
+    Lamb, Lbfgs, Lion, Madgrad, Mars, Muon, NAdam, Optimizer, RAdam, Result, RmsProp, Rprop,
+    ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -47,6 +48,11 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Lamb::NAME, build::<Lamb>),
     (ScheduleFreeAdamW::NAME, build::<ScheduleFreeAdamW>),
     (ScheduleFreeSgd::NAME, build::<ScheduleFreeSgd>),
+    (Adopt::NAME, build::<Adopt>),
+    (Mars::NAME, build::<Mars>),
+    (Madgrad::NAME, build::<Madgrad>),
+    (LaProp::NAME, build::<LaProp>),
+    (AdEMAMix::NAME, build::<AdEMAMix>),
 ];
 
 /// Optimizers registered at run time, by name.

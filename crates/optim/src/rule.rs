@@ -101,6 +101,11 @@ pub trait Rule: OptimHyper + Send + Sync + fmt::Debug + 'static {
     fn has_momentum(&self) -> bool {
         false
     }
+    /// Whether the step with these scalars applies the decoupled (or added) weight decay; `true`
+    /// by default. ADOPT's first step only fills its second moment and moves nothing.
+    fn decays(&self, _c: &Self::Coeffs) -> bool {
+        true
+    }
 }
 
 /// A rule's update of one parameter `p` given its gradient `g` and its state buffers `s`, over
@@ -184,14 +189,16 @@ pub(crate) fn transformed<R: Steps<E>, E: Elem>(
             u = u.cautious(&g, caution)?;
         }
         match t.decay {
-            Decay::Added(lambda) => u = u.add_scaled(p, lambda)?,
-            Decay::Decoupled(f) => *p = p.scale(f)?,
+            Decay::Added(lambda) if r.decays(c) => u = u.add_scaled(p, lambda)?,
+            Decay::Decoupled(f) if r.decays(c) => *p = p.scale(f)?,
             _ => {}
         }
         r.apply(c, p, &u, s)
     } else {
         if let Decay::Decoupled(f) = t.decay {
-            *p = p.scale(f)?;
+            if r.decays(c) {
+                *p = p.scale(f)?;
+            }
         }
         if !t.cautious {
             return r.update(c, p, &g, s);
@@ -234,8 +241,10 @@ where
     } else {
         let mut p = p;
         if let Decay::Decoupled(f) = t.decay {
-            let Ok(x) = p.scale(f);
-            p = x;
+            if r.decays(c) {
+                let Ok(x) = p.scale(f);
+                p = x;
+            }
         }
         let mut after = p;
         let Ok(()) = r.update(c, &mut after, &g, &mut s);

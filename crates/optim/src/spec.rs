@@ -202,6 +202,30 @@ impl Options {
         Ok(x)
     }
 
+    /// An optional number under `key` (or an alias): `None` when absent, `Some(None)` for the
+    /// word `none` (no value: ADOPT's `clip_exp=none`), else `Some(Some(x))` checked by `ok`.
+    pub fn opt_num(
+        &mut self,
+        key: &'static str,
+        aliases: &[&'static str],
+        ok: impl Fn(f64) -> bool,
+        allowed: &str,
+    ) -> Result<Option<Option<f64>>> {
+        let mut keys = vec![key];
+        keys.extend_from_slice(aliases);
+        let Some((k, text)) = self.take(&keys) else { return Ok(None) };
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(Some(None));
+        }
+        let x: f64 = text
+            .parse()
+            .map_err(|_| self.invalid(&k, &text, format!("expected a number or none; {allowed}")))?;
+        if !x.is_finite() || !ok(x) {
+            return Err(self.invalid(&k, &text, allowed));
+        }
+        Ok(Some(Some(x)))
+    }
+
     /// A number under `key` that has no default (PyTorch requires the argument): absent is an
     /// error naming it.
     pub fn required(&mut self, key: &'static str, ok: impl Fn(f64) -> bool, allowed: &str) -> Result<f64> {
