@@ -147,7 +147,11 @@ fn a_closure_driven_optimizer_draws_like_the_others() {
 fn every_registered_optimizer_draws() {
     for name in taper_lab::optim::names() {
         // optax's and a few others require the learning rate; 0.1 suits them all here.
-        let spec = format!("{name}:lr=0.1");
+        // The wrappers take theirs through the inner optimizer.
+        let spec = match name.as_str() {
+            "lookahead" | "sam" => format!("{name}:optimizer=adam(lr=0.1)"),
+            _ => format!("{name}:lr=0.1"),
+        };
         let traces = trace_2d::run_cli(&args(&["--optimizer", &spec, "--steps", "5"]))
             .unwrap_or_else(|e| panic!("{spec}: {e}"));
         let last = traces[0].points[5];
@@ -159,7 +163,8 @@ fn every_registered_optimizer_draws() {
 /// printed point within 1.5e-6 of the reference's.
 #[test]
 fn frontier_traces_print_the_references_points() {
-    const FRONTIER: &[&str] = &["adamw", "ademamix", "adopt", "laprop", "madgrad", "mars"];
+    const FRONTIER: &[&str] =
+        &["adamw", "ademamix", "adopt", "laprop", "lookahead", "madgrad", "mars", "sam"];
     let golden: Value =
         serde_json::from_str(include_str!("../../../tests/golden/frontier_trajectories.json")).unwrap();
     let mut seen = std::collections::BTreeSet::new();

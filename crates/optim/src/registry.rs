@@ -15,8 +15,8 @@ use crate::rule::{Engine, Rule, Steps};
 use crate::spec::OptimSpec;
 use crate::{
     AdEMAMix, AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Adopt, Asgd, Error, LaProp,
-    Lamb, Lbfgs, Lion, Madgrad, Mars, Muon, NAdam, Optimizer, RAdam, Result, RmsProp, Rprop,
-    ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
+    Lamb, Lbfgs, Lion, Lookahead, LookaheadOptions, Madgrad, Mars, Muon, NAdam, Optimizer, RAdam, Result,
+    RmsProp, Rprop, Sam, SamOptions, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -53,6 +53,8 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (Madgrad::NAME, build::<Madgrad>),
     (LaProp::NAME, build::<LaProp>),
     (AdEMAMix::NAME, build::<AdEMAMix>),
+    (LookaheadOptions::NAME, Lookahead::build),
+    (SamOptions::NAME, Sam::build),
 ];
 
 /// Optimizers registered at run time, by name.

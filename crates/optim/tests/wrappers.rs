@@ -1,0 +1,116 @@
+//! Lookahead and SAM around other optimizers: specs in and out, bad specs as one clear line,
+//! and a failed SAM step that changes nothing.
+
+use candle_core::{Device, Tensor};
+use taper_autograd::{ParamStore, Tape, Var};
+use taper_optim::{canonical, from_spec, Error, Lookahead, Optimizer, Sam};
+
+fn store() -> ParamStore {
+    let mut s = ParamStore::new();
+    s.insert("x", Tensor::new(&[[1.0f64, -2.0], [0.5, 3.0]], &Device::Cpu).unwrap()).unwrap();
+    s
+}
+
+fn loss(tape: &Tape, s: &ParamStore) -> Var {
+    let x = tape.param(s.get("x").unwrap());
+    let w = Var::constant(Tensor::new(&[[0.1f64, 2.0], [1.0, 0.5]], &Device::Cpu).unwrap());
+    x.sqr().unwrap().mul(&w).unwrap().sum_all().unwrap()
+}
+
+fn values(s: &ParamStore) -> Vec<f64> {
+    s.params()[0].value().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn specs_round_trip_with_the_inner_optimizer_nested() {
+    let spec = canonical("lookahead:k=6,alpha=0.5,optimizer=adam(lr=0.3)").unwrap().to_string();
+    assert!(spec.starts_with("lookahead:alpha=0.5,k=6,optimizer=adam(lr=0.3,"), "{spec}");
+    assert_eq!(canonical(&spec).unwrap().to_string(), spec);
+    let sam =
+        canonical("sam:rho=0.05,adaptive=false,optimizer=sgd(lr=0.1,momentum=0.9)").unwrap().to_string();
+    assert!(
+        sam.starts_with("sam:rho=0.05,adaptive=false,perturb_eps=1e-12,optimizer=sgd(lr=0.1,momentum=0.9"),
+        "{sam}"
+    );
+    let s = store();
+    let opt = from_spec(&spec, s.trainable()).unwrap();
+    assert!(opt.as_any().downcast_ref::<Lookahead>().is_some());
+    assert_eq!(opt.name(), "lookahead");
+    // Options reach the inner optimizer (lr, betas) or the wrapper (alpha, k, rho).
+    assert_eq!(opt.group_option(0, "lr"), Some(0.3));
+    assert_eq!(opt.group_option(0, "lookahead_alpha"), Some(0.5));
+    let mut sam = from_spec("sam:optimizer=adadelta", s.trainable()).unwrap();
+    assert!(sam.as_any().downcast_ref::<Sam>().is_some());
+    // Adadelta has a `rho` of its own: the inner optimizer's comes first.
+    assert_eq!(sam.group_option(0, "rho"), Some(0.9));
+    sam.set_group_option(0, "perturb_eps", 1e-10).unwrap();
+    assert_eq!(sam.group_option(0, "perturb_eps"), Some(1e-10));
+    assert!(sam.set_group_option(0, "perturb_eps", -1.0).is_err());
+}
+
+#[test]
+fn bad_specs_are_one_clear_line() {
+    let cases = [
+        ("lookahead:k=6", "wraps an optimizer"),
+        ("sam:rho=0.05", "optimizer=adam(lr=0.3)"),
+        ("sam:optimizer=lbfgs", "cannot wrap `lbfgs`"),
+        ("sam:optimizer=sam(optimizer=sgd)", "cannot wrap `sam`"),
+        ("lookahead:optimizer=lookahead(optimizer=sgd)", "cannot wrap `lookahead`"),
+        ("lookahead:k=0,optimizer=sgd", "k=0"),
+        ("lookahead:alpha=2,optimizer=sgd", "alpha=2"),
+        ("sam:rho=-1,optimizer=sgd", "rho=-1"),
+        ("lookahead:optimizer=adam(lr=0.3", "unclosed"),
+        ("lookahead:optimizer=nosuch(lr=1)", "nosuch"),
+        ("sgd:lr=0.1,cautious=true", "momentum"),
+        ("lookahead:optimizer=sgd(lr=0.1,cautious=true)", "momentum"),
+    ];
+    for (spec, says) in cases {
+        let err = canonical(spec).unwrap_err().to_string();
+        assert!(err.contains(says) && !err.contains('\n'), "{spec}: {err}");
+    }
+}
+
+#[test]
+fn sam_needs_a_closure_and_a_failed_second_evaluation_changes_nothing() {
+    let s = store();
+    let mut opt = from_spec("sam:rho=0.1,optimizer=adam(lr=0.1)", s.trainable()).unwrap();
+    let grads = loss(&Tape::new(), &s).backward().unwrap();
+    assert!(opt.step(&grads).unwrap_err().to_string().contains("closure"));
+    opt.step_closure(&mut || {
+        let tape = Tape::new();
+        let l = loss(&tape, &s);
+        Ok((l.to_scalar_f64()?, l.backward()?))
+    })
+    .unwrap();
+    let before = (values(&s), format!("{:?}", opt.export_state().unwrap().tensors));
+    let mut calls = 0;
+    let err = opt
+        .step_closure(&mut || {
+            calls += 1;
+            if calls == 2 {
+                return Err(Error::InvalidArgument("the second evaluation failed".into()));
+            }
+            let tape = Tape::new();
+            let l = loss(&tape, &s);
+            Ok((l.to_scalar_f64()?, l.backward()?))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("second evaluation"));
+    assert_eq!((values(&s), format!("{:?}", opt.export_state().unwrap().tensors)), before);
+}
+
+#[test]
+fn lookahead_syncs_every_k_steps() {
+    // k steps of Lookahead are k steps of its inner optimizer (the first sync moves nothing,
+    // as timm's); the next k differ.
+    let (a, b) = (store(), store());
+    let mut la = from_spec("lookahead:k=2,alpha=0.5,optimizer=sgd(lr=0.1)", a.trainable()).unwrap();
+    let mut sgd = from_spec("sgd:lr=0.1", b.trainable()).unwrap();
+    for step in 1..=4 {
+        la.step(&loss(&Tape::new(), &a).backward().unwrap()).unwrap();
+        sgd.step(&loss(&Tape::new(), &b).backward().unwrap()).unwrap();
+        assert_eq!(values(&a) == values(&b), step <= 3, "step {step}");
+    }
+    let slow = la.buffer(&a.params()[0], "lookahead_slow_buff").unwrap().unwrap();
+    assert_eq!(slow.flatten_all().unwrap().to_vec1::<f64>().unwrap(), values(&a));
+}
