@@ -73,8 +73,18 @@ fn every_optax_optimizer_matches_optax_on_both_paths() {
 }
 
 /// The 2024–2026 optimizers checked against their authors' code (and timm's cautious AdamW).
-pub const FRONTIER: &[&str] =
-    &["adamw", "ademamix", "adopt", "laprop", "lookahead", "madgrad", "mars", "sam"];
+pub const FRONTIER: &[&str] = &[
+    "adamw",
+    "ademamix",
+    "adopt",
+    "dadapt_adam",
+    "laprop",
+    "lookahead",
+    "madgrad",
+    "mars",
+    "prodigy",
+    "sam",
+];
 
 #[test]
 fn every_frontier_optimizer_matches_its_reference_on_both_paths() {

@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, ADOPT, MARS, MADGRAD and LaProp exact to timm, AdEMAMix exact to `optax.contrib`, cautious updates, mixed optimizers ([`Mixed`]), with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, ADOPT, MARS, MADGRAD and LaProp exact to timm, AdEMAMix exact to `optax.contrib`, Prodigy and D-Adaptation Adam exact to their authors' packages, Lookahead and SAM around any optimizer, cautious updates, mixed optimizers ([`Mixed`]), with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -47,6 +47,8 @@ mod adopt;
 mod asgd;
 mod average;
 pub mod clip;
+mod dadapt;
+mod dadapt_adam;
 mod elem;
 mod error;
 mod hyper;
@@ -61,6 +63,7 @@ mod mars;
 mod mixed;
 mod muon;
 mod nadam;
+mod prodigy;
 mod radam;
 mod registry;
 mod rmsprop;
@@ -91,6 +94,8 @@ pub use ademamix::{AdEMAMix, AdEMAMixCoeffs};
 pub use adopt::{Adopt, AdoptCoeffs};
 pub use asgd::{Asgd, AsgdCoeffs};
 pub use average::{AverageState, AveragedModel, Averaging};
+pub use dadapt::{DEngine, DRule, Item};
+pub use dadapt_adam::DAdaptAdam;
 pub use elem::norm;
 pub use elem::{addcdiv, clamp_abs, clamp_min, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
@@ -105,6 +110,7 @@ pub use mars::{Mars, MarsCoeffs};
 pub use mixed::Mixed;
 pub use muon::Muon;
 pub use nadam::{NAdam, NAdamCoeffs};
+pub use prodigy::Prodigy;
 pub use radam::{RAdam, RAdamCoeffs};
 pub use registry::{
     build, canonical, checked_list, from_spec, names, register, register_constructor, Constructor,

@@ -14,9 +14,10 @@ use crate::hyper::Hyper;
 use crate::rule::{Engine, Rule, Steps};
 use crate::spec::OptimSpec;
 use crate::{
-    AdEMAMix, AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Adopt, Asgd, Error, LaProp,
-    Lamb, Lbfgs, Lion, Lookahead, LookaheadOptions, Madgrad, Mars, Muon, NAdam, Optimizer, RAdam, Result,
-    RmsProp, Rprop, Sam, SamOptions, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, Yogi,
+    AdEMAMix, AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Adopt, Asgd, DAdaptAdam,
+    DEngine, Error, LaProp, Lamb, Lbfgs, Lion, Lookahead, LookaheadOptions, Madgrad, Mars, Muon, NAdam,
+    Optimizer, Prodigy, RAdam, Result, RmsProp, Rprop, Sam, SamOptions, ScheduleFreeAdamW, ScheduleFreeSgd,
+    Sgd, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -55,6 +56,8 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (AdEMAMix::NAME, build::<AdEMAMix>),
     (LookaheadOptions::NAME, Lookahead::build),
     (SamOptions::NAME, Sam::build),
+    (Prodigy::NAME, DEngine::<Prodigy>::build),
+    (DAdaptAdam::NAME, DEngine::<DAdaptAdam>::build),
 ];
 
 /// Optimizers registered at run time, by name.

@@ -114,3 +114,40 @@ fn lookahead_syncs_every_k_steps() {
     let slow = la.buffer(&a.params()[0], "lookahead_slow_buff").unwrap().unwrap();
     assert_eq!(slow.flatten_all().unwrap().to_vec1::<f64>().unwrap(), values(&a));
 }
+
+#[test]
+fn learning_rate_free_optimizers_resume_exactly_and_refuse_bad_input() {
+    for spec in ["prodigy:lr=1,d0=1e-3,slice_p=3", "dadapt_adam:lr=1,d0=1e-3,decouple=true,weight_decay=0.01"]
+    {
+        let (a, b) = (store(), store());
+        let mut straight = from_spec(spec, a.trainable()).unwrap();
+        let mut first = from_spec(spec, b.trainable()).unwrap();
+        for _ in 0..3 {
+            straight.step(&loss(&Tape::new(), &a).backward().unwrap()).unwrap();
+            first.step(&loss(&Tape::new(), &b).backward().unwrap()).unwrap();
+        }
+        let saved = first.export_state().unwrap();
+        assert!(saved.scalars.keys().any(|k| k.ends_with(".d")), "{spec}: {:?}", saved.scalars);
+        let mut resumed = from_spec(spec, b.trainable()).unwrap();
+        resumed.import_state(&saved).unwrap();
+        for _ in 0..3 {
+            straight.step(&loss(&Tape::new(), &a).backward().unwrap()).unwrap();
+            resumed.step(&loss(&Tape::new(), &b).backward().unwrap()).unwrap();
+        }
+        assert_eq!(values(&a), values(&b), "{spec}");
+        assert!(straight.group_option(0, "d").unwrap() > 1e-3, "{spec}: d grew");
+        // A non-finite gradient changes nothing.
+        let before = (values(&a), format!("{:?}", straight.export_state().unwrap().scalars));
+        let mut g = loss(&Tape::new(), &a).backward().unwrap();
+        g.set(&a.params()[0], Tensor::new(&[[f64::NAN, 0.0], [0.0, 0.0]], &Device::Cpu).unwrap());
+        assert!(straight.step(&g).is_err());
+        assert_eq!((values(&a), format!("{:?}", straight.export_state().unwrap().scalars)), before);
+    }
+    assert!(canonical("prodigy:d0=0").unwrap_err().to_string().contains("d0=0"));
+    assert!(canonical("prodigy:lr=1,cautious=true").is_err());
+    assert_eq!(
+        canonical("prodigy").unwrap().to_string(),
+        "prodigy:lr=1,beta1=0.9,beta2=0.999,eps=1e-8,weight_decay=0,decouple=true,use_bias_correction=false,\
+         safeguard_warmup=false,d0=1e-6,d_coef=1,slice_p=1"
+    );
+}
