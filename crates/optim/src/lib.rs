@@ -1,5 +1,5 @@
 //! Taper's optimizers: PyTorch-exact SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam,
-//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, ADOPT, MARS, MADGRAD and LaProp exact to timm, AdEMAMix exact to `optax.contrib`, Prodigy and D-Adaptation Adam exact to their authors' packages, Lookahead and SAM around any optimizer, cautious updates, mixed optimizers ([`Mixed`]), with learning-rate schedulers, gradient clipping and
+//! RAdam, ASGD, Rprop, Adafactor, Muon and L-BFGS, optax-exact Lion, AdaBelief, Yogi, Adan and LAMB, Schedule-Free AdamW and SGD exact to `schedulefree`, ADOPT, MARS, MADGRAD and LaProp exact to timm, AdEMAMix exact to `optax.contrib`, Prodigy, D-Adaptation Adam and SOAP exact to their authors' code, Lookahead and SAM around any optimizer, cautious updates, mixed optimizers ([`Mixed`]), with learning-rate schedulers, gradient clipping and
 //! savable state. (`torch.optim.SparseAdam` needs sparse gradients, which Taper does not have.)
 //!
 //! ```
@@ -73,6 +73,7 @@ mod sam;
 pub mod schedule;
 mod schedulefree;
 mod sgd;
+mod soap;
 mod spec;
 mod wrap;
 mod yogi;
@@ -122,6 +123,7 @@ pub use rule::{Buffer, Engine, Fuse, FuseKind, Init, NoFuse, Rule, Steps};
 pub use sam::{Sam, SamOptions};
 pub use schedulefree::{ScheduleFreeAdamW, ScheduleFreeCoeffs, ScheduleFreeSgd};
 pub use sgd::{Sgd, SgdCoeffs};
+pub use soap::{Soap, SoapCoeffs};
 pub use spec::{non_negative, positive, split_top_level, unit_interval, OptimSpec, Options, Value};
 pub use taper_derive::Hyper;
 pub use yogi::{Yogi, YogiCoeffs};

@@ -17,7 +17,7 @@ use crate::{
     AdEMAMix, AdaBelief, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Adan, Adopt, Asgd, DAdaptAdam,
     DEngine, Error, LaProp, Lamb, Lbfgs, Lion, Lookahead, LookaheadOptions, Madgrad, Mars, Muon, NAdam,
     Optimizer, Prodigy, RAdam, Result, RmsProp, Rprop, Sam, SamOptions, ScheduleFreeAdamW, ScheduleFreeSgd,
-    Sgd, Yogi,
+    Sgd, Soap, Yogi,
 };
 
 /// Builds an optimizer over `params` from a parsed spec.
@@ -57,6 +57,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     (LookaheadOptions::NAME, Lookahead::build),
     (SamOptions::NAME, Sam::build),
     (Prodigy::NAME, DEngine::<Prodigy>::build),
+    (Soap::NAME, build::<Soap>),
     (DAdaptAdam::NAME, DEngine::<DAdaptAdam>::build),
 ];
 

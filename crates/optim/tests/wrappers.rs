@@ -151,3 +151,35 @@ fn learning_rate_free_optimizers_resume_exactly_and_refuse_bad_input() {
          safeguard_warmup=false,d0=1e-6,d_coef=1,slice_p=1"
     );
 }
+
+#[test]
+fn soap_resumes_exactly_across_a_refresh_of_its_bases() {
+    let spec = "soap:lr=0.05,precondition_frequency=2,weight_decay=0.01";
+    let (a, b) = (store(), store());
+    let mut straight = from_spec(spec, a.trainable()).unwrap();
+    let mut first = from_spec(spec, b.trainable()).unwrap();
+    for _ in 0..4 {
+        straight.step(&loss(&Tape::new(), &a).backward().unwrap()).unwrap();
+        first.step(&loss(&Tape::new(), &b).backward().unwrap()).unwrap();
+    }
+    let saved = first.export_state().unwrap();
+    let names: Vec<&str> = saved.tensors.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["x.exp_avg", "x.exp_avg_sq", "x.GG0", "x.GG1", "x.Q0", "x.Q1"]);
+    let mut resumed = from_spec(spec, b.trainable()).unwrap();
+    resumed.import_state(&saved).unwrap();
+    for _ in 0..4 {
+        straight.step(&loss(&Tape::new(), &a).backward().unwrap()).unwrap();
+        resumed.step(&loss(&Tape::new(), &b).backward().unwrap()).unwrap();
+    }
+    assert_eq!(values(&a), values(&b));
+    // The first step only starts the preconditioners: the parameters stay put.
+    let c = store();
+    let mut soap = from_spec(spec, c.trainable()).unwrap();
+    soap.step(&loss(&Tape::new(), &c).backward().unwrap()).unwrap();
+    assert_eq!(values(&c), values(&store()));
+    let q = soap.buffer(&c.params()[0], "Q0").unwrap().unwrap();
+    let qtq = q.t().unwrap().matmul(&q).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    assert!((qtq[0] - 1.0).abs() < 1e-12 && qtq[1].abs() < 1e-12 && (qtq[3] - 1.0).abs() < 1e-12, "{qtq:?}");
+    let err = canonical("soap:precondition_frequency=0").unwrap_err().to_string();
+    assert!(err.contains("precondition_frequency=0"), "{err}");
+}
