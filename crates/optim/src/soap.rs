@@ -270,7 +270,7 @@ impl Steps<Tensor> for Soap {
         // refreshed every `precondition_frequency` steps, the momentum into the (new) bases.
         *exp_avg = Self::rotate(exp_avg, &refs, true)?;
         update_l(gg)?;
-        if step % self.precondition_frequency == 0 {
+        if step.is_multiple_of(self.precondition_frequency) {
             for (i, slot) in slots.iter().enumerate() {
                 let Some(j) = slot else { continue };
                 let (q, order) = refreshed(&gg[*j], &qs[*j])?;
