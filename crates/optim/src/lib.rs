@@ -75,7 +75,7 @@ mod schedulefree;
 mod sgd;
 mod soap;
 mod spec;
-mod wrap;
+pub mod wrap;
 mod yogi;
 
 use std::collections::BTreeMap;
@@ -100,6 +100,9 @@ pub use dadapt_adam::DAdaptAdam;
 pub use elem::norm;
 pub use elem::{addcdiv, clamp_abs, clamp_min, ema_sq, lerp, root_plus_eps, Elem};
 pub use error::{Error, Result};
+/// The linear algebra (symmetric eigendecompositions, QR) SOAP uses, for matrix preconditioners
+/// written elsewhere.
+pub use faer;
 pub use hyper::{Decay, Hyper, OptimHyper, OptionInfo, Transforms};
 pub use lamb::Lamb;
 pub use laprop::{LaProp, LaPropCoeffs};

@@ -1,13 +1,14 @@
-//! What the wrappers ([`crate::Lookahead`], [`crate::Sam`]) share: the inner optimizer nested in
-//! their spec (`lookahead:k=6,alpha=0.5,optimizer=adam(lr=0.3)`), their group specs, and their
-//! state split from the inner optimizer's.
+//! What the wrappers ([`crate::Lookahead`], [`crate::Sam`], and any written elsewhere) share:
+//! the inner optimizer nested in their spec (`lookahead:k=6,alpha=0.5,optimizer=adam(lr=0.3)`),
+//! their group specs, their options routed between them and the inner optimizer, and their
+//! state split from the inner optimizer's. `docs/EXTENDING.md` writes a wrapper with them.
 
 use crate::spec::OptimSpec;
 use crate::{Error, Hyper, OptimState, Optimizer, Result};
 
 /// A wrapper's own options and the inner optimizer's spec (`adam:lr=0.3`) from the wrapper's
 /// spec, whose `optimizer=` option nests it as `name(key=value,...)`.
-pub(crate) fn parse<H: Hyper>(spec: &OptimSpec) -> Result<(H, String)> {
+pub fn parse<H: Hyper>(spec: &OptimSpec) -> Result<(H, String)> {
     let mut own = spec.clone();
     let i = own.options.iter().position(|(k, _)| k == "optimizer").ok_or_else(|| Error::InvalidValue {
         optimizer: H::NAME,
@@ -49,7 +50,7 @@ fn nest(spec: &OptimSpec) -> String {
 }
 
 /// The wrapper's spec for one group: its own options, then the inner group's spec nested.
-pub(crate) fn group_spec<H: Hyper>(own: &H, inner: &dyn Optimizer, group: usize) -> Option<OptimSpec> {
+pub fn group_spec<H: Hyper>(own: &H, inner: &dyn Optimizer, group: usize) -> Option<OptimSpec> {
     let inner = inner.group_spec(group)?;
     let mut spec = own.to_spec();
     spec.options.push(("optimizer".into(), nest(&inner)));
@@ -58,7 +59,7 @@ pub(crate) fn group_spec<H: Hyper>(own: &H, inner: &dyn Optimizer, group: usize)
 
 /// Refuses wrappers that make no sense: SAM's two evaluations around a closure-driven optimizer
 /// (L-BFGS, SAM), Lookahead's slow weights around Lookahead's.
-pub(crate) fn check_nesting(wrapper: &'static str, inner: &dyn Optimizer) -> Result<()> {
+pub fn check_nesting(wrapper: &'static str, inner: &dyn Optimizer) -> Result<()> {
     let name = inner.group_spec(0).map(|s| s.name).unwrap_or_default();
     let nonsense = match wrapper {
         "sam" => ["sam", "lbfgs"].contains(&name.as_str()),
@@ -80,7 +81,7 @@ pub(crate) fn check_nesting(wrapper: &'static str, inner: &dyn Optimizer) -> Res
 /// A saved wrapper state split into the wrapper's options (from the first group's spec, which
 /// every group shares) and the inner optimizer's state; `own` entries (`{param}.{buffer}`
 /// tensors and scalars the wrapper keeps, told apart by `is_own`) are left for the caller.
-pub(crate) fn split_state<H: Hyper>(
+pub fn split_state<H: Hyper>(
     saved: &OptimState,
     is_own: impl Fn(&str) -> bool,
 ) -> Result<(Option<H>, OptimState, OptimState)> {
@@ -114,13 +115,13 @@ pub(crate) fn split_state<H: Hyper>(
 }
 
 /// An option of one group: the inner optimizer's if it has one of that name, else the wrapper's.
-pub(crate) fn group_option<H: Hyper>(own: &H, inner: &dyn Optimizer, group: usize, key: &str) -> Option<f64> {
+pub fn group_option<H: Hyper>(own: &H, inner: &dyn Optimizer, group: usize, key: &str) -> Option<f64> {
     inner.group_option(group, key).or_else(|| inner.group_spec(group).and_then(|_| own.get(key)))
 }
 
 /// Sets an option of one group (the inner optimizer's if it has one of that name, else the
 /// wrapper's, for every group), checked; an error changes nothing.
-pub(crate) fn set_group_option<H: Hyper>(
+pub fn set_group_option<H: Hyper>(
     own: &mut H,
     inner: &mut dyn Optimizer,
     group: usize,
