@@ -38,6 +38,9 @@ pub struct Grid {
     pub options: Vec<(String, Vec<String>)>,
     /// Whether each option was written as a list or range.
     pub swept: Vec<bool>,
+    /// For an option that nests a grid (a wrapper's `optimizer=adam(lr=[0.01,0.1])`), each
+    /// value's own swept options (`lr=0.01`), which the point reports in its place.
+    pub nested: Vec<Option<Vec<Vec<(String, String)>>>>,
 }
 
 impl Grid {
@@ -48,12 +51,29 @@ impl Grid {
         let spec = OptimSpec::parse(text).map_err(|e| bad(e.to_string()))?;
         let mut options = Vec::new();
         let mut swept = Vec::new();
+        let mut nested = Vec::new();
         for (key, value) in &spec.options {
+            if let Some(inner) = nested_grid(value).map_err(|m| bad(format!("option `{key}`: {m}")))? {
+                let points = inner.points();
+                let name = &inner.name;
+                let values = points
+                    .iter()
+                    .map(|p| match p.spec.split_once(':') {
+                        Some((_, opts)) => format!("{name}({opts})"),
+                        None => name.clone(),
+                    })
+                    .collect();
+                options.push((key.clone(), values));
+                swept.push(true);
+                nested.push(Some(points.into_iter().map(|p| p.swept).collect()));
+                continue;
+            }
             let (values, is_swept) = values(value).map_err(|m| bad(format!("option `{key}`: {m}")))?;
             options.push((key.clone(), values));
             swept.push(is_swept);
+            nested.push(None);
         }
-        Ok(Self { name: spec.name, options, swept })
+        Ok(Self { name: spec.name, options, swept, nested })
     }
 
     /// The number of points.
@@ -99,8 +119,12 @@ impl Grid {
             let swept = chosen
                 .iter()
                 .zip(&self.swept)
-                .filter(|(_, s)| **s)
-                .map(|((k, v), _)| (k.to_string(), v.to_string()))
+                .zip(self.nested.iter().zip(&index))
+                .filter(|((_, s), _)| **s)
+                .flat_map(|(((k, v), _), (nested, &i))| match nested {
+                    Some(labels) => labels[i].clone(),
+                    None => vec![(k.to_string(), v.to_string())],
+                })
                 .collect();
             out.push(GridPoint { spec, swept });
             // The last option varies fastest.
@@ -123,6 +147,21 @@ impl Grid {
 /// Most points one option may generate (a typo like `logspace(1e-4,1,9000)` is an error, not
 /// a week of runs).
 const MAX_VALUES: usize = 1000;
+
+/// A nested spec with lists or ranges in it (`adam(lr=[0.01,0.1])`, a wrapper's inner
+/// optimizer), as a grid of its own; `None` for any other value.
+fn nested_grid(text: &str) -> Result<Option<Grid>, String> {
+    let t = text.trim();
+    let Some((name, rest)) = t.split_once('(') else { return Ok(None) };
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || !rest.contains('[') && !rest.contains("space(")
+    {
+        return Ok(None);
+    }
+    let inner = rest.strip_suffix(')').ok_or_else(|| format!("`{t}`: a nested optimizer ends with `)`"))?;
+    Grid::parse(&format!("{name}:{inner}")).map(Some).map_err(|e| e.msg)
+}
 
 /// The values of one option and whether it was a list or range.
 fn values(text: &str) -> Result<(Vec<String>, bool), String> {
@@ -226,6 +265,18 @@ mod tests {
         assert_eq!(p[1].swept, [("lr".to_string(), "0.01".to_string())]);
         assert_eq!(specs("sgd"), ["sgd"]);
         assert_eq!(specs("sgd:lr=0.1"), ["sgd:lr=0.1"]);
+        // A wrapper's inner optimizer sweeps too, its options reported as the point's own.
+        let g = Grid::parse("lookahead:k=5,optimizer=adam(lr=[0.1,0.01],beta2=0.99)").unwrap();
+        let points = g.points();
+        assert_eq!(
+            points.iter().map(|p| p.spec.as_str()).collect::<Vec<_>>(),
+            [
+                "lookahead:k=5,optimizer=adam(lr=0.1,beta2=0.99)",
+                "lookahead:k=5,optimizer=adam(lr=0.01,beta2=0.99)"
+            ]
+        );
+        assert_eq!(points[1].swept, [("lr".to_string(), "0.01".to_string())]);
+        assert_eq!(g.family(), "lookahead:k=5");
         assert_eq!(Grid::parse("adam").unwrap().family(), "adam");
     }
 
