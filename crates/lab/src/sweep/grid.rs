@@ -30,6 +30,9 @@ pub struct GridPoint {
 }
 
 /// A parsed grid: the optimizer's name, each option's values, and which options are swept.
+/// Swept options and their values (`lr=0.01`).
+pub type Labels = Vec<(String, String)>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     /// The optimizer's name.
@@ -40,7 +43,7 @@ pub struct Grid {
     pub swept: Vec<bool>,
     /// For an option that nests a grid (a wrapper's `optimizer=adam(lr=[0.01,0.1])`), each
     /// value's own swept options (`lr=0.01`), which the point reports in its place.
-    pub nested: Vec<Option<Vec<Vec<(String, String)>>>>,
+    pub nested: Vec<Option<Vec<Labels>>>,
 }
 
 impl Grid {
