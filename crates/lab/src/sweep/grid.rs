@@ -29,10 +29,10 @@ pub struct GridPoint {
     pub swept: Vec<(String, String)>,
 }
 
-/// A parsed grid: the optimizer's name, each option's values, and which options are swept.
 /// Swept options and their values (`lr=0.01`).
 pub type Labels = Vec<(String, String)>;
 
+/// A parsed grid: the optimizer's name, each option's values, and which options are swept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     /// The optimizer's name.
