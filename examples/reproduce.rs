@@ -32,7 +32,7 @@ const REFERENCES: &[(&str, &str)] = &[
     ("rmsprop", "torch.optim.RMSprop"),
     ("adadelta", "torch.optim.Adadelta"),
     ("adam", "torch.optim.Adam"),
-    ("adamw", "torch.optim.AdamW"),
+    ("adamw", "torch.optim.AdamW; cautious: timm.optim.AdamWLegacy"),
     ("adamax", "torch.optim.Adamax"),
     ("nadam", "torch.optim.NAdam"),
     ("radam", "torch.optim.RAdam"),
@@ -48,6 +48,16 @@ const REFERENCES: &[(&str, &str)] = &[
     ("yogi", "optax.yogi"),
     ("adan", "optax.adan"),
     ("lamb", "optax.lamb"),
+    ("adopt", "timm.optim.Adopt"),
+    ("mars", "timm.optim.Mars"),
+    ("madgrad", "timm.optim.MADGRAD"),
+    ("laprop", "timm.optim.LaProp"),
+    ("ademamix", "optax.contrib.ademamix"),
+    ("prodigy", "prodigyopt.Prodigy"),
+    ("dadapt_adam", "dadaptation.DAdaptAdam"),
+    ("soap", "soap.py (nikhilvyas/SOAP), in the parameter's dtype"),
+    ("lookahead", "timm.optim.Lookahead"),
+    ("sam", "pytorch_optimizer.SAM"),
 ];
 
 /// Reproduce the documents' experiments (d2l's traces, the linear regression, the effective
@@ -109,6 +119,7 @@ fn catalogue(r: &mut Report) -> Result<()> {
     let t0 = Instant::now();
     let mut checks = golden::check_all(golden::GOLDEN).map_err(anyhow::Error::msg)?;
     checks.extend(golden::check_all(golden::GOLDEN_OPTAX).map_err(anyhow::Error::msg)?);
+    checks.extend(golden::check_all(golden::GOLDEN_FRONTIER).map_err(anyhow::Error::msg)?);
     r.section("Optimizer catalogue: every optimizer against its reference", t0.elapsed().as_secs_f64());
     r.line(
         "Each optimizer's golden trajectories (`tests/golden/`, made by `scripts/golden/`: every option \
