@@ -73,8 +73,14 @@ fn bench(c: &mut Criterion) {
         ("adan", "adan:lr=0.001", KernelPath::Auto),
         ("schedulefree_adamw", "schedulefree_adamw:lr=0.0025", KernelPath::Auto),
         ("schedulefree_sgd", "schedulefree_sgd:lr=1.0", KernelPath::Auto),
+        ("adopt", "adopt:lr=0.001", KernelPath::Auto),
+        ("laprop", "laprop:lr=0.0004,weight_decay=0.01", KernelPath::Auto),
+        ("madgrad", "madgrad:lr=0.01", KernelPath::Auto),
+        ("ademamix", "ademamix:lr=0.001", KernelPath::Auto),
+        ("adamw_cautious", "adamw:lr=0.001,weight_decay=0.01,cautious=true", KernelPath::Auto),
         ("memory_pass_1", "", KernelPath::Auto),
         ("memory_pass_2", "", KernelPath::Auto),
+        ("memory_pass_3", "", KernelPath::Auto),
         ("memory_pass_4", "", KernelPath::Auto),
         ("rmsprop_composed", "rmsprop:lr=0.01", KernelPath::Composed),
         // Without the NaN/Inf check of every gradient (one read pass), as PyTorch's optimizers.
@@ -94,6 +100,7 @@ fn bench(c: &mut Criterion) {
         let mut opt = match name {
             "memory_pass_1" => memory_pass::<1>(params),
             "memory_pass_2" => memory_pass::<2>(params),
+            "memory_pass_3" => memory_pass::<3>(params),
             "memory_pass_4" => memory_pass::<4>(params),
             _ => from_spec(spec, params).unwrap(),
         };

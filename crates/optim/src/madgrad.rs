@@ -72,10 +72,10 @@ impl<E: Elem> Steps<E> for Madgrad {
         };
         let x0 = match x0 {
             Some(x0) => x0.clone(),
-            None => p.add(&sum.div(&grad_sum_sq.powf(1.0 / 3.0)?.affine(1.0, self.eps)?)?)?,
+            None => p.add(&sum.div(&grad_sum_sq.cbrt()?.affine(1.0, self.eps)?)?)?,
         };
         *grad_sum_sq = grad_sum_sq.add(&g.mul(g)?.scale(*lamb)?)?;
-        let rms = grad_sum_sq.powf(1.0 / 3.0)?.affine(1.0, self.eps)?;
+        let rms = grad_sum_sq.cbrt()?.affine(1.0, self.eps)?;
         *sum = sum.add_scaled(g, *lamb)?;
         let z = x0.sub(&sum.div(&rms)?)?;
         *p = if self.momentum == 0.0 {

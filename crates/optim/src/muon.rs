@@ -74,7 +74,11 @@ impl Muon {
         if rows > cols {
             x = x.t()?.contiguous()?;
         }
-        let n = x.sqr()?.sum_all()?.sqrt()?.maximum(self.eps)?;
+        // The norm accumulated in f32, then rounded to the iteration's dtype (as PyTorch's
+        // `norm` of a bfloat16 tensor): a bfloat16 sum of 50k squares stalls far below the true
+        // norm, and singular values above ~1.5 make the quintic iteration diverge.
+        let wide = if matches!(dtype, DType::BF16 | DType::F16) { DType::F32 } else { dtype };
+        let n = x.to_dtype(wide)?.sqr()?.sum_all()?.sqrt()?.maximum(self.eps)?.to_dtype(dtype)?;
         x = x.broadcast_div(&n)?;
         for _ in 0..self.ns_steps {
             let gram = x.matmul(&x.t()?)?;
