@@ -18,6 +18,20 @@ pub const GOLDEN_OPTAX: &str = include_str!("../../../tests/golden/optax_traject
 /// dadaptation 3.2, pytorch_optimizer 4.1.0, the authors' `soap.py`) on the same problem, for the
 /// 2024–2026 optimizers, plus d2l's 2-D traces (`traces`).
 pub const GOLDEN_FRONTIER: &str = include_str!("../../../tests/golden/frontier_trajectories.json");
+/// The optimizers `GOLDEN_FRONTIER` checks (timm's cautious AdamW among them), sorted.
+pub const FRONTIER: &[&str] = &[
+    "adamw",
+    "ademamix",
+    "adopt",
+    "dadapt_adam",
+    "laprop",
+    "lookahead",
+    "madgrad",
+    "mars",
+    "prodigy",
+    "sam",
+    "soap",
+];
 /// The parameters, in order.
 pub const NAMES: [&str; 3] = ["w1", "b1", "w2"];
 /// Optimizers with one implementation: those that reduce over whole tensors

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use taper_autograd::{ParamStore, Tape};
 use taper_lab::golden::{
-    floats, host, loss, only, problem, rel, GOLDEN, GOLDEN_FRONTIER, GOLDEN_OPTAX, NAMES,
+    floats, host, loss, only, problem, rel, FRONTIER, GOLDEN, GOLDEN_FRONTIER, GOLDEN_OPTAX, NAMES,
 };
 
 #[test]
@@ -71,20 +71,6 @@ fn every_optax_optimizer_matches_optax_on_both_paths() {
     let names = assert_all(GOLDEN_OPTAX);
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["adabelief", "adan", "lamb", "lion", "yogi"]);
 }
-
-/// The 2024–2026 optimizers checked against their authors' code (and timm's cautious AdamW).
-pub const FRONTIER: &[&str] = &[
-    "adamw",
-    "ademamix",
-    "adopt",
-    "dadapt_adam",
-    "laprop",
-    "lookahead",
-    "madgrad",
-    "mars",
-    "prodigy",
-    "sam",
-];
 
 #[test]
 fn every_frontier_optimizer_matches_its_reference_on_both_paths() {

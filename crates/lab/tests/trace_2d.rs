@@ -163,18 +163,7 @@ fn every_registered_optimizer_draws() {
 /// printed point within 1.5e-6 of the reference's.
 #[test]
 fn frontier_traces_print_the_references_points() {
-    const FRONTIER: &[&str] = &[
-        "adamw",
-        "ademamix",
-        "adopt",
-        "dadapt_adam",
-        "laprop",
-        "lookahead",
-        "madgrad",
-        "mars",
-        "prodigy",
-        "sam",
-    ];
+    use taper_lab::golden::FRONTIER;
     let golden: Value =
         serde_json::from_str(include_str!("../../../tests/golden/frontier_trajectories.json")).unwrap();
     let mut seen = std::collections::BTreeSet::new();

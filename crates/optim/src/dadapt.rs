@@ -10,7 +10,7 @@ use std::fmt;
 use candle_core::Tensor;
 use taper_autograd::{Grads, Param, ParamId};
 
-use crate::rule::{check_float, check_unique_params, group_mut, valid_lr, Buffer, Init};
+use crate::rule::{check_float, check_grad, check_unique_params, group_mut, valid_lr, Buffer, Init};
 use crate::spec::OptimSpec;
 use crate::{kernels, Error, NonFinite, OptimHyper, OptimState, Optimizer, Result, Setting, StepOutcome};
 
@@ -120,18 +120,7 @@ impl<R: DRule> Optimizer for DEngine<R> {
             for p in params {
                 let Some(g) = grads.get(p) else { continue };
                 let v = p.value();
-                if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
-                    return Err(Error::GradientMismatch {
-                        param: p.name().to_string(),
-                        msg: format!(
-                            "gradient is {:?} {:?}, parameter is {:?} {:?}",
-                            g.dtype(),
-                            g.dims(),
-                            v.dtype(),
-                            v.dims()
-                        ),
-                    });
-                }
+                check_grad(p, &v, g)?;
                 if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
                     let param = p.name().to_string();
                     return match self.non_finite {
@@ -328,6 +317,29 @@ impl<R: DRule> Optimizer for DEngine<R> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// The learning rate of a step: the largest group's; every other group's must equal it or be 0
+/// (the references refuse the rest).
+pub(crate) fn common_lr<R: DRule>(groups: &[R]) -> Result<f64> {
+    let lr = groups.iter().map(|g| g.lr()).fold(0.0, f64::max);
+    match groups.iter().find(|g| g.lr() != lr && g.lr() != 0.0) {
+        Some(g) => Err(Error::InvalidArgument(format!(
+            "{}: group learning rates must be equal or 0, got {} and {lr}",
+            R::NAME,
+            g.lr()
+        ))),
+        None => Ok(lr),
+    }
+}
+
+/// Adam's bias correction `√(1 - β2ᵏ⁺¹)/(1 - β1ᵏ⁺¹)` on the step size, or 1.
+pub(crate) fn bias_correction(on: bool, beta1: f64, beta2: f64, k: f64) -> f64 {
+    if on {
+        (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0))
+    } else {
+        1.0
     }
 }
 

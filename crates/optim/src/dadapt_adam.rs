@@ -1,9 +1,9 @@
 //! D-Adaptation Adam (Defazio & Mishchenko, 2023, "Learning-Rate-Free Learning by
 //! D-Adaptation"; the authors' `dadaptation.DAdaptAdam`).
 
-use crate::dadapt::{dot, l1, DRule, Item};
+use crate::dadapt::{bias_correction, common_lr, dot, l1, DRule, Item};
 use crate::rule::Buffer;
-use crate::{Error, Hyper, Result};
+use crate::{Hyper, Result};
 
 /// D-Adaptation Adam: Adam whose step size `d·η` grows with a lower bound on the distance to the
 /// solution. Exactly `dadaptation.DAdaptAdam` (layer scale 1); `d`, `β1`, `β2`,
@@ -69,18 +69,8 @@ impl DRule for DAdaptAdam {
         let first = &groups[0];
         let (beta1, beta2) = (first.beta1, first.beta2);
         let (d, k) = (globals[D], globals[K]);
-        let lr = groups.iter().map(|g| g.lr).fold(0.0, f64::max);
-        if let Some(g) = groups.iter().find(|g| g.lr != lr && g.lr != 0.0) {
-            return Err(Error::InvalidArgument(format!(
-                "dadapt_adam: group learning rates must be equal or 0, got {} and {lr}",
-                g.lr
-            )));
-        }
-        let bias_correction = if first.use_bias_correction {
-            (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0))
-        } else {
-            1.0
-        };
+        let lr = common_lr(groups)?;
+        let bias_correction = bias_correction(first.use_bias_correction, beta1, beta2, k);
         let dlr = d * lr * bias_correction;
         let sqrt_beta2 = beta2.powf(0.5);
         let (mut numerator_acum, mut sk_l1) = (0.0, 0.0);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 use taper_autograd::{Grads, Param};
 
-use crate::rule::check_unique_params;
+use crate::rule::{check_grad, check_unique_params};
 use crate::spec::OptimSpec;
 use crate::{kernels, Error, NonFinite, OptimState, Optimizer, Result, Setting, StepOutcome};
 
@@ -143,18 +143,7 @@ impl Mixed {
             for p in part.params() {
                 let Some(g) = grads.get(&p) else { continue };
                 let v = p.value();
-                if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
-                    return Err(Error::GradientMismatch {
-                        param: p.name().to_string(),
-                        msg: format!(
-                            "gradient is {:?} {:?}, parameter is {:?} {:?}",
-                            g.dtype(),
-                            g.dims(),
-                            v.dtype(),
-                            v.dims()
-                        ),
-                    });
-                }
+                check_grad(&p, &v, g)?;
                 if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
                     return Ok(Some(p.name().to_string()));
                 }

@@ -3,9 +3,9 @@
 
 use candle_core::Tensor;
 
-use crate::dadapt::{dot, l1, DRule, Item};
+use crate::dadapt::{bias_correction, common_lr, dot, l1, DRule, Item};
 use crate::rule::Buffer;
-use crate::{Error, Hyper, Result};
+use crate::{Hyper, Result};
 
 /// Prodigy: Adam whose step size `d·η` estimates the distance to the solution from the
 /// correlation of gradients with the distance travelled. Exactly `prodigyopt.Prodigy`; `d`,
@@ -107,18 +107,8 @@ impl DRule for Prodigy {
         let (beta1, beta2) = (first.beta1, first.beta2);
         let beta3 = first.beta3.unwrap_or_else(|| beta2.sqrt());
         let (d, k) = (globals[D], globals[K]);
-        let lr = groups.iter().map(|g| g.lr).fold(0.0, f64::max);
-        if let Some(g) = groups.iter().find(|g| g.lr != lr && g.lr != 0.0) {
-            return Err(Error::InvalidArgument(format!(
-                "prodigy: group learning rates must be equal or 0, got {} and {lr}",
-                g.lr
-            )));
-        }
-        let bias_correction = if first.use_bias_correction {
-            (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0))
-        } else {
-            1.0
-        };
+        let lr = common_lr(groups)?;
+        let bias_correction = bias_correction(first.use_bias_correction, beta1, beta2, k);
         let dlr = d * lr * bias_correction;
         let d_numerator = globals[D_NUMERATOR] * beta3;
         let (mut delta_numerator, mut d_denom) = (0.0, 0.0);

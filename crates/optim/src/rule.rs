@@ -482,20 +482,7 @@ impl<R: Rule + Steps<Tensor>> Engine<R> {
             for p in &group.params {
                 let Some(g) = grads.get(p) else { continue };
                 let v = p.value();
-                if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
-                    return Err(Error::GradientMismatch {
-                        param: p.name().to_string(),
-                        msg: format!(
-                            "gradient is {:?} {:?} on {:?}, parameter is {:?} {:?} on {:?}",
-                            g.dtype(),
-                            g.dims(),
-                            g.device().location(),
-                            v.dtype(),
-                            v.dims(),
-                            v.device().location()
-                        ),
-                    });
-                }
+                check_grad(p, &v, g)?;
                 if self.non_finite != NonFinite::Unchecked && !kernels::all_finite(g)? {
                     return Ok(Plan::NonFinite(p.name().to_string()));
                 }
@@ -620,6 +607,25 @@ impl<R: Rule + Steps<Tensor>> Engine<R> {
         }
         Ok(())
     }
+}
+
+/// A gradient of its parameter's shape, dtype and device, or an error naming the parameter.
+pub(crate) fn check_grad(p: &Param, v: &Tensor, g: &Tensor) -> Result<()> {
+    if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
+        return Err(Error::GradientMismatch {
+            param: p.name().to_string(),
+            msg: format!(
+                "gradient is {:?} {:?} on {:?}, parameter is {:?} {:?} on {:?}",
+                g.dtype(),
+                g.dims(),
+                g.device().location(),
+                v.dtype(),
+                v.dims(),
+                v.device().location()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// No parameter twice, among `existing` and `new`.
