@@ -377,6 +377,11 @@ mod tests {
         }
         assert_eq!(Elem::cbrt(&0.0f64).unwrap(), 0.0);
         assert_eq!(Elem::cbrt(&0.0f32).unwrap(), 0.0);
+        // f32's subnormals and extremes (the estimate is taken in f64, so nothing overflows).
+        for v in [1e-45f32, 3e-42, 1e-39, f32::MAX, 1e-3] {
+            let (got, want) = (Elem::cbrt(&v).unwrap(), v.cbrt());
+            assert!((got - want).abs() <= 2.0 * f32::EPSILON * want, "{v}: {got} vs {want}");
+        }
     }
     use candle_core::Device;
 

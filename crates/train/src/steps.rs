@@ -3,7 +3,7 @@
 //! micro-batches, and a mean loss under no-grad.
 
 use taper_autograd::{Grads, Param, Tape, Var};
-use taper_optim::{from_spec, Optimizer};
+use taper_optim::{from_spec, Mixed, Optimizer};
 
 use crate::{Error, Result};
 
@@ -67,6 +67,56 @@ pub fn decay_matrices_only(spec: &str, params: &[Param]) -> Result<Box<dyn Optim
     optimizer_by_rule(spec, params, |p| usize::from(p.dims().len() < 2), &["", "weight_decay=0"])
 }
 
+/// Whether the optimizer `spec` names updates matrices only (Muon): it refuses a vector. An
+/// invalid spec is an error, not `false`.
+pub fn updates_matrices_only(spec: &str) -> Result<bool> {
+    taper_optim::canonical(spec)?;
+    let mut store = taper_autograd::ParamStore::new();
+    let v = store.insert(
+        "vector",
+        candle_core::Tensor::zeros(2, candle_core::DType::F32, &candle_core::Device::Cpu)?,
+    )?;
+    Ok(matches!(from_spec(spec, vec![v]), Err(taper_optim::Error::InvalidArgument(_))))
+}
+
+/// The Muon recipe's split: `spec` over the parameters `hidden` picks (a model's hidden weight
+/// matrices) and `other` over the rest (embeddings, head, norms, biases; weight decay on its
+/// matrices only), as one [`Mixed`] optimizer whose groups are `spec`'s then `other`'s (one
+/// checkpoint, one schedule). A side with no parameters is left out.
+pub fn split_hidden(
+    spec: &str,
+    other: &str,
+    params: &[Param],
+    hidden: impl Fn(&Param) -> bool,
+) -> Result<Box<dyn Optimizer>> {
+    let (picked, rest): (Vec<Param>, Vec<Param>) = params.iter().cloned().partition(|p| hidden(p));
+    let mut parts = Vec::new();
+    if !picked.is_empty() {
+        parts.push(from_spec(spec, picked)?);
+    }
+    if !rest.is_empty() {
+        parts.push(decay_matrices_only(other, &rest)?);
+    }
+    Ok(Box::new(Mixed::new(parts)?))
+}
+
+/// A model's optimizer for a spec of any kind: an optimizer that updates matrices only (Muon)
+/// takes the matrices `hidden` picks and `other` the rest ([`split_hidden`]), as the Muon
+/// recipe prescribes; any other takes every parameter with weight decay on the matrices only
+/// ([`decay_matrices_only`]).
+pub fn model_optimizer(
+    spec: &str,
+    other: &str,
+    params: &[Param],
+    hidden: impl Fn(&Param) -> bool,
+) -> Result<Box<dyn Optimizer>> {
+    if updates_matrices_only(spec)? {
+        split_hidden(spec, other, params, hidden)
+    } else {
+        decay_matrices_only(spec, params)
+    }
+}
+
 /// The summed gradients of `micro` micro-batches, each loss scaled by `1/micro` (so the sum is
 /// the gradient of the mean loss, as one batch `micro` times larger gives), and the mean of the
 /// unscaled losses. `loss(i, tape)` builds micro-batch `i`'s loss on `tape`.
@@ -123,6 +173,26 @@ mod tests {
         // SGD without weight decay takes both groups plainly; a rule out of range is an error.
         assert!(decay_matrices_only("sgd:lr=0.1", &s.trainable()).is_ok());
         assert!(optimizer_by_rule("sgd:lr=0.1", &[w, b], |_| 3, &[""]).is_err());
+    }
+
+    #[test]
+    fn matrix_only_optimizers_get_the_other_parameters_an_optimizer_of_their_own() {
+        let (s, w, _) = store();
+        assert!(updates_matrices_only("muon:lr=0.02").unwrap());
+        assert!(!updates_matrices_only("adamw").unwrap());
+        assert!(updates_matrices_only("muon:lr=-1").is_err());
+        let hidden = |p: &Param| p.name() == "w";
+        let opt = model_optimizer("muon:lr=0.02", "adamw:lr=0.001", &s.trainable(), hidden).unwrap();
+        let groups: Vec<String> = (0..opt.num_groups()).map(|g| opt.group_spec(g).unwrap().name).collect();
+        assert_eq!(groups, ["muon", "adamw"]);
+        assert_eq!(opt.group_learning_rate(1), Some(0.001));
+        // Any other optimizer takes everything (weight decay on matrices only).
+        let opt = model_optimizer("adam:lr=0.1", "adamw:lr=0.001", &s.trainable(), hidden).unwrap();
+        assert_eq!(opt.params().len(), 2);
+        assert!((0..opt.num_groups()).all(|g| opt.group_spec(g).unwrap().name == "adam"));
+        // Muon over a vector is refused, whichever way it is asked.
+        assert!(split_hidden("muon", "adamw", &s.trainable(), |_| true).is_err());
+        assert_eq!(split_hidden("muon", "adamw", &[w], |_| true).unwrap().num_groups(), 1);
     }
 
     #[test]

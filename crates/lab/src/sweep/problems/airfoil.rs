@@ -45,6 +45,6 @@ impl Problem for Airfoil {
         cfg.record_every = RECORD_EVERY;
         cfg.progress_bar = false;
         let store = model.store.clone();
-        train_curve(model, &store, spec, &self.data, &cfg)
+        train_curve(model, &store, crate::optim::from_spec(spec, store.trainable())?, &self.data, &cfg)
     }
 }

@@ -3,11 +3,16 @@
 //! data directory (`shakespeare/shakespeare.txt`), for 300 iterations of nanoGPT's recipe scaled
 //! to that length: the optimizer spec's learning rate warmed up over 15 iterations then decayed
 //! by a cosine to a tenth of it, clipping at norm 1, weight decay on matrices only. The metric is
-//! the validation loss (10 batches, drawn from the seed and the iteration), every 50 iterations.
+//! the validation loss (10 batches, drawn from the seed and the iteration), every 50 iterations,
+//! read at the optimizer's evaluation point (Schedule-Free's average). An optimizer that updates
+//! matrices only (Muon) takes the blocks' weight matrices and nanoGPT's AdamW ([`OTHER`]) the
+//! rest, as the Muon recipe prescribes; each group's rate follows the schedule from its own.
 
 use anyhow::{Context as _, Result};
 
-use crate::experiments::char_lm::{batch, estimate, nanogpt_lr, step_seed, Corpus, Preset, Recipe, CORPUS};
+use crate::experiments::char_lm::{
+    batch, estimate, is_hidden_matrix, nanogpt_lr, step_seed, Corpus, Preset, Recipe, CORPUS,
+};
 use crate::nn::{Builder, Gpt, GptConfig};
 use crate::optim::clip;
 use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem, Recorder};
@@ -22,6 +27,9 @@ const WARMUP: usize = 15;
 const EVAL_EVERY: usize = 50;
 /// Batches per evaluation.
 const EVAL_ITERS: usize = 10;
+/// The optimizer of the embeddings, head and norms when the spec's updates matrices only
+/// (nanoGPT's AdamW).
+pub const OTHER: &str = "adamw:lr=0.001,beta1=0.9,beta2=0.99,weight_decay=0.1";
 
 struct CharGpt {
     corpus: Corpus,
@@ -77,15 +85,18 @@ impl Problem for CharGpt {
         let gpt = Gpt::new(&mut b, config, seed)?;
         let store = b.into_store();
         let params = store.trainable();
-        let mut opt = steps::decay_matrices_only(spec, &params)?;
-        let base_lr = opt.learning_rate();
+        let mut opt = steps::model_optimizer(spec, OTHER, &params, is_hidden_matrix)?;
+        let base_lrs: Vec<f64> =
+            (0..opt.num_groups()).map(|g| opt.group_learning_rate(g).unwrap_or(f64::NAN)).collect();
         let mut rec = Recorder::new();
         for it in 0..=ITERS {
             if it % EVAL_EVERY == 0 || it == ITERS {
                 let val = rec.evaluate(|| -> Result<f64> {
                     gpt.set_training(false);
+                    opt.set_train_mode(false)?;
                     let mut rng = SeededRng::new(step_seed(seed, it, 2));
                     let v = estimate(&gpt, &self.corpus.val, r, &mut rng, &self.device)?;
+                    opt.set_train_mode(true)?;
                     gpt.set_training(true);
                     Ok(v)
                 })?;
@@ -97,7 +108,9 @@ impl Problem for CharGpt {
             if it == ITERS {
                 break;
             }
-            opt.set_learning_rate(nanogpt_lr(it, base_lr, base_lr / 10.0, WARMUP, ITERS))?;
+            for (g, &base) in base_lrs.iter().enumerate() {
+                opt.set_group_learning_rate(g, nanogpt_lr(it, base, base / 10.0, WARMUP, ITERS))?;
+            }
             let mut rng = SeededRng::new(step_seed(seed, it, 1));
             let (_, mut grads) = steps::accumulate(1, |_, tape| {
                 let (x, y) = batch(&self.corpus.train, r.batch_size, r.block_size, &mut rng, &self.device)

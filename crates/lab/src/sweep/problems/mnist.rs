@@ -2,11 +2,12 @@
 //! with batch 64 on the first 8,000 images of MNIST's 10,000-image test files (`t10k-*`, the part
 //! of MNIST shipped with the project's data and the smallest download) and measured by accuracy
 //! on the 2,000 after them, four times an epoch. PyTorch's default initialization and the batch
-//! order come from the seed.
+//! order come from the seed. Muon (which updates matrices only) takes the hidden layers' weight
+//! matrices and AdamW (`lr=0.001`) the rest.
 
 use anyhow::Result;
 
-use super::train_curve;
+use super::{optimizer_for, train_curve};
 use crate::autograd::{Tape, Var};
 use crate::experiments::mnist::{accuracy, build, load, split_at, Classifier, Model, Split};
 use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem};
@@ -102,6 +103,9 @@ impl Problem for Mnist {
         cfg.record_every = TRAIN / POINTS_PER_EPOCH;
         cfg.progress_bar = false;
         let task = Accuracy { task: Classifier { net }, holdout: &self.holdout, finite: true };
-        train_curve(task, &store, spec, &self.train, &cfg)
+        // Muon takes the hidden layers' weight matrices (not the convolutions, which it refuses as
+        // PyTorch's does, nor the output layer).
+        let opt = optimizer_for(spec, &store, |p| p.dims().len() == 2 && !p.name().starts_with("fc2."))?;
+        train_curve(task, &store, opt, &self.train, &cfg)
     }
 }

@@ -115,6 +115,21 @@ impl<T: Task> Task for Timed<T> {
     }
 }
 
+/// The optimizer `spec` names over every trainable parameter of `store`, or, for an optimizer
+/// that updates matrices only (Muon), over the weight matrices `hidden` picks with AdamW
+/// (`lr=0.001`, PyTorch's other defaults) over the rest, as the Muon recipe prescribes.
+pub(crate) fn optimizer_for(
+    spec: &str,
+    store: &ParamStore,
+    hidden: impl Fn(&crate::autograd::Param) -> bool,
+) -> Result<Box<dyn crate::optim::Optimizer>> {
+    if crate::train::steps::updates_matrices_only(spec)? {
+        Ok(crate::train::steps::split_hidden(spec, "adamw:lr=0.001", &store.trainable(), hidden)?)
+    } else {
+        Ok(crate::optim::from_spec(spec, store.trainable())?)
+    }
+}
+
 /// Trains `task` as [`train`] does and returns its curve: one point per recorded value (the task
 /// must record a value at every point: `record_every > 0` and [`Task::record`] returning
 /// `Some`), each with its step count and training seconds. A step refused for a non-finite
@@ -122,11 +137,10 @@ impl<T: Task> Task for Timed<T> {
 pub(crate) fn train_curve<T: Task>(
     task: T,
     store: &ParamStore,
-    spec: &str,
+    mut opt: Box<dyn crate::optim::Optimizer>,
     data: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<Curve> {
-    let mut opt = crate::optim::from_spec(spec, store.trainable())?;
     let mut timed = Timed { task, rec: Recorder::new(), seconds: Vec::new() };
     let history = match train(&mut timed, store, opt.as_mut(), data, cfg) {
         Ok(h) => h,
