@@ -124,12 +124,26 @@ fn gpt(args: &Args, device: &taper::Device) -> Result<()> {
     let report = profile::stop();
     let per_step = report.wall.as_secs_f64() / args.steps as f64;
     println!(
-        "gpt 4x4x128, batch {} x 64, {}, {} threads: {:.2} ms per step ({:.0} tokens/s)\n",
+        "gpt 4x4x128, batch {} x 64, {}, {} threads: {:.2} ms per step ({:.0} tokens/s)",
         args.batch,
         args.optimizer,
         rayon_threads(),
         per_step * 1e3,
         (args.batch * 64) as f64 / per_step
+    );
+    // nanoGPT's count of the model's FLOPs, against the product rate this machine reaches now.
+    let non_embedding: usize = params
+        .iter()
+        .filter(|p| !p.name().contains(".wpe."))
+        .map(|p| p.dims().iter().product::<usize>())
+        .sum();
+    let flops = taper_lab::perf::gpt_step_flops(non_embedding, 4, 128, 64, args.batch * 64);
+    let gflops = flops / per_step / 1e9;
+    let peak = taper_lab::perf::measure_peak(device, 1024, 1.0)?;
+    println!(
+        "{:.2} GFLOP a step: {gflops:.0} GFLOP/s, {:.0}% of the peak, {peak}\n",
+        flops / 1e9,
+        100.0 * gflops / peak.gflops
     );
     println!("{report}");
     Ok(())

@@ -33,6 +33,65 @@ impl Common {
     }
 }
 
+/// `--logdir`: TensorBoard event files.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Board {
+    /// Write TensorBoard event files here (`tensorboard --logdir DIR` shows them): losses,
+    /// learning rate per group, gradient norm, update-to-parameter ratio, throughput, and the
+    /// run's hyperparameters.
+    #[arg(long)]
+    pub logdir: Option<PathBuf>,
+}
+
+impl Board {
+    /// A writer for the run `run` under `--logdir` (`None` without the flag); an unwritable
+    /// directory is an error here, before any training.
+    pub fn writer(&self, run: &str) -> Result<Option<crate::train::tensorboard::SummaryWriter>> {
+        let Some(dir) = &self.logdir else { return Ok(None) };
+        let dir = if run.is_empty() { dir.clone() } else { dir.join(run) };
+        Ok(Some(crate::train::tensorboard::SummaryWriter::new(dir)?))
+    }
+
+    /// Points `cfg`'s TensorBoard output at the run named after `spec` under `--logdir` (one run
+    /// per optimizer of a comparison) and records the spec's options (and `extra`) as the run's
+    /// hyperparameters. Nothing without the flag.
+    pub fn configure(
+        &self,
+        cfg: &mut crate::train::TrainConfig,
+        spec: &str,
+        extra: &[(String, crate::train::tensorboard::HParam)],
+    ) -> Result<()> {
+        let Some(dir) = &self.logdir else { return Ok(()) };
+        let name = run_name(spec);
+        if let Some(mut w) = self.writer(&name)? {
+            let mut hp = spec_hparams("optimizer", &crate::optim::canonical(spec)?);
+            hp.extend(extra.iter().cloned());
+            w.add_hparams(&hp)?;
+            w.close()?;
+        }
+        cfg.logdir = Some(dir.join(name));
+        Ok(())
+    }
+}
+
+/// A run's directory name from a spec: `adam:lr=0.001` → `adam_lr=0.001` (characters other than
+/// letters, digits and `.=,+-` become `_`).
+pub fn run_name(spec: &str) -> String {
+    spec.chars().map(|c| if c.is_ascii_alphanumeric() || ".=,+-".contains(c) { c } else { '_' }).collect()
+}
+
+/// A spec's hyperparameters for TensorBoard: `{prefix}` = its name and `{prefix}.{key}` = each
+/// option's value.
+pub fn spec_hparams(
+    prefix: &str,
+    spec: &crate::optim::OptimSpec,
+) -> Vec<(String, crate::train::tensorboard::HParam)> {
+    use crate::train::tensorboard::HParam;
+    std::iter::once((prefix.to_string(), HParam::Text(spec.name.clone())))
+        .chain(spec.options.iter().map(|(k, v)| (format!("{prefix}.{k}"), HParam::parse(v))))
+        .collect()
+}
+
 /// `--seed`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Seed {

@@ -28,6 +28,7 @@ pub use taper_train as train;
 pub mod cli;
 pub mod experiments;
 pub mod golden;
+pub mod perf;
 pub mod sweep;
 
 pub use candle_core;

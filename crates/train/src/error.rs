@@ -19,6 +19,14 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A TensorBoard event file that cannot be written or read back.
+    #[error("{path}: {msg}")]
+    EventFile {
+        /// The file or log directory.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// An argument out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

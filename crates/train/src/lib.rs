@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod steps;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use data::{Dataset, Loader};

@@ -14,6 +14,7 @@ use taper_optim::{clip, AveragedModel, Averaging, Optimizer, StepOutcome};
 
 use crate::checkpoint::{self, Progress};
 use crate::data::{Dataset, Loader};
+use crate::tensorboard::{StepStats, SummaryWriter};
 use crate::{Error, Result};
 
 /// What is trained: a model's loss on a batch, and optional evaluations.
@@ -72,6 +73,15 @@ pub struct TrainConfig {
     pub max_steps: Option<u64>,
     /// Extra header fields for checkpoints.
     pub extra: BTreeMap<String, String>,
+    /// Write TensorBoard event files here ([`crate::tensorboard`]): every step's loss, gradient
+    /// norm (before clipping), update-to-parameter ratio `‖θₜ - θₜ₋₁‖/‖θₜ₋₁‖` and each group's
+    /// learning rate (`train/loss`, `train/grad_norm`, `train/update_ratio`, `lr/group_{g}`);
+    /// each curve point (`eval/{record_name}`, or `train/window_loss` for a task that records
+    /// none) with the throughput (`train/examples_per_second`); each epoch's mean loss
+    /// (`train/epoch_loss`). The ratio costs a copy of the parameters per step.
+    pub logdir: Option<PathBuf>,
+    /// The name of [`Task::record`]'s value in TensorBoard (`eval/{record_name}`; `"record"`).
+    pub record_name: String,
 }
 
 impl TrainConfig {
@@ -93,6 +103,8 @@ impl TrainConfig {
             progress_bar: true,
             max_steps: None,
             extra: BTreeMap::new(),
+            logdir: None,
+            record_name: "record".into(),
         }
     }
 
@@ -186,6 +198,8 @@ struct Run<'a> {
     started: Instant,
     /// The learning-rate scheduler, attached to the optimizer.
     sched: Option<Scheduler>,
+    /// The TensorBoard writer, with `logdir`.
+    board: Option<SummaryWriter>,
 }
 
 impl<'a> Run<'a> {
@@ -244,6 +258,7 @@ impl<'a> Run<'a> {
             trained_here: 0,
             started: Instant::now(),
             sched,
+            board: cfg.logdir.as_ref().map(SummaryWriter::new).transpose()?,
         })
     }
 
@@ -264,13 +279,35 @@ impl<'a> Run<'a> {
     /// Adds a curve point: `task.record()`, else the mean batch loss since the last point.
     fn record(&mut self, task: &mut dyn Task, epoch: f64) -> Result<()> {
         let (sum, count) = self.progress.window;
-        let value = match task.record()? {
-            Some(v) => v,
-            None => sum / count.max(1) as f64,
+        let (value, tag) = match task.record()? {
+            Some(v) => (v, format!("eval/{}", self.cfg.record_name)),
+            None => (sum / count.max(1) as f64, "train/window_loss".to_string()),
         };
         self.progress.window = (0.0, 0);
         self.hist.records.push(Record { epoch, value });
+        let speed = self.speed();
+        if let Some(b) = &mut self.board {
+            b.add_scalars(self.hist.steps, &[(tag.as_str(), value), ("train/examples_per_second", speed)])?;
+            b.flush()?;
+        }
         Ok(())
+    }
+
+    /// Logs a step's loss, gradient norm, update ratio and learning rates (with `logdir`).
+    fn log_step(&mut self, opt: &dyn Optimizer, value: f64, stats: &StepStats) -> Result<()> {
+        let Some(b) = &mut self.board else { return Ok(()) };
+        let mut scalars = vec![
+            ("train/loss".to_string(), value),
+            ("train/grad_norm".to_string(), stats.grad_norm),
+            ("train/update_ratio".to_string(), stats.update_ratio),
+        ];
+        for g in 0..opt.num_groups() {
+            if let Some(lr) = opt.group_learning_rate(g) {
+                scalars.push((format!("lr/group_{g}"), lr));
+            }
+        }
+        let refs: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+        b.add_scalars(self.hist.steps, &refs)
     }
 
     /// Books one trained batch of `size` examples with loss `value`.
@@ -308,6 +345,10 @@ impl<'a> Run<'a> {
         self.progress.epoch = epoch as u64 + 1;
         self.progress.batch_in_epoch = 0;
         self.progress.epoch_loss = (0.0, 0);
+        if let Some(b) = &mut self.board {
+            b.add_scalar("train/epoch_loss", sum / count.max(1) as f64, self.hist.steps)?;
+            b.flush()?;
+        }
         Ok(())
     }
 
@@ -337,13 +378,20 @@ fn train_step(
     cfg: &TrainConfig,
     batch: &Dataset,
     hist: &mut History,
+    stats: Option<&mut StepStats>,
 ) -> Result<f64> {
     let params = opt.params();
+    let logging = stats.is_some();
+    let before = if logging { Some(StepStats::snapshot(&params)?) } else { None };
+    let mut grad_norm = f64::NAN;
     let (value, outcome) = opt.step_closure(&mut || {
         let tape = Tape::new();
         let loss = task.loss(&tape, batch)?;
         let value = loss.to_scalar_f64()?;
         let mut grads = loss.backward()?;
+        if logging {
+            grad_norm = StepStats::grad_norm(&grads, &params)?;
+        }
         if let Some(v) = cfg.clip_value {
             clip::clip_grad_value(&mut grads, &params, v)?;
         }
@@ -354,6 +402,9 @@ fn train_step(
     })?;
     if let StepOutcome::Skipped { .. } = outcome {
         hist.skipped += 1;
+    }
+    if let (Some(stats), Some(before)) = (stats, before) {
+        *stats = StepStats { grad_norm, update_ratio: StepStats::update_ratio(&before, &params)? };
     }
     Ok(value)
 }
@@ -402,11 +453,21 @@ pub fn train(
             if !opt.train_mode() {
                 opt.set_train_mode(true)?;
             }
-            let value = train_step(task, opt, cfg, &data.select(&ids)?, &mut run.hist)?;
+            let mut stats = StepStats::default();
+            let logging = run.board.is_some();
+            let value = train_step(
+                task,
+                opt,
+                cfg,
+                &data.select(&ids)?,
+                &mut run.hist,
+                logging.then_some(&mut stats),
+            )?;
             if let Some(avg) = &mut run.hist.averaged {
                 avg.update()?;
             }
             run.count_batch(task, opt, ids.len(), value)?;
+            run.log_step(opt, value, &stats)?;
             if cfg.scheduler_every_step {
                 run.step_scheduler(opt, value)?;
             }

@@ -16,10 +16,11 @@ use candle_core::{DType, Device, Tensor};
 use taper_autograd::{ParamStore, Tape, Var};
 use taper_tensor::SeededRng;
 
-use crate::cli::{Checkpoints, Common, DataArgs, Schedule, Seed};
+use crate::cli::{Board, Checkpoints, Common, DataArgs, Schedule, Seed};
 use crate::data::{self, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
+use crate::train::tensorboard::HParam;
 use crate::train::{train, Dataset, History, Loader, Task, TrainConfig};
 
 /// A malformed airfoil file.
@@ -330,6 +331,10 @@ pub struct Args {
     /// `--device`, `--out`.
     #[command(flatten)]
     pub common: Common,
+    /// `--logdir`: TensorBoard curves, one run per optimizer (`train/loss`, `eval/loss`,
+    /// `lr/group_{g}`, `train/grad_norm`, `train/update_ratio`) with its hyperparameters.
+    #[command(flatten)]
+    pub board: Board,
 }
 
 /// One run's label, spec and outcome.
@@ -372,6 +377,8 @@ pub fn run_cli(args: &Args) -> Result<Vec<RunResult>> {
     for (section, label, spec, form) in runs {
         let outcome = run_with(&data, &spec, form, seed, args.epochs, |cfg| {
             args.checkpoints.configure(cfg);
+            cfg.record_name = "loss".into();
+            args.board.configure(cfg, &spec, &[("seed".to_string(), HParam::Number(seed as f64))])?;
             args.schedule.configure(cfg)
         })?;
         outcome.history.write_csv(&out.join(format!("airfoil_{}.csv", results.len())))?;

@@ -17,11 +17,12 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use taper_autograd::{Param, Tape};
 
-use crate::cli::{Common, DataArgs};
+use crate::cli::{spec_hparams, Board, Common, DataArgs};
 use crate::nn::{Builder, Gpt, GptConfig};
 use crate::optim::{self, clip, Optimizer};
 use crate::plot::{self, ChartSpec, Series};
 use crate::tensor::SeededRng;
+use crate::train::tensorboard::{HParam, StepStats};
 
 /// The corpus file under the data directory.
 pub const CORPUS: &str = "shakespeare/shakespeare.txt";
@@ -284,6 +285,11 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// `--logdir`: TensorBoard curves (`train/loss`, `eval/train_loss`, `eval/val_loss`,
+    /// `lr/group_{g}`, `train/grad_norm` before clipping, `train/update_ratio`,
+    /// `train/tokens_per_second`) and the run's hyperparameters.
+    #[command(flatten)]
+    pub board: Board,
     /// `--device`, `--out`.
     #[command(flatten)]
     pub common: Common,
@@ -317,6 +323,9 @@ pub struct Outcome {
     /// The median time of one training step in this process, in seconds (what benchmarks
     /// compare: robust to a noisy machine's outliers and to the first steps' warm-up).
     pub median_step_seconds: f64,
+    /// The model's GFLOP/s at the median step (nanoGPT's count: `6N + 12·L·C·T` FLOPs a token,
+    /// [`crate::perf::gpt_step_flops`]).
+    pub gflops: f64,
     /// The sample, if asked for.
     pub sample: Option<String>,
     /// The vocabulary size.
@@ -462,15 +471,7 @@ pub fn build_optimizer(spec: &str, other: Option<&str>, params: &[Param]) -> Res
             }
         });
     };
-    let (hidden, rest): (Vec<Param>, Vec<Param>) = params.iter().cloned().partition(is_hidden_matrix);
-    let mut parts = Vec::new();
-    if !hidden.is_empty() {
-        parts.push(optim::from_spec(spec, hidden)?);
-    }
-    if !rest.is_empty() {
-        parts.push(steps::decay_matrices_only(other, &rest)?);
-    }
-    Ok(Box::new(optim::Mixed::new(parts)?))
+    Ok(steps::split_hidden(spec, other, params, is_hidden_matrix)?)
 }
 
 /// Runs the command line.
@@ -517,7 +518,8 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
     let gpt = Gpt::new(&mut b, config, a.seed)?;
     let store = b.into_store();
     let params = store.trainable();
-    let mut opt = build_optimizer(&spec.to_string(), other.map(|o| o.to_string()).as_deref(), &params)?;
+    let mut opt =
+        build_optimizer(&spec.to_string(), other.as_ref().map(|o| o.to_string()).as_deref(), &params)?;
     // Each group's own base rate; the schedule scales them all alike.
     let base_lrs: Vec<f64> = (0..opt.num_groups()).filter_map(|g| opt.group_learning_rate(g)).collect();
     let fields = run_fields(&corpus, &r, a);
@@ -560,6 +562,21 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         let progress = checkpoint::Progress { step: it as u64, seed: a.seed, extra, ..Default::default() };
         Ok(checkpoint::save(path, &store, opt, &progress)?)
     };
+    let mut board = a.board.writer("")?;
+    if let Some(b) = &mut board {
+        let mut hp = spec_hparams("optimizer", &spec);
+        if let Some(o) = &other {
+            hp.extend(spec_hparams("other_optimizer", o));
+        }
+        hp.extend([
+            ("seed".to_string(), HParam::Number(a.seed as f64)),
+            ("iters".to_string(), HParam::Number(r.iters as f64)),
+            ("n_layer".to_string(), HParam::Number(r.n_layer as f64)),
+            ("n_embd".to_string(), HParam::Number(r.n_embd as f64)),
+            ("batch_size".to_string(), HParam::Number(r.batch_size as f64)),
+        ]);
+        b.add_hparams(&hp)?;
+    }
     let end = a.stop_after.map_or(r.iters, |n| (start + n).min(r.iters));
     let bar = train::progress_bar(!a.no_progress, (end - start) as u64);
     bar.set_prefix("char_lm");
@@ -568,7 +585,7 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             bar.suspend(|| println!("{line}"));
         }
     };
-    let mut train_time = 0.0;
+    let mut train_time = 0.0f64;
     let mut trained = 0usize;
     let mut step_seconds: Vec<f64> = Vec::new();
     // The iteration whose state was last written, so the end does not write it a second time.
@@ -582,6 +599,16 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             let vl = estimate(&gpt, &corpus.val, &r, &mut rng, &device)?;
             gpt.set_training(true);
             say(format!("step {it}: train loss {tl:.4}, val loss {vl:.4}"));
+            if let Some(b) = &mut board {
+                let tps =
+                    (trained * r.batch_size * a.grad_accum * r.block_size) as f64 / train_time.max(1e-9);
+                let mut scalars = vec![("eval/train_loss", tl), ("eval/val_loss", vl)];
+                if trained > 0 {
+                    scalars.push(("train/tokens_per_second", tps));
+                }
+                b.add_scalars(it as u64, &scalars)?;
+                b.flush()?;
+            }
             evals.push((it, tl, vl));
             save(it, &evals, opt.as_ref())?;
             saved_at = Some(it);
@@ -592,6 +619,8 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             }
             break;
         }
+        // The point before the step, for the update ratio (only with --logdir; not timed).
+        let before = if board.is_some() { Some(StepStats::snapshot(&params)?) } else { None };
         let t0 = Instant::now();
         for (g, &base) in base_lrs.iter().enumerate() {
             // The floor scaled with the base rate (exactly --min-lr for the first group's rate).
@@ -605,11 +634,27 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
                 .map_err(|e| train::Error::InvalidArgument(e.to_string()))?;
             Ok(gpt.loss(tape, &x, &y, None)?)
         })?;
+        let mut grad_norm = f64::NAN;
         if a.grad_clip > 0.0 {
-            clip::clip_grad_norm(&mut grads, &params, a.grad_clip)?;
+            grad_norm = clip::clip_grad_norm(&mut grads, &params, a.grad_clip)?;
+        }
+        if board.is_some() && a.grad_clip <= 0.0 {
+            grad_norm = StepStats::grad_norm(&grads, &params)?;
         }
         opt.step(&grads)?;
         let dt = t0.elapsed().as_secs_f64();
+        if let (Some(b), Some(before)) = (&mut board, before) {
+            let mut scalars = vec![
+                ("train/loss".to_string(), loss),
+                ("train/grad_norm".to_string(), grad_norm),
+                ("train/update_ratio".to_string(), StepStats::update_ratio(&before, &params)?),
+            ];
+            for g in 0..opt.num_groups() {
+                scalars.push((format!("lr/group_{g}"), opt.group_learning_rate(g).unwrap_or(f64::NAN)));
+            }
+            let refs: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+            b.add_scalars(it as u64 + 1, &refs)?;
+        }
         train_time += dt;
         step_seconds.push(dt);
         trained += 1;
@@ -625,10 +670,28 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         n if n % 2 == 1 => step_seconds[n / 2],
         n => 0.5 * (step_seconds[n / 2 - 1] + step_seconds[n / 2]),
     };
+    // The model's FLOPs per step as nanoGPT counts them, over the median step.
+    let non_embedding: usize = params
+        .iter()
+        .filter(|p| !p.name().contains(".wpe."))
+        .map(|p| p.dims().iter().product::<usize>())
+        .sum();
+    let step_flops = crate::perf::gpt_step_flops(
+        non_embedding,
+        r.n_layer,
+        r.n_embd,
+        r.block_size,
+        r.batch_size * a.grad_accum * r.block_size,
+    );
+    let gflops = step_flops / median_step_seconds / 1e9;
     if verbose && trained > 0 {
+        let peak = crate::perf::measure_peak(&device, 1024, 1.0)?;
         println!(
-            "training: {tokens_per_second:.0} tokens/s, median step {:.2} ms",
-            1e3 * median_step_seconds
+            "training: {tokens_per_second:.0} tokens/s, median step {:.2} ms: {gflops:.0} GFLOP/s of model FLOPs \
+             ({:.2} GFLOP a step), {:.0}% of this machine's peak, {peak}",
+            1e3 * median_step_seconds,
+            step_flops / 1e9,
+            100.0 * gflops / peak.gflops
         );
     }
     let sample = if a.sample > 0 {
@@ -654,7 +717,14 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
         .chain(evals.iter().map(|(i, t, v)| format!("{i},{t},{v}\n")))
         .collect();
     std::fs::write(out.join("char_lm.csv"), csv)?;
-    Ok(Outcome { evals, tokens_per_second, median_step_seconds, sample, vocab_size: corpus.vocab.len() })
+    Ok(Outcome {
+        evals,
+        tokens_per_second,
+        median_step_seconds,
+        gflops,
+        sample,
+        vocab_size: corpus.vocab.len(),
+    })
 }
 
 /// A long header field cut for an error message.

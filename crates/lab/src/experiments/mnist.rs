@@ -20,10 +20,11 @@ use taper_nn::{
     cross_entropy, Builder, Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential,
 };
 
-use crate::cli::{Checkpoints, Common, DataArgs, Schedule, Seed};
+use crate::cli::{Board, Checkpoints, Common, DataArgs, Schedule, Seed};
 use crate::data::{self, idx, Checksum, Remote};
 use crate::optim;
 use crate::plot::{self, ChartSpec, Series};
+use crate::train::tensorboard::HParam;
 use crate::train::{train, Dataset, History, Loader, Task, TrainConfig};
 
 // ---------------------------------------------------------------- data
@@ -244,6 +245,11 @@ pub struct Args {
     /// `--data-dir`, `--offline`.
     #[command(flatten)]
     pub data: DataArgs,
+    /// `--logdir`: TensorBoard curves, one run per optimizer (`train/loss`,
+    /// `eval/heldout_accuracy`, `lr/group_{g}`, `train/grad_norm`, `train/update_ratio`,
+    /// `train/examples_per_second`) with its hyperparameters.
+    #[command(flatten)]
+    pub board: Board,
     /// `--device`, `--out`.
     #[command(flatten)]
     pub common: Common,
@@ -331,6 +337,13 @@ pub fn run_cli(args: &Args, verbose: bool) -> Result<Vec<RunResult>> {
         args.checkpoints.configure(&mut cfg);
         cfg.progress_bar = !args.no_progress;
         cfg.extra.insert("model".into(), args.model.clone());
+        cfg.record_name = "heldout_accuracy".into();
+        let hp = [
+            ("model".to_string(), HParam::Text(args.model.clone())),
+            ("seed".to_string(), HParam::Number(seed as f64)),
+            ("batch_size".to_string(), HParam::Number(args.batch_size as f64)),
+        ];
+        args.board.configure(&mut cfg, &spec, &hp)?;
         if verbose {
             println!("{spec}");
         }

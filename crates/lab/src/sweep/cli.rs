@@ -89,6 +89,11 @@ pub struct SweepArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Also write each cell as a TensorBoard run, `DIR/<problem>/<spec>/seed_<n>`: its metric's
+    /// curve (`eval/<metric>`, `train/seconds`), its final value and steps to target
+    /// (`final/<metric>`, `final/steps_to_target`), and its hyperparameters for the HPARAMS tab.
+    #[arg(long)]
+    pub logdir: Option<PathBuf>,
     /// `--data-dir`, `--offline`.
     #[command(flatten)]
     pub data: DataArgs,
@@ -163,13 +168,17 @@ pub fn sweep(a: &SweepArgs, started: Instant) -> Result<Summary> {
     }
     let ctx =
         Context { device: DeviceSpec::open_str(&a.device)?, data_dir: a.data.dir(), offline: a.data.offline };
-    let sweep = Sweep::new(&a.problems, &a.optimizers, a.seeds, a.tune, &ctx)?;
+    let mut sweep = Sweep::new(&a.problems, &a.optimizers, a.seeds, a.tune, &ctx)?;
+    sweep.logdir = a.logdir.clone();
     let shard = a.shard.unwrap_or(Shard::ALL);
     if a.dry_run {
         println!("{}", dry_run(&sweep, shard, &a.out)?);
         return Ok(Summary::default());
     }
     crate::plot::ensure_writable_dir(&a.out)?;
+    if let Some(dir) = &a.logdir {
+        crate::plot::ensure_writable_dir(dir)?;
+    }
     if a.jobs > 1 {
         // Before the jobs start (each process claims the directory in `super::run`): a directory
         // holding another sweep fails here, once.
@@ -290,6 +299,9 @@ fn spawn_jobs(a: &SweepArgs, stage: StageArg, shard: Shard) -> Result<()> {
         }
         if a.quiet {
             cmd.arg("--quiet");
+        }
+        if let Some(dir) = &a.logdir {
+            cmd.arg("--logdir").arg(dir);
         }
         cmd.env("RAYON_NUM_THREADS", per_job.to_string()).env("CANDLE_NUM_THREADS", per_job.to_string());
         children.push(cmd.spawn().with_context(|| format!("starting job {}", j + 1))?);

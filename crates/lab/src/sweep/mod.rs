@@ -14,6 +14,7 @@
 //! `--tune N`, the best setting of each optimizer (by its mean final metric over those seeds) is
 //! then rerun over seeds `0..N`. See `docs/SWEEPS.md`.
 
+pub mod board;
 pub mod cli;
 pub mod grid;
 pub mod problem;
@@ -22,7 +23,7 @@ pub mod report;
 pub mod store;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
@@ -138,6 +139,8 @@ pub struct Sweep {
     pub seeds: u64,
     /// With tuning, the best settings are rerun over seeds `0..tune`.
     pub tune: Option<u64>,
+    /// Also write each cell as a TensorBoard run here ([`board::write_cell`]).
+    pub logdir: Option<PathBuf>,
 }
 
 impl Sweep {
@@ -185,7 +188,7 @@ impl Sweep {
             .iter()
             .map(|p| problem::build(p, ctx).with_context(|| format!("problem `{p}`")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { problems, optimizers, seeds, tune })
+        Ok(Self { problems, optimizers, seeds, tune, logdir: None })
     }
 
     /// The definition written to `sweep.json`.
@@ -383,6 +386,9 @@ pub fn run(
         let o = &sweep.optimizers[cell.optimizer];
         let r = run_cell(problem.as_ref(), &o.label, &o.text, cell)?;
         store::write_atomic(&path, serde_json::to_string(&r)?.as_bytes())?;
+        if let Some(dir) = &sweep.logdir {
+            board::write_cell(dir, &r, &problem.metric().name)?;
+        }
         s.ran += 1;
         s.run_seconds += r.wall_seconds;
         let metric = problem.metric();
