@@ -25,6 +25,7 @@ pub use taper_plot as plot;
 pub use taper_tensor as tensor;
 pub use taper_train as train;
 
+pub mod bench;
 pub mod cli;
 pub mod experiments;
 pub mod golden;

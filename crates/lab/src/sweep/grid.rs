@@ -231,7 +231,7 @@ fn range(args: &str, log: bool, name: &str) -> Result<Vec<String>, String> {
 }
 
 /// `x` rounded to 10 significant digits.
-fn round_sig(x: f64) -> f64 {
+pub(crate) fn round_sig(x: f64) -> f64 {
     if x == 0.0 {
         return 0.0;
     }
