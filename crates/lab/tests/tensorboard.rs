@@ -130,6 +130,7 @@ fn char_lm_and_sweep_runs_read_back_with_every_curve_and_hyperparameter() {
         .map(|p| (p.run.clone(), tags(&points, &p.run)))
         .collect();
     assert_eq!(runs.len(), 4, "{:?}", runs.keys());
+    assert!(runs.contains_key("sweep/quadratic/sgd_momentum=0.9/lr=0.03/seed_1"), "{:?}", runs.keys());
     for (run, t) in &runs {
         assert!(t.get("eval/f").is_some_and(|&n| n > 10) && t.contains_key("final/f"), "{run}: {t:?}");
         let hp = read_hparams(&logs.join(run)).unwrap();

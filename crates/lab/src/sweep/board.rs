@@ -9,9 +9,17 @@ use super::store::{CellResult, Status};
 use crate::cli::run_name;
 use crate::train::tensorboard::{HParam, SummaryWriter};
 
-/// The run directory of a cell: `logdir/<problem>/<spec>/seed_<n>`.
+/// The run directory of a cell: `logdir/<problem>/<optimizer>/<swept values>/seed_<n>`
+/// (`mnist_mlp/adam/lr=0.001/seed_0`; `default` for a grid of one setting). The whole canonical
+/// spec is in the run's hyperparameters.
 pub fn cell_dir(logdir: &Path, cell: &CellResult) -> PathBuf {
-    logdir.join(&cell.problem).join(run_name(&cell.spec)).join(format!("seed_{}", cell.seed))
+    let swept: Vec<String> = cell.swept.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let setting = if swept.is_empty() { "default".to_string() } else { run_name(&swept.join(",")) };
+    logdir
+        .join(&cell.problem)
+        .join(run_name(&cell.optimizer))
+        .join(setting)
+        .join(format!("seed_{}", cell.seed))
 }
 
 /// Writes `cell` as a TensorBoard run: `eval/<metric>` and `train/seconds` at each curve point,

@@ -89,7 +89,7 @@ pub struct SweepArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Also write each cell as a TensorBoard run, `DIR/<problem>/<spec>/seed_<n>`: its metric's
+    /// Also write each cell as a TensorBoard run, `DIR/<problem>/<optimizer>/<swept values>/seed_<n>`: its metric's
     /// curve (`eval/<metric>`, `train/seconds`), its final value and steps to target
     /// (`final/<metric>`, `final/steps_to_target`), and its hyperparameters for the HPARAMS tab.
     #[arg(long)]
