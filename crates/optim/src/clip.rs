@@ -7,19 +7,25 @@ use crate::{Error, Result};
 /// Added to the norm before dividing, as PyTorch's `clip_grad_norm_` does.
 const NORM_EPS: f64 = 1e-6;
 
-/// Scales all gradients of `params` together so that their global L2 norm is at most
-/// `max_norm`: `g ← g · min(1, max_norm / (‖g‖ + 1e-6))`. Returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Result<f64> {
-    if !(max_norm.is_finite() && max_norm > 0.0) {
-        return Err(Error::InvalidArgument(format!("max_norm must be finite and > 0, got {max_norm}")));
-    }
+/// The global L2 norm `‖g‖₂` of the gradients `grads` holds for `params` (what
+/// [`clip_grad_norm`] compares with `max_norm`, and what a training log records).
+pub fn grad_norm(grads: &Grads, params: &[Param]) -> Result<f64> {
     let mut sq = 0.0;
     for p in params {
         if let Some(g) = grads.get(p) {
             sq += crate::kernels::sum_squares(g)?;
         }
     }
-    let norm = sq.sqrt();
+    Ok(sq.sqrt())
+}
+
+/// Scales all gradients of `params` together so that their global L2 norm is at most
+/// `max_norm`: `g ← g · min(1, max_norm / (‖g‖ + 1e-6))`. Returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut Grads, params: &[Param], max_norm: f64) -> Result<f64> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(Error::InvalidArgument(format!("max_norm must be finite and > 0, got {max_norm}")));
+    }
+    let norm = grad_norm(grads, params)?;
     let coef = max_norm / (norm + NORM_EPS);
     if coef < 1.0 {
         for p in params {

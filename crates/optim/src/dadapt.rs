@@ -221,13 +221,7 @@ impl<R: DRule> Optimizer for DEngine<R> {
     }
 
     fn import_state(&mut self, saved: &OptimState) -> Result<()> {
-        if saved.groups.len() != self.groups.len() {
-            return Err(Error::State(format!(
-                "it was saved with {} parameter group(s), this optimizer has {}",
-                saved.groups.len(),
-                self.groups.len()
-            )));
-        }
+        crate::rule::check_group_count(saved, self.groups.len())?;
         let mut scalars: HashMap<&str, f64> = saved.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let mut rules = Vec::new();
         for (gi, text) in saved.groups.iter().enumerate() {

@@ -162,12 +162,7 @@ fn split_state(
     switch: &[bool],
 ) -> Result<Vec<OptimState>> {
     let total: usize = counts.iter().sum();
-    if state.groups.len() != total {
-        return Err(Error::State(format!(
-            "it was saved with {} parameter group(s), this optimizer has {total}",
-            state.groups.len()
-        )));
-    }
+    crate::rule::check_group_count(state, total)?;
     let mut out: Vec<OptimState> = Vec::new();
     let mut offset = 0;
     for &n in counts {

@@ -609,6 +609,17 @@ impl<R: Rule + Steps<Tensor>> Engine<R> {
     }
 }
 
+/// A saved state with `groups` parameter groups, or the error that says it does not fit.
+pub(crate) fn check_group_count(saved: &OptimState, groups: usize) -> Result<()> {
+    if saved.groups.len() != groups {
+        return Err(Error::State(format!(
+            "it was saved with {} parameter group(s), this optimizer has {groups}",
+            saved.groups.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A gradient of its parameter's shape, dtype and device, or an error naming the parameter.
 pub(crate) fn check_grad(p: &Param, v: &Tensor, g: &Tensor) -> Result<()> {
     if g.dims() != v.dims() || g.dtype() != v.dtype() || !g.device().same_device(v.device()) {
@@ -873,13 +884,7 @@ impl<R: Rule + Steps<Tensor>> Optimizer for Engine<R> {
 
     fn import_state(&mut self, saved: &OptimState) -> Result<()> {
         // Validate everything first; change nothing until all of it fits.
-        if saved.groups.len() != self.groups.len() {
-            return Err(Error::State(format!(
-                "it was saved with {} parameter group(s), this optimizer has {}",
-                saved.groups.len(),
-                self.groups.len()
-            )));
-        }
+        check_group_count(saved, self.groups.len())?;
         let mut scalars: HashMap<&str, f64> = saved.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let train = match scalars.remove("train_mode") {
             None => true,

@@ -37,7 +37,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use candle_core::{DType, Tensor};
 use prost::Message;
-use taper_autograd::{Grads, Param};
+use taper_autograd::Param;
+use taper_optim::Optimizer;
 
 use crate::{Error, Result};
 
@@ -326,7 +327,8 @@ impl Drop for SummaryWriter {
 }
 
 /// What a training loop logs of one optimizer step besides its loss: the gradients' global L2
-/// norm and the update-to-parameter ratio `‖θₜ - θₜ₋₁‖/‖θₜ₋₁‖` (both over every parameter).
+/// norm (`taper_optim::clip::grad_norm`) and the update-to-parameter ratio
+/// `‖θₜ - θₜ₋₁‖/‖θₜ₋₁‖` (both over every parameter).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
     /// `‖g‖₂` over every parameter's gradient.
@@ -347,15 +349,19 @@ impl StepStats {
         Ok(params.iter().map(|p| p.value().copy()).collect::<candle_core::Result<_>>()?)
     }
 
-    /// `‖g‖₂` over the gradients `grads` holds for `params`.
-    pub fn grad_norm(grads: &Grads, params: &[Param]) -> candle_core::Result<f64> {
-        let mut sq = 0.0;
-        for p in params {
-            if let Some(g) = grads.get(p) {
-                sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            }
+    /// Writes a step's `train/loss`, `train/grad_norm`, `train/update_ratio` and each group's
+    /// `lr/group_{g}` at `step`, in one event.
+    pub fn log(&self, w: &mut SummaryWriter, step: u64, loss: f64, opt: &dyn Optimizer) -> Result<()> {
+        let mut scalars = vec![
+            ("train/loss".to_string(), loss),
+            ("train/grad_norm".to_string(), self.grad_norm),
+            ("train/update_ratio".to_string(), self.update_ratio),
+        ];
+        for g in 0..opt.num_groups() {
+            scalars.push((format!("lr/group_{g}"), opt.group_learning_rate(g).unwrap_or(f64::NAN)));
         }
-        Ok(sq.sqrt())
+        let refs: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+        w.add_scalars(step, &refs)
     }
 
     /// `‖θ - θ₀‖₂ / ‖θ₀‖₂` of `params` against their `before` values.

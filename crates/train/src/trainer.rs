@@ -295,19 +295,10 @@ impl<'a> Run<'a> {
 
     /// Logs a step's loss, gradient norm, update ratio and learning rates (with `logdir`).
     fn log_step(&mut self, opt: &dyn Optimizer, value: f64, stats: &StepStats) -> Result<()> {
-        let Some(b) = &mut self.board else { return Ok(()) };
-        let mut scalars = vec![
-            ("train/loss".to_string(), value),
-            ("train/grad_norm".to_string(), stats.grad_norm),
-            ("train/update_ratio".to_string(), stats.update_ratio),
-        ];
-        for g in 0..opt.num_groups() {
-            if let Some(lr) = opt.group_learning_rate(g) {
-                scalars.push((format!("lr/group_{g}"), lr));
-            }
+        match &mut self.board {
+            Some(b) => stats.log(b, self.hist.steps, value, opt),
+            None => Ok(()),
         }
-        let refs: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-        b.add_scalars(self.hist.steps, &refs)
     }
 
     /// Books one trained batch of `size` examples with loss `value`.
@@ -390,7 +381,7 @@ fn train_step(
         let value = loss.to_scalar_f64()?;
         let mut grads = loss.backward()?;
         if logging {
-            grad_norm = StepStats::grad_norm(&grads, &params)?;
+            grad_norm = clip::grad_norm(&grads, &params)?;
         }
         if let Some(v) = cfg.clip_value {
             clip::clip_grad_value(&mut grads, &params, v)?;

@@ -639,21 +639,13 @@ pub fn run_cli(a: &Args, verbose: bool) -> Result<Outcome> {
             grad_norm = clip::clip_grad_norm(&mut grads, &params, a.grad_clip)?;
         }
         if board.is_some() && a.grad_clip <= 0.0 {
-            grad_norm = StepStats::grad_norm(&grads, &params)?;
+            grad_norm = clip::grad_norm(&grads, &params)?;
         }
         opt.step(&grads)?;
         let dt = t0.elapsed().as_secs_f64();
         if let (Some(b), Some(before)) = (&mut board, before) {
-            let mut scalars = vec![
-                ("train/loss".to_string(), loss),
-                ("train/grad_norm".to_string(), grad_norm),
-                ("train/update_ratio".to_string(), StepStats::update_ratio(&before, &params)?),
-            ];
-            for g in 0..opt.num_groups() {
-                scalars.push((format!("lr/group_{g}"), opt.group_learning_rate(g).unwrap_or(f64::NAN)));
-            }
-            let refs: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-            b.add_scalars(it as u64 + 1, &refs)?;
+            let stats = StepStats { grad_norm, update_ratio: StepStats::update_ratio(&before, &params)? };
+            stats.log(b, it as u64 + 1, loss, opt.as_ref())?;
         }
         train_time += dt;
         step_seconds.push(dt);
