@@ -228,8 +228,28 @@ macro_rules! chunk_with {
 chunk_with!(chunk_avx512, "avx512f");
 chunk_with!(chunk_avx2, "avx2,fma");
 
+/// The update loop, with the transforms fixed before it: with none (the common case) the compiler
+/// sees a constant and folds the per-element dispatch on them away, so that a rule too large for
+/// it to unswitch the loop by itself (MADGRAD's, with its cube root) still vectorizes.
 #[inline(always)]
 fn chunk<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    caution: f64,
+    p: &mut [T],
+    g: &[T],
+    s: [&mut [T]; K],
+) {
+    if *t == Transforms::NONE {
+        chunk_loop::<T, R, K>(rule, c, &Transforms::NONE, caution, p, g, s)
+    } else {
+        chunk_loop::<T, R, K>(rule, c, t, caution, p, g, s)
+    }
+}
+
+#[inline(always)]
+fn chunk_loop<T: Scalar, R: Steps<T>, const K: usize>(
     rule: &R,
     c: &R::Coeffs,
     t: &Transforms,
