@@ -32,6 +32,13 @@ pub trait Task {
     fn on_epoch(&mut self, _epoch: usize, _history: &History) -> Result<()> {
         Ok(())
     }
+
+    /// Whether to end training now (early stopping: a target reached, a metric that stopped
+    /// improving), asked after every curve point; the run then ends as a
+    /// `max_steps` limit ends it, checkpoint included. Never, by default.
+    fn should_stop(&mut self, _history: &History) -> bool {
+        false
+    }
 }
 
 /// How to train.
@@ -200,6 +207,8 @@ struct Run<'a> {
     sched: Option<Scheduler>,
     /// The TensorBoard writer, with `logdir`.
     board: Option<SummaryWriter>,
+    /// The task asked to stop ([`Task::should_stop`]).
+    stopped: bool,
 }
 
 impl<'a> Run<'a> {
@@ -259,6 +268,7 @@ impl<'a> Run<'a> {
             started: Instant::now(),
             sched,
             board: cfg.logdir.as_ref().map(SummaryWriter::new).transpose()?,
+            stopped: false,
         })
     }
 
@@ -271,9 +281,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Whether the step budget (`max_steps`) is spent.
+    /// Whether the step budget (`max_steps`) is spent or the task asked to stop.
     fn done(&self) -> bool {
-        self.cfg.max_steps.is_some_and(|m| self.hist.steps >= m)
+        self.stopped || self.cfg.max_steps.is_some_and(|m| self.hist.steps >= m)
     }
 
     /// Adds a curve point: `task.record()`, else the mean batch loss since the last point.
@@ -321,6 +331,7 @@ impl<'a> Run<'a> {
             self.next_record += self.cfg.record_every;
             opt.set_train_mode(false)?;
             self.record(task, self.examples_seen as f64 / self.n as f64)?;
+            self.stopped = task.should_stop(&self.hist);
         }
         Ok(())
     }
@@ -332,6 +343,7 @@ impl<'a> Run<'a> {
         self.hist.epoch_loss.push(sum / count.max(1) as f64);
         if self.cfg.record_every == 0 {
             self.record(task, (epoch + 1) as f64)?;
+            self.stopped = task.should_stop(&self.hist);
         }
         self.progress.epoch = epoch as u64 + 1;
         self.progress.batch_in_epoch = 0;

@@ -525,3 +525,46 @@ fn wrappers_resume_bit_exactly_mid_cycle() {
         }
     }
 }
+
+/// A task that asks to stop once its recorded loss is below a threshold.
+struct StopBelow(Mlp, f64, u32);
+
+impl Task for StopBelow {
+    fn loss(&mut self, tape: &Tape, batch: &Dataset) -> taper_autograd::Result<Var> {
+        self.0.loss(tape, batch)
+    }
+    fn should_stop(&mut self, history: &taper_train::History) -> bool {
+        self.2 += 1;
+        history.records.last().is_some_and(|r| r.value < self.1)
+    }
+}
+
+#[test]
+fn a_task_stops_training_early_and_the_checkpoint_holds_where() {
+    let go = |threshold: f64, save: Option<&Path>| {
+        let (task, store) = model();
+        let mut task = StopBelow(task, threshold, 0);
+        let mut opt = from_spec("adam:lr=0.05", store.trainable()).unwrap();
+        let mut cfg = TrainConfig::new(4, Loader::new(32, true, false, 3).unwrap());
+        cfg.record_every = 64;
+        cfg.progress_bar = false;
+        cfg.save = save.map(Path::to_path_buf);
+        let h = train(&mut task, &store, opt.as_mut(), &data(), &cfg).unwrap();
+        (h, task.2, bits(&store))
+    };
+    let (full, asked, _) = go(f64::NEG_INFINITY, None);
+    assert_eq!(full.steps, 40, "4 epochs of 10 batches when never stopped");
+    assert_eq!(asked as usize, full.records.len(), "asked after every curve point");
+    // Stop at the first point below the loss recorded at the fifth point.
+    let threshold = full.records[4].value + 1e-12;
+    let first = full.records.iter().position(|r| r.value < threshold).unwrap();
+    let path = tmp("stop");
+    let (stopped, _, params) = go(threshold, Some(&path));
+    assert_eq!(stopped.records.len(), first + 1, "no point after the one that stopped it");
+    assert!(stopped.steps < full.steps);
+    let (_, store) = model();
+    let mut opt = from_spec("adam:lr=0.05", store.trainable()).unwrap();
+    let progress = checkpoint::load(&path, &store, opt.as_mut()).unwrap();
+    assert_eq!(progress.step, stopped.steps, "the checkpoint is where it stopped");
+    assert_eq!(bits(&store), params);
+}
