@@ -139,12 +139,25 @@ pub fn build(model: Model, seed: u64, dtype: DType, device: &Device) -> Result<(
             .add(Linear::new(&mut b.pp("fc1"), 64 * 7 * 7, 128)?)
             .add(ReLU)
             .add(Linear::new(&mut b.pp("fc2"), 128, 10)?),
-        Model::Mlp => Sequential::new()
-            .add(Flatten)
-            .add(Linear::new(&mut b.pp("fc1"), 784, 256)?)
-            .add(ReLU)
-            .add(Linear::new(&mut b.pp("fc2"), 256, 10)?),
+        Model::Mlp => return build_mlp(256, seed, dtype, device),
     };
+    Ok((net, b.into_store()))
+}
+
+/// The MLP `Linear(784→hidden)-ReLU-Linear(hidden→10)` with PyTorch's default initialization
+/// from `seed` ([`Model::Mlp`] is `hidden = 256`).
+pub fn build_mlp(
+    hidden: usize,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Sequential, ParamStore)> {
+    let b = Builder::new(seed, dtype, device);
+    let net = Sequential::new()
+        .add(Flatten)
+        .add(Linear::new(&mut b.pp("fc1"), 784, hidden)?)
+        .add(ReLU)
+        .add(Linear::new(&mut b.pp("fc2"), hidden, 10)?);
     Ok((net, b.into_store()))
 }
 

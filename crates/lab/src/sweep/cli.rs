@@ -33,6 +33,11 @@ pub enum Cmd {
     Report(ReportArgs),
     /// List the problems and optimizers.
     List,
+    /// Score an optimizer AlgoPerf's way: time to the frozen targets of a fixed suite, tuned
+    /// over its search space (or self-tuning), placed on the leaderboard (docs/BENCH.md).
+    Bench(crate::bench::cli::BenchArgs),
+    /// Gather benchmark runs into the leaderboard file and its table in docs/BENCH.md.
+    BenchLeaderboard(crate::bench::cli::LeaderboardArgs),
 }
 
 /// Which stage of a tuned sweep to run.
@@ -118,9 +123,14 @@ pub struct ReportArgs {
 pub fn main() {
     let started = Instant::now();
     let cli = Cli::parse();
-    if let Cmd::Sweep(SweepArgs { threads: Some(t), .. }) = &cli.command {
+    let threads = match &cli.command {
+        Cmd::Sweep(a) => a.threads,
+        Cmd::Bench(a) => a.threads,
+        _ => None,
+    };
+    if let Some(t) = threads {
         // Before the thread pools start (`cli::main` starts them): they read these once.
-        if *t == 0 {
+        if t == 0 {
             eprintln!("error: --threads must be at least 1");
             std::process::exit(2);
         }
@@ -143,6 +153,8 @@ pub fn run(cli: Cli, started: Instant) -> Result<()> {
             list();
             Ok(())
         }
+        Cmd::Bench(a) => crate::bench::cli::bench(&a),
+        Cmd::BenchLeaderboard(a) => crate::bench::cli::write_leaderboard(&a),
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 
-pub use problem::{register, Context, Curve, Goal, Metric, Point, Problem, Recorder};
+pub use problem::{register, Context, Curve, Goal, Metric, Point, Problem, Recorder, Setup};
 use store::{CellResult, Machine, ProblemDef, Stage, Status, SweepDef};
 
 /// One optimizer grid of a sweep, parsed and checked.

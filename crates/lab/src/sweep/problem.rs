@@ -149,6 +149,41 @@ impl Recorder {
     }
 }
 
+/// How `taper bench` runs a problem ([`Problem::run_setup`]): another length, a held-out
+/// variant, and an early stop at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Setup {
+    /// Optimizer steps to run; `None`: the problem's own budget ([`Problem::steps`]). A schedule
+    /// that depends on the run's length (a cosine decay) stretches to it.
+    pub steps: Option<u64>,
+    /// `0`: the problem itself; `i >= 1`: the held-out variant `i` of [`Problem::variants`].
+    pub variant: usize,
+    /// End the run at the first curve point whose metric reaches this value (AlgoPerf ends a run
+    /// at its target).
+    pub stop_at: Option<f64>,
+}
+
+impl Setup {
+    /// The run's length: `steps`, else `default`.
+    pub fn steps_or(&self, default: u64) -> u64 {
+        self.steps.unwrap_or(default)
+    }
+
+    /// Whether a run under this setup is over after recording `value`: the value is not finite
+    /// (diverged) or it reaches `stop_at` for `goal`.
+    pub fn stops(&self, goal: Goal, value: f64) -> bool {
+        !value.is_finite() || self.stop_at.is_some_and(|t| goal.reached(value, t))
+    }
+
+    /// Fails unless `variant` is one of `count` held-out variants (or `0`).
+    pub fn check_variant(&self, problem: &str, count: usize) -> Result<()> {
+        if self.variant > count {
+            bail!("problem `{problem}` has {count} held-out variant(s); variant {} asked for", self.variant);
+        }
+        Ok(())
+    }
+}
+
 /// A test problem (see the module's documentation).
 pub trait Problem: Send + Sync {
     /// The registry name (`airfoil`).
@@ -164,6 +199,33 @@ pub trait Problem: Send + Sync {
     /// diverges either returns a curve whose last value is not finite or fails with a
     /// non-finite-gradient error; the harness records both as diverged.
     fn run(&self, spec: &str, seed: u64) -> Result<Curve>;
+
+    /// The budget in optimizer steps of the problem (`variant` 0) or of a held-out variant, for
+    /// `taper bench`, which scales it; `None` (the default) for a problem that runs one length
+    /// only.
+    fn steps(&self, _variant: usize) -> Option<u64> {
+        None
+    }
+
+    /// The held-out variants, each in a few words (`hidden width 512`): the same task with
+    /// another width, depth, batch size or data order, which `taper bench` draws from its seed.
+    /// None by default.
+    fn variants(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Runs as [`Problem::run`] does under `setup` (another length, a held-out variant, an early
+    /// stop). The default runs [`Problem::run`] for the standard setup and refuses any other;
+    /// a problem that [`Problem::steps`] or [`Problem::variants`] describe implements it.
+    fn run_setup(&self, spec: &str, seed: u64, setup: &Setup) -> Result<Curve> {
+        if *setup == Setup::default() {
+            return self.run(spec, seed);
+        }
+        bail!(
+            "problem `{}` runs its own budget only: implement Problem::steps, Problem::variants and Problem::run_setup to benchmark it",
+            self.name()
+        )
+    }
 }
 
 /// Makes a problem in a context (loading its data).

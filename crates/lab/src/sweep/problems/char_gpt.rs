@@ -7,6 +7,7 @@
 //! read at the optimizer's evaluation point (Schedule-Free's average). An optimizer that updates
 //! matrices only (Muon) takes the blocks' weight matrices and nanoGPT's AdamW ([`OTHER`]) the
 //! rest, as the Muon recipe prescribes; each group's rate follows the schedule from its own.
+//! Held out for `taper bench`: 2 layers instead of 4, or width 96 instead of 128.
 
 use anyhow::{Context as _, Result};
 
@@ -15,7 +16,7 @@ use crate::experiments::char_lm::{
 };
 use crate::nn::{Builder, Gpt, GptConfig};
 use crate::optim::clip;
-use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem, Recorder};
+use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem, Recorder, Setup};
 use crate::train::{self, steps};
 use crate::{DType, Device, SeededRng};
 
@@ -27,6 +28,8 @@ const WARMUP: usize = 15;
 const EVAL_EVERY: usize = 50;
 /// Batches per evaluation.
 const EVAL_ITERS: usize = 10;
+/// The held-out variants: (layers, width).
+const VARIANTS: [(usize, usize); 2] = [(2, 128), (4, 96)];
 /// The optimizer of the embeddings, head and norms when the spec's updates matrices only
 /// (nanoGPT's AdamW).
 pub const OTHER: &str = "adamw:lr=0.001,beta1=0.9,beta2=0.99,weight_decay=0.1";
@@ -71,13 +74,26 @@ impl Problem for CharGpt {
         format!("{ITERS} iterations of batch 12 x 64")
     }
     fn run(&self, spec: &str, seed: u64) -> Result<Curve> {
+        self.run_setup(spec, seed, &Setup::default())
+    }
+    fn steps(&self, _variant: usize) -> Option<u64> {
+        Some(ITERS as u64)
+    }
+    fn variants(&self) -> Vec<String> {
+        VARIANTS.iter().map(|(l, w)| format!("{l} layers, width {w}")).collect()
+    }
+    fn run_setup(&self, spec: &str, seed: u64, setup: &Setup) -> Result<Curve> {
+        setup.check_variant("char_gpt", VARIANTS.len())?;
         let r = &self.recipe;
+        let (n_layer, n_embd) =
+            if setup.variant == 0 { (r.n_layer, r.n_embd) } else { VARIANTS[setup.variant - 1] };
+        let iters = setup.steps_or(ITERS as u64) as usize;
         let config = GptConfig {
             vocab_size: self.corpus.vocab.len(),
             block_size: r.block_size,
-            n_layer: r.n_layer,
+            n_layer,
             n_head: r.n_head,
-            n_embd: r.n_embd,
+            n_embd,
             dropout: r.dropout,
             bias: false,
         };
@@ -89,8 +105,8 @@ impl Problem for CharGpt {
         let base_lrs: Vec<f64> =
             (0..opt.num_groups()).map(|g| opt.group_learning_rate(g).unwrap_or(f64::NAN)).collect();
         let mut rec = Recorder::new();
-        for it in 0..=ITERS {
-            if it % EVAL_EVERY == 0 || it == ITERS {
+        for it in 0..=iters {
+            if it % EVAL_EVERY == 0 || it == iters {
                 let val = rec.evaluate(|| -> Result<f64> {
                     gpt.set_training(false);
                     opt.set_train_mode(false)?;
@@ -101,15 +117,15 @@ impl Problem for CharGpt {
                     Ok(v)
                 })?;
                 rec.point(it as u64, val);
-                if rec.diverged() {
+                if setup.stops(Goal::Minimize, val) {
                     break;
                 }
             }
-            if it == ITERS {
+            if it == iters {
                 break;
             }
             for (g, &base) in base_lrs.iter().enumerate() {
-                opt.set_group_learning_rate(g, nanogpt_lr(it, base, base / 10.0, WARMUP, ITERS))?;
+                opt.set_group_learning_rate(g, nanogpt_lr(it, base, base / 10.0, WARMUP, iters))?;
             }
             let mut rng = SeededRng::new(step_seed(seed, it, 1));
             let (_, mut grads) = steps::accumulate(1, |_, tape| {

@@ -3,14 +3,15 @@
 //! of MNIST shipped with the project's data and the smallest download) and measured by accuracy
 //! on the 2,000 after them, four times an epoch. PyTorch's default initialization and the batch
 //! order come from the seed. Muon (which updates matrices only) takes the hidden layers' weight
-//! matrices and AdamW (`lr=0.001`) the rest.
+//! matrices and AdamW (`lr=0.001`) the rest. Held out for `taper bench`: the MLP with hidden
+//! width 128 or 512; the ConvNet with batch 32 or 128.
 
 use anyhow::Result;
 
 use super::{optimizer_for, train_curve};
 use crate::autograd::{Tape, Var};
-use crate::experiments::mnist::{accuracy, build, load, split_at, Classifier, Model, Split};
-use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem};
+use crate::experiments::mnist::{accuracy, build, build_mlp, load, split_at, Classifier, Model, Split};
+use crate::sweep::problem::{Context, Curve, Goal, Metric, Problem, Setup};
 use crate::train::{Dataset, Loader, Task, TrainConfig};
 use crate::{DType, Device};
 
@@ -22,6 +23,12 @@ const HOLDOUT: usize = 2_000;
 const BATCH: usize = 64;
 /// Accuracy points per epoch.
 const POINTS_PER_EPOCH: usize = 4;
+/// The MLP's hidden width.
+const WIDTH: usize = 256;
+/// The MLP's held-out variants' hidden widths.
+const MLP_WIDTHS: [usize; 2] = [128, 512];
+/// The ConvNet's held-out variants' batch sizes.
+const CONVNET_BATCHES: [usize; 2] = [32, 128];
 
 struct Mnist {
     model: Model,
@@ -98,14 +105,43 @@ impl Problem for Mnist {
         format!("{} epochs of batch {BATCH} on {TRAIN} images", self.epochs)
     }
     fn run(&self, spec: &str, seed: u64) -> Result<Curve> {
-        let (net, store) = build(self.model, seed, DType::F32, &self.device)?;
-        let mut cfg = TrainConfig::new(self.epochs, Loader::new(BATCH, true, false, seed)?);
+        self.run_setup(spec, seed, &Setup::default())
+    }
+    fn steps(&self, variant: usize) -> Option<u64> {
+        let (_, batch) = self.variant(variant).ok()?;
+        Some((self.epochs * TRAIN.div_ceil(batch)) as u64)
+    }
+    fn variants(&self) -> Vec<String> {
+        match self.model {
+            Model::Mlp => MLP_WIDTHS.iter().map(|w| format!("hidden width {w}")).collect(),
+            Model::ConvNet => CONVNET_BATCHES.iter().map(|b| format!("batch {b}")).collect(),
+        }
+    }
+    fn run_setup(&self, spec: &str, seed: u64, setup: &Setup) -> Result<Curve> {
+        let (width, batch) = self.variant(setup.variant)?;
+        let (net, store) = match self.model {
+            Model::Mlp => build_mlp(width, seed, DType::F32, &self.device)?,
+            Model::ConvNet => build(self.model, seed, DType::F32, &self.device)?,
+        };
+        let mut cfg = TrainConfig::new(self.epochs, Loader::new(batch, true, false, seed)?);
         cfg.record_every = TRAIN / POINTS_PER_EPOCH;
         cfg.progress_bar = false;
         let task = Accuracy { task: Classifier { net }, holdout: &self.holdout, finite: true };
         // Muon takes the hidden layers' weight matrices (not the convolutions, which it refuses as
         // PyTorch's does, nor the output layer).
         let opt = optimizer_for(spec, &store, |p| p.dims().len() == 2 && !p.name().starts_with("fc2."))?;
-        train_curve(task, &store, opt, &self.train, &cfg)
+        train_curve(task, &store, opt, &self.train, cfg, setup, Goal::Maximize)
+    }
+}
+
+impl Mnist {
+    /// The MLP's width and the batch size of variant `v`.
+    fn variant(&self, v: usize) -> Result<(usize, usize)> {
+        Setup { variant: v, ..Setup::default() }.check_variant(self.name, 2)?;
+        Ok(match (self.model, v) {
+            (_, 0) => (WIDTH, BATCH),
+            (Model::Mlp, v) => (MLP_WIDTHS[v - 1], BATCH),
+            (Model::ConvNet, v) => (WIDTH, CONVNET_BATCHES[v - 1]),
+        })
     }
 }

@@ -11,18 +11,20 @@ pub mod rosenbrock;
 
 use anyhow::Result;
 
-use super::problem::{Curve, Goal, Metric, Problem, Recorder};
+use super::problem::{Curve, Goal, Metric, Problem, Recorder, Setup};
 use crate::autograd::{ParamStore, Tape, Var};
 use crate::experiments::trace2d::Function;
 use crate::train::{train, Dataset, History, Task, TrainConfig};
 use crate::{DType, Device, Tensor};
 
 /// A 2-D function minimized from a start point with full steps (`quadratic`, `rosenbrock`):
-/// deterministic, so every seed gives the same curve.
+/// deterministic, so every seed gives the same curve. Its held-out variants start elsewhere.
 pub(crate) struct TwoD {
     pub name: &'static str,
     pub function: Function,
     pub start: (f64, f64),
+    /// The held-out variants' start points.
+    pub variants: Vec<(f64, f64)>,
     pub steps: usize,
     /// The value of `f` to reach.
     pub target: f64,
@@ -42,20 +44,33 @@ impl Problem for TwoD {
     fn budget(&self) -> String {
         format!("{} steps", self.steps)
     }
-    fn run(&self, spec: &str, _seed: u64) -> anyhow::Result<Curve> {
-        two_d(self.function, self.start, self.steps, spec, &self.device)
+    fn run(&self, spec: &str, seed: u64) -> anyhow::Result<Curve> {
+        self.run_setup(spec, seed, &Setup::default())
+    }
+    fn steps(&self, _variant: usize) -> Option<u64> {
+        Some(self.steps as u64)
+    }
+    fn variants(&self) -> Vec<String> {
+        self.variants.iter().map(|s| format!("start {s:?}")).collect()
+    }
+    fn run_setup(&self, spec: &str, _seed: u64, setup: &Setup) -> anyhow::Result<Curve> {
+        setup.check_variant(self.name, self.variants.len())?;
+        let start = if setup.variant == 0 { self.start } else { self.variants[setup.variant - 1] };
+        let steps = setup.steps_or(self.steps as u64) as usize;
+        two_d(self.function, start, steps, spec, setup, &self.device)
     }
 }
 
 /// Minimizes `f` from `start` with `steps` full steps of `spec` (through the optimizer's
 /// closure, so L-BFGS works too) in f64 on `device`; the curve is `f` at every step, read at
 /// the evaluation point (Schedule-Free's average), as `trace2d` does. Stops at the first
-/// non-finite value.
+/// non-finite value, or where `setup` says.
 pub(crate) fn two_d(
     f: Function,
     start: (f64, f64),
     steps: usize,
     spec: &str,
+    setup: &Setup,
     device: &Device,
 ) -> Result<Curve> {
     let mut store = ParamStore::new();
@@ -86,7 +101,7 @@ pub(crate) fn two_d(
             Ok(f.value(v[0], v[1]))
         })?;
         rec.point(step, value);
-        if rec.diverged() {
+        if setup.stops(Goal::Minimize, value) {
             break;
         }
     }
@@ -100,6 +115,9 @@ struct Timed<T: Task> {
     rec: Recorder,
     /// Training seconds at each recorded point.
     seconds: Vec<f64>,
+    /// When to stop, and which way is better.
+    setup: Setup,
+    goal: Goal,
 }
 
 impl<T: Task> Task for Timed<T> {
@@ -112,6 +130,10 @@ impl<T: Task> Task for Timed<T> {
         let v = self.rec.evaluate(|| task.record())?;
         self.seconds.push(self.rec.seconds());
         Ok(v)
+    }
+
+    fn should_stop(&mut self, history: &History) -> bool {
+        history.records.last().is_some_and(|r| self.setup.stops(self.goal, r.value))
     }
 }
 
@@ -133,15 +155,25 @@ pub(crate) fn optimizer_for(
 /// Trains `task` as [`train`] does and returns its curve: one point per recorded value (the task
 /// must record a value at every point: `record_every > 0` and [`Task::record`] returning
 /// `Some`), each with its step count and training seconds. A step refused for a non-finite
-/// gradient ends the curve with a non-finite point.
+/// gradient ends the curve with a non-finite point. Under `setup`, the run lasts `setup.steps`
+/// steps (`cfg.epochs` is raised to hold them; the last step is always a curve point) and stops
+/// at the first point that reaches `setup.stop_at` for `goal`.
 pub(crate) fn train_curve<T: Task>(
     task: T,
     store: &ParamStore,
     mut opt: Box<dyn crate::optim::Optimizer>,
     data: &Dataset,
-    cfg: &TrainConfig,
+    mut cfg: TrainConfig,
+    setup: &Setup,
+    goal: Goal,
 ) -> Result<Curve> {
-    let mut timed = Timed { task, rec: Recorder::new(), seconds: Vec::new() };
+    if let Some(steps) = setup.steps {
+        let per_epoch = cfg.loader.batches(data.len()).max(1) as u64;
+        cfg.epochs = steps.div_ceil(per_epoch) as usize;
+        cfg.max_steps = Some(steps);
+    }
+    let cfg = &cfg;
+    let mut timed = Timed { task, rec: Recorder::new(), seconds: Vec::new(), setup: *setup, goal };
     let history = match train(&mut timed, store, opt.as_mut(), data, cfg) {
         Ok(h) => h,
         Err(crate::train::Error::Optim(crate::optim::Error::NonFiniteGradient { .. })) => {
@@ -166,6 +198,14 @@ pub(crate) fn train_curve<T: Task>(
     }
     let mut curve = points(&history, &timed.seconds, data.len(), cfg);
     curve.steps = history.steps;
+    // A step limit inside a recording interval: the run's last step is a point too.
+    let last = curve.points.last().map(|p| (p.step, p.value));
+    if last.is_some_and(|(step, v)| step < history.steps && !setup.stops(goal, v)) {
+        if let Some(value) = timed.record()? {
+            let seconds = timed.seconds.last().copied().unwrap_or(0.0);
+            curve.points.push(super::problem::Point { step: history.steps, value, seconds });
+        }
+    }
     Ok(curve)
 }
 
@@ -186,7 +226,7 @@ fn points(history: &History, seconds: &[f64], n: usize, cfg: &TrainConfig) -> Cu
 
 #[cfg(test)]
 mod tests {
-    use crate::sweep::problem::{build, Context};
+    use crate::sweep::problem::{build, Context, Setup};
 
     #[test]
     fn the_problems_without_data_descend_over_their_budgets() {
@@ -208,5 +248,41 @@ mod tests {
         let c = build("quadratic", &ctx).unwrap().run("sgd:lr=0.4", 0).unwrap();
         let want = 0.1 * 0.943467f64.powi(2) + 2.0 * 0.000073f64.powi(2);
         assert!((c.points[20].value - want).abs() < 1e-6, "{} vs {want}", c.points[20].value);
+    }
+
+    #[test]
+    fn setups_change_the_length_and_the_variant_and_stop_at_the_target() {
+        let ctx = Context { device: crate::Device::Cpu, data_dir: ".".into(), offline: true };
+        for (name, spec, steps) in [("rosenbrock", "adam:lr=0.01", 500), ("linreg", "sgd:lr=0.1", 200)] {
+            let p = build(name, &ctx).unwrap();
+            assert_eq!((p.steps(0), p.variants().len()), (Some(steps), 2), "{name}");
+            let base = p.run(spec, 0).unwrap();
+            assert_eq!(p.run_setup(spec, 0, &Setup::default()).unwrap().points.len(), base.points.len());
+            // Shorter: the same curve, cut.
+            let short = p.run_setup(spec, 0, &Setup { steps: Some(50), ..Setup::default() }).unwrap();
+            assert_eq!(short.steps, 50, "{name}");
+            let values = |c: &crate::sweep::Curve| c.points.iter().map(|p| p.value).collect::<Vec<_>>();
+            assert_eq!(values(&short), values(&base)[..51], "{name}");
+            // Stopped at the first point that reaches the target.
+            let target = base.points[120].value;
+            let first = base.points.iter().position(|p| p.value <= target).unwrap();
+            let stopped = p.run_setup(spec, 0, &Setup { stop_at: Some(target), ..Setup::default() }).unwrap();
+            assert_eq!(stopped.points.len(), first + 1, "{name}");
+            assert_eq!(stopped.steps, base.points[first].step);
+            // Each held-out variant is another problem; there are two.
+            for v in 1..=2 {
+                let c = p.run_setup(spec, 0, &Setup { variant: v, ..Setup::default() }).unwrap();
+                assert_eq!(c.steps, steps);
+                assert_ne!(c.points[0].value, base.points[0].value, "{name} variant {v}");
+            }
+            let e = p.run_setup(spec, 0, &Setup { variant: 3, ..Setup::default() }).unwrap_err();
+            assert!(e.to_string().contains("2 held-out variant(s)"), "{e}");
+        }
+        // Rosenbrock's first held-out variant starts at (-1.9, 2).
+        let c = build("rosenbrock", &ctx)
+            .unwrap()
+            .run_setup("adam", 0, &Setup { variant: 1, steps: Some(1), ..Setup::default() })
+            .unwrap();
+        assert_eq!(c.points[0].value, (1.0f64 + 1.9).powi(2) + 100.0 * (2.0f64 - 1.9 * 1.9).powi(2));
     }
 }

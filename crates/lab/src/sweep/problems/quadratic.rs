@@ -14,6 +14,7 @@ pub fn new(ctx: &Context) -> Result<Box<dyn Problem>> {
         name: "quadratic",
         function: Function::D2l,
         start: (-5.0, -2.0),
+        variants: Vec::new(),
         steps: 20,
         target: 1e-2,
         device: ctx.device.clone(),
