@@ -35,6 +35,11 @@ pub struct ReadmeDoctest;
 #[doc = include_str!("../docs/EXTENDING.md")]
 pub struct ExtendingGuide;
 
+/// `docs/BENCH.md`, whose code is compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/BENCH.md")]
+pub struct BenchGuide;
+
 pub use candle_core;
 pub use taper_autograd::{profile, Grads, Param, ParamStore, Tape, Var};
 pub use taper_tensor::{DType, Device, DeviceSpec, SeededRng, Tensor};

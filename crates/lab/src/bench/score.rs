@@ -50,7 +50,8 @@ pub fn score(ratios: &[f64], tau_max: f64) -> f64 {
     if ratios.is_empty() || tau_max <= 1.0 {
         return 0.0;
     }
-    let sum: f64 = ratios.iter().filter(|&&r| r <= tau_max).map(|&r| tau_max - r.max(1.0)).sum();
+    // From +0 (an empty float sum is -0, which would print as `-0.000`).
+    let sum = ratios.iter().filter(|&&r| r <= tau_max).fold(0.0, |s, &r| s + (tau_max - r.max(1.0)));
     sum / (tau_max - 1.0) / ratios.len() as f64
 }
 

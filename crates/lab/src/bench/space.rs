@@ -120,12 +120,40 @@ impl SearchSpace {
 
     /// Trial `trial` of study `study`: point `trial` of the Sobol sequence scrambled by `study`.
     pub fn sample(&self, study: u32, trial: u32) -> Result<String> {
+        Ok(self.sample_point(study, trial)?.0)
+    }
+
+    /// [`SearchSpace::sample`], with the ranged options' values: `(spec, [(option, value)])`.
+    pub fn sample_point(&self, study: u32, trial: u32) -> Result<(String, Vec<(String, String)>)> {
         if trial >= 1 << 16 {
             bail!("trial {trial}: a study has at most 65536 trials");
         }
         let u: Vec<f64> =
             (0..self.dimensions()).map(|d| f64::from(sobol_burley::sample(trial, d as u32, study))).collect();
-        Ok(self.at(&u))
+        let spec = self.at(&u);
+        let parsed = OptimSpec::parse(&spec)?;
+        let ranged: Vec<&String> =
+            self.options.iter().filter(|(_, d)| matches!(d, Dim::Range { .. })).map(|(k, _)| k).collect();
+        let swept = parsed.options.into_iter().filter(|(k, _)| ranged.contains(&k)).collect();
+        Ok((spec, swept))
+    }
+
+    /// The space without its ranges (`adamw:weight_decay=0.01` for
+    /// `adamw:lr=loguniform(1e-4,1e-1),weight_decay=0.01`): what it is called in reports.
+    pub fn label(&self) -> String {
+        let fixed: Vec<String> = self
+            .options
+            .iter()
+            .filter_map(|(k, d)| match d {
+                Dim::Fixed(v) => Some(format!("{k}={v}")),
+                Dim::Range { .. } => None,
+            })
+            .collect();
+        if fixed.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}:{}", self.name, fixed.join(","))
+        }
     }
 }
 
