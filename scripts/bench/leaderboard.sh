@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-out/bench-leaderboard}
-cargo build --release --bin taper
+cargo build --release -p taper-lab --bin taper
 taper=./target/release/taper
 baselines=(
   "adamw:lr=loguniform(1e-4,1e-1),weight_decay=loguniform(1e-4,1e-1)"

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-out/bench-targets}
-cargo build --release --bin taper
+cargo build --release -p taper-lab --bin taper
 ./target/release/taper bench --set-targets --trials 6 --studies 3 --out "$out" --quiet
 cp "$out/targets.json" crates/lab/bench/targets.json
 echo "froze crates/lab/bench/targets.json"

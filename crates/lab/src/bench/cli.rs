@@ -267,11 +267,12 @@ pub fn report(bench: &Bench, entry: &Entry, board: &Leaderboard) -> Report {
     for w in &entry.details {
         let t = &w.def.target;
         let name = t.name();
-        let ratio = s
-            .workloads
+        let (names, ratios) =
+            if t.variant == 0 { (&s.workloads, &s.ratios) } else { (&s.held_out, &s.held_out_ratios) };
+        let ratio = names
             .iter()
             .position(|x| *x == name)
-            .map(|i| s.ratios[me][i])
+            .map(|i| ratios[me][i])
             .filter(|r| r.is_finite())
             .map_or("—".to_string(), |r| format!("{r:.2}"));
         let reached = w.studies.iter().filter(|st| st.steps.is_some()).count();
@@ -286,7 +287,7 @@ pub fn report(bench: &Bench, entry: &Entry, board: &Leaderboard) -> Report {
             t.target,
             w.def.budget_steps,
             w.steps.map_or("never".to_string(), |x| format!("{x:.0}")),
-            w.seconds.map_or("never".to_string(), |x| format!("{x:.2}")),
+            w.seconds.map_or("never".to_string(), seconds),
             w.studies.len(),
         ));
     }
@@ -326,6 +327,15 @@ pub fn report(bench: &Bench, entry: &Entry, board: &Leaderboard) -> Report {
         if bench.options.all_variants { " (every variant run)" } else { "" }
     );
     Report { text, markdown }
+}
+
+/// Seconds to 3 significant digits (`0.00412`, `11.2`).
+fn seconds(x: f64) -> String {
+    if x <= 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (2 - x.log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
 }
 
 /// Runs `taper bench-leaderboard`.
@@ -385,4 +395,27 @@ pub fn targets_table(t: &Targets) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_keep_three_significant_digits() {
+        assert_eq!(seconds(0.004123), "0.00412");
+        assert_eq!(seconds(11.234), "11.2");
+        assert_eq!(seconds(123.4), "123");
+        assert_eq!(seconds(0.0), "0");
+    }
+
+    #[test]
+    fn sections_are_replaced_between_their_markers() {
+        let text = "a\n<!-- x:start -->\nold\n<!-- x:end -->\nb\n";
+        assert_eq!(
+            replace_section(text, "x", "new\n").unwrap(),
+            "a\n<!-- x:start -->\nnew\n<!-- x:end -->\nb\n"
+        );
+        assert!(replace_section(text, "y", "new\n").is_err());
+    }
 }

@@ -61,6 +61,8 @@ pub struct Scores {
     pub held_out_score: Vec<f64>,
     /// Per entry: the ratio to the fastest on each workload of `workloads`.
     pub ratios: Vec<Vec<f64>>,
+    /// Per entry: the ratio to the fastest on each workload of `held_out`.
+    pub held_out_ratios: Vec<Vec<f64>>,
 }
 
 /// Scores `pool` in steps over `workloads` and `held_out` (each entry's missing workload counts as
@@ -80,6 +82,7 @@ pub fn scores(pool: &[&Entry], workloads: &[String], held_out: &[String]) -> Sco
             .map(|r| if held_out.is_empty() { f64::NAN } else { score(r, TAU_MAX) })
             .collect(),
         ratios: r,
+        held_out_ratios: h,
     }
 }
 
