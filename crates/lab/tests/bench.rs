@@ -3,33 +3,20 @@
 //! drawn from the seed and reported apart; self-tuning's budget; every trial in TensorBoard; bad
 //! input is one clear line and exit status 2, with the results already there kept.
 
+mod command;
 #[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use taper_lab::bench::run::Entry;
 use taper_lab::bench::suite::{self, Targets};
 
-const EXE: &str = env!("CARGO_BIN_EXE_taper");
+use command::ok;
 
-fn taper(args: &[&str]) -> Output {
-    Command::new(EXE).args(args).env("RAYON_NUM_THREADS", "2").output().expect("taper runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = taper(args);
-    assert!(o.status.success(), "taper {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Fails with exit status 2 and one error line saying `says`.
+/// Fails with exit status 2 and one line saying `says`.
 fn fails(args: &[&str], says: &str) {
-    let o = taper(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "taper {args:?}: {err}");
-    assert!(err.contains(says), "taper {args:?}: expected `{says}` in: {err}");
+    let err = command::fails(args, says);
     assert_eq!(err.lines().filter(|l| !l.trim().is_empty()).count(), 1, "one line: {err}");
 }
 

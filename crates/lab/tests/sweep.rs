@@ -3,34 +3,16 @@
 //! settings; divergence is recorded; the report and CSV show it all; bad input is one clear
 //! error (exit 2).
 
+mod command;
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use taper_lab::sweep::store::{self, CellResult, Status};
 
-const EXE: &str = env!("CARGO_BIN_EXE_taper");
-
-fn taper(args: &[&str]) -> Output {
-    Command::new(EXE).args(args).env("RAYON_NUM_THREADS", "2").output().expect("taper runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = taper(args);
-    assert!(o.status.success(), "taper {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Fails with exit status 2 and an error line saying `says`.
-fn fails(args: &[&str], says: &str) {
-    let o = taper(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "taper {args:?}: {err}");
-    assert!(err.contains(says), "taper {args:?}: expected `{says}` in: {err}");
-    assert_eq!(err.matches("error:").count(), 1, "one error: {err}");
-}
+use command::{fails, ok, taper, EXE};
 
 fn cells(dir: &Path) -> BTreeMap<store::CellKey, CellResult> {
     store::read_cells(dir).unwrap().into_iter().map(|(k, (_, c))| (k, c)).collect()

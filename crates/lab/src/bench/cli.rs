@@ -198,8 +198,7 @@ fn default_out(bench: &Bench) -> PathBuf {
 /// Runs the trials in `a.jobs` child processes, each a sub-shard of `shard`.
 fn spawn_jobs(a: &BenchArgs, out: &Path, shard: Shard) -> Result<()> {
     let exe = std::env::current_exe().context("finding this program to start the jobs")?;
-    let per_job = a.threads.unwrap_or_else(|| (crate::tensor::parallel::threads() / a.jobs).max(1));
-    let mut children = Vec::new();
+    let mut jobs = Vec::new();
     for j in 0..a.jobs {
         let mut cmd = Command::new(&exe);
         cmd.arg("bench").arg("--optimizer").arg(a.optimizer.as_deref().unwrap_or_default());
@@ -234,21 +233,10 @@ fn spawn_jobs(a: &BenchArgs, out: &Path, shard: Shard) -> Result<()> {
         if a.data.offline {
             cmd.arg("--offline");
         }
-        cmd.env("RAYON_NUM_THREADS", per_job.to_string()).env("CANDLE_NUM_THREADS", per_job.to_string());
         cmd.stdout(std::process::Stdio::null());
-        children.push(cmd.spawn().with_context(|| format!("starting job {}", j + 1))?);
+        jobs.push(cmd);
     }
-    let mut failed = Vec::new();
-    for (j, mut c) in children.into_iter().enumerate() {
-        let status = c.wait().with_context(|| format!("waiting for job {}", j + 1))?;
-        if !status.success() {
-            failed.push(format!("job {} ({status})", j + 1));
-        }
-    }
-    if !failed.is_empty() {
-        bail!("{} failed; rerun the same command to finish the remaining trials", failed.join(", "));
-    }
-    Ok(())
+    crate::sweep::cli::run_jobs(jobs, crate::sweep::cli::threads_per_job(a.threads, a.jobs))
 }
 
 /// A run's report: a few lines for the terminal and the Markdown of `REPORT.md`.

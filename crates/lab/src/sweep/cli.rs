@@ -287,8 +287,7 @@ pub fn describe(s: &Summary, shard: Shard) -> String {
 /// divided between them; fails if any child fails.
 fn spawn_jobs(a: &SweepArgs, stage: StageArg, shard: Shard) -> Result<()> {
     let exe = std::env::current_exe().context("finding this program to start the jobs")?;
-    let per_job = a.threads.unwrap_or_else(|| (crate::tensor::parallel::threads() / a.jobs).max(1));
-    let mut children = Vec::new();
+    let mut jobs = Vec::new();
     for j in 0..a.jobs {
         let mut cmd = Command::new(&exe);
         cmd.arg("sweep");
@@ -315,7 +314,22 @@ fn spawn_jobs(a: &SweepArgs, stage: StageArg, shard: Shard) -> Result<()> {
         if let Some(dir) = &a.logdir {
             cmd.arg("--logdir").arg(dir);
         }
-        cmd.env("RAYON_NUM_THREADS", per_job.to_string()).env("CANDLE_NUM_THREADS", per_job.to_string());
+        jobs.push(cmd);
+    }
+    run_jobs(jobs, threads_per_job(a.threads, a.jobs))
+}
+
+/// Threads of each of `jobs` local processes: `threads`, else the cores divided between them.
+pub fn threads_per_job(threads: Option<usize>, jobs: usize) -> usize {
+    threads.unwrap_or_else(|| (crate::tensor::parallel::threads() / jobs.max(1)).max(1))
+}
+
+/// Starts every command (a job of `--jobs`) with `threads` threads, waits for all, and fails
+/// naming those that failed (rerunning the same command finishes their cells).
+pub fn run_jobs(jobs: Vec<Command>, threads: usize) -> Result<()> {
+    let mut children = Vec::new();
+    for (j, mut cmd) in jobs.into_iter().enumerate() {
+        cmd.env("RAYON_NUM_THREADS", threads.to_string()).env("CANDLE_NUM_THREADS", threads.to_string());
         children.push(cmd.spawn().with_context(|| format!("starting job {}", j + 1))?);
     }
     let mut failed = Vec::new();

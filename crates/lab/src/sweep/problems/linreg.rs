@@ -64,7 +64,8 @@ impl Problem for LinReg {
         let data = if setup.variant == 0 { &self.data } else { &self.variants[setup.variant - 1].2 };
         let steps = setup.steps_or(STEPS);
         let model = Model::new(data, &self.device)?;
-        let mut opt = crate::optim::from_spec(spec, model.store.trainable())?;
+        // Muon (matrices only) finds none here: AdamW takes `b` and `w`, as the Muon recipe has it.
+        let mut opt = super::optimizer_for(spec, &model.store, |p| p.dims().len() == 2)?;
         let mut rec = Recorder::new();
         for step in 0..=steps {
             let tape = Tape::new();

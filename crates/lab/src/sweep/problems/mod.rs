@@ -278,6 +278,9 @@ mod tests {
             let e = p.run_setup(spec, 0, &Setup { variant: 3, ..Setup::default() }).unwrap_err();
             assert!(e.to_string().contains("2 held-out variant(s)"), "{e}");
         }
+        // Muon, which updates matrices only, runs on linreg's scalars through AdamW.
+        let c = build("linreg", &ctx).unwrap().run("muon:lr=0.02", 0).unwrap();
+        assert!(c.points.last().unwrap().value < c.points[0].value);
         // Rosenbrock's first held-out variant starts at (-1.9, 2).
         let c = build("rosenbrock", &ctx)
             .unwrap()
