@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Storage, Tensor};
 use taper_tensor::parallel;
 
 use crate::elem::Elem;
-use crate::hyper::Transforms;
+use crate::hyper::{Decay, Transforms};
 use crate::rule::{caution_kept, transformed, Rule, Steps};
 use crate::Result;
 
@@ -145,9 +145,7 @@ fn caution_scale<T: Scalar, R: Steps<T>, const K: usize>(
     let len = task_len(n);
     let kept: usize = parallel::map(n.div_ceil(len), |i| {
         let (lo, hi) = (i * len, n.min((i + 1) * len));
-        (lo..hi)
-            .filter(|&j| caution_kept::<R, T, K>(rule, t, c, p[j], g[j], std::array::from_fn(|b| s[b][j])))
-            .count()
+        count_dispatch::<T, R, K>(rule, c, t, &p[lo..hi], &g[lo..hi], std::array::from_fn(|b| &s[b][lo..hi]))
     })
     .into_iter()
     .sum();
@@ -205,6 +203,101 @@ fn dispatch<T: Scalar, R: Steps<T>, const K: usize>(
     }
     chunk::<T, R, K>(rule, c, t, caution, p, g, s)
 }
+
+/// [`count`] compiled for the widest vector extension this CPU has, as [`dispatch`] does for the
+/// update.
+fn count_dispatch<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &[T],
+    g: &[T],
+    s: [&[T]; K],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { count_avx512::<T, R, K>(rule, c, t, p, g, s) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { count_avx2::<T, R, K>(rule, c, t, p, g, s) };
+        }
+    }
+    count::<T, R, K>(rule, c, t, p, g, s)
+}
+
+/// `count` compiled with the named target features (its body inlined into it).
+macro_rules! count_with {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<T: Scalar, R: Steps<T>, const K: usize>(
+            rule: &R,
+            c: &R::Coeffs,
+            t: &Transforms,
+            p: &[T],
+            g: &[T],
+            s: [&[T]; K],
+        ) -> usize {
+            count::<T, R, K>(rule, c, t, p, g, s)
+        }
+    };
+}
+
+count_with!(count_avx512, "avx512f");
+count_with!(count_avx2, "avx2,fma");
+
+/// How many elements of a chunk the cautious mask keeps: the update run on copies, branch-free,
+/// with the kind of weight decay fixed before the loop (as [`chunk`] fixes the transforms) so
+/// that it vectorizes; counted per block in 32 bits.
+#[inline(always)]
+fn count<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &[T],
+    g: &[T],
+    s: [&[T]; K],
+) -> usize {
+    let fixed = |decay| Transforms { maximize: t.maximize, decay, cautious: true };
+    match t.decay {
+        Decay::None => count_loop::<T, R, K>(rule, c, &fixed(Decay::None), p, g, s),
+        Decay::Decoupled(f) => count_loop::<T, R, K>(rule, c, &fixed(Decay::Decoupled(f)), p, g, s),
+        _ => count_loop::<T, R, K>(rule, c, t, p, g, s),
+    }
+}
+
+#[inline(always)]
+fn count_loop<T: Scalar, R: Steps<T>, const K: usize>(
+    rule: &R,
+    c: &R::Coeffs,
+    t: &Transforms,
+    p: &[T],
+    g: &[T],
+    s: [&[T]; K],
+) -> usize {
+    let n = p.len();
+    let g = &g[..n];
+    let s = s.map(|b| &b[..n]);
+    let mut kept = 0usize;
+    let mut start = 0;
+    while start < n {
+        let end = (start + COUNT_BLOCK).min(n);
+        let mut block = 0u32;
+        for i in start..end {
+            let st: [T; K] = std::array::from_fn(|j| s[j][i]);
+            block += u32::from(caution_kept::<R, T, K>(rule, t, c, p[i], g[i], st));
+        }
+        kept += block as usize;
+        start = end;
+    }
+    kept
+}
+
+/// Elements per block of the counting loop (a 32-bit count per block, summed into a `usize`).
+const COUNT_BLOCK: usize = 1 << 16;
 
 /// `chunk` compiled with the named target features (its body inlined into it).
 macro_rules! chunk_with {

@@ -41,6 +41,8 @@ const FULL_SPECS: &[&str] = &[
     "adamw:lr=0.01,weight_decay=0.1,cautious=true",
     "sgd:lr=0.05,momentum=0.9,nesterov=true,cautious=true",
     "lion:lr=0.001,weight_decay=0.1,cautious=true",
+    // And with L2 decay (the counting pass's loop for the other decay kinds).
+    "adam:lr=0.01,weight_decay=0.1,cautious=true",
 ];
 
 // ---------------------------------------------------------------- d2l traces
