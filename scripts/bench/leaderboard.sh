@@ -2,8 +2,11 @@
 # The leaderboard of docs/BENCH.md: the four baselines' search spaces and every built-in
 # optimizer at its default search space, each run by `taper bench` under the external-tuning
 # rules at the default trial count (5 trials x 3 studies) on every workload and every held-out
-# variant, in 2 jobs of 1 thread; then gathered into crates/lab/bench/leaderboard.json and the
-# table of docs/BENCH.md. Resumable (each run is its own results directory).
+# variant, in 2 jobs of 1 thread; each then gathered into crates/lab/bench/leaderboard.json and the
+# table of docs/BENCH.md. Resumable (each run is its own results directory) and cumulative:
+# entries already in leaderboard.json stay unless rerun (`bench-leaderboard --merge`).
+# TAPER=PATH runs another build of the command (a copy, so that rebuilding meanwhile changes
+# nothing).
 #
 #   TAPER_DATA_DIR=../shared/data scripts/bench/leaderboard.sh            # every optimizer
 #   TAPER_DATA_DIR=../shared/data scripts/bench/leaderboard.sh adam lion  # some (then gathered
@@ -11,8 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-out/bench-leaderboard}
-cargo build --release -p taper-lab --bin taper
-taper=./target/release/taper
+if [ -z "${TAPER:-}" ]; then
+  cargo build --release -p taper-lab --bin taper
+fi
+taper=${TAPER:-./target/release/taper}
 baselines=(
   "adamw:lr=loguniform(1e-4,1e-1),weight_decay=loguniform(1e-4,1e-1)"
   "nadam:lr=loguniform(1e-4,1e-1),weight_decay=loguniform(1e-4,1e-1),decoupled_weight_decay=true"
@@ -33,6 +38,7 @@ for space in "${spaces[@]}"; do
   dir="$out/$(printf '%s' "$space" | tr -c 'A-Za-z0-9_\n' '_' | cut -c1-80)"
   echo "== $space -> $dir"
   $taper bench --optimizer "$space" --all-variants --jobs 2 --threads 1 --out "$dir" --quiet
+  # Gathered after each run, so that a long run cut short keeps what it finished.
+  $taper bench-leaderboard --merge "$dir" --json crates/lab/bench/leaderboard.json --markdown docs/BENCH.md \
+    --command "scripts/bench/leaderboard.sh"
 done
-$taper bench-leaderboard "$out"/*/ --json crates/lab/bench/leaderboard.json --markdown docs/BENCH.md \
-  --command "scripts/bench/leaderboard.sh"

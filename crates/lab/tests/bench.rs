@@ -188,3 +188,69 @@ fn bad_input_is_one_clear_line_and_keeps_what_is_there() {
     fails(&args("sgd", d, &[]), "another sweep");
     assert_eq!(std::fs::read_to_string(dir.join("entry.json")).unwrap(), before, "the results are kept");
 }
+
+#[test]
+fn the_leaderboard_grows_run_by_run_and_a_bad_merge_changes_nothing() {
+    let dir = tmp("bench-board");
+    let run = |space: &str, name: &str| -> String {
+        let out = dir.join(name);
+        let out_s = out.to_str().unwrap().to_string();
+        ok(&[
+            "bench",
+            "--optimizer",
+            space,
+            "--workload",
+            "linreg",
+            "--trials",
+            "2",
+            "--studies",
+            "1",
+            "--out",
+            &out_s,
+            "--quiet",
+        ]);
+        out_s
+    };
+    let (adam, lion) = (run("adam", "adam"), run("lion", "lion"));
+    let json = dir.join("leaderboard.json");
+    let md = dir.join("BENCH.md");
+    let page = "# Bench\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\n<!-- targets:start -->\n<!-- targets:end -->\n";
+    std::fs::write(&md, page).unwrap();
+    let (json_s, md_s) = (json.to_str().unwrap(), md.to_str().unwrap());
+    let board = || -> Vec<String> {
+        let b: taper_lab::bench::leaderboard::Leaderboard =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(b.suite, suite::SUITE);
+        b.entries.into_iter().map(|e| e.name).collect()
+    };
+    ok(&["bench-leaderboard", &adam, "--json", json_s, "--markdown", md_s]);
+    assert_eq!(board(), ["adam"]);
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("| `adam:") && !text.contains("\nold\n") && text.contains("| linreg |"), "{text}");
+    assert!(!text.contains("-0.0"), "no target reached shows as —: {text}");
+    // Without --merge the file holds only the directories given; with it, the old entries stay
+    // and a directory of the same space replaces its entry.
+    ok(&["bench-leaderboard", &lion, "--json", json_s, "--merge"]);
+    assert_eq!(board(), ["adam", "lion"]);
+    ok(&["bench-leaderboard", &adam, "--json", json_s, "--merge"]);
+    assert_eq!(board(), ["lion", "adam"]);
+    ok(&["bench-leaderboard", &lion, "--json", json_s]);
+    assert_eq!(board(), ["lion"]);
+    // A page without the sections, or a leaderboard of another suite: one line, nothing written.
+    let before = std::fs::read_to_string(&json).unwrap();
+    let bare = dir.join("bare.md");
+    std::fs::write(&bare, "# no sections\n").unwrap();
+    fails(
+        &["bench-leaderboard", &adam, "--json", json_s, "--markdown", bare.to_str().unwrap()],
+        "leaderboard:start",
+    );
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), before);
+    let foreign = dir.join("old.json");
+    std::fs::write(&foreign, before.replace(suite::SUITE, "taper-bench-0")).unwrap();
+    fails(
+        &["bench-leaderboard", &adam, "--json", foreign.to_str().unwrap(), "--merge"],
+        "suite `taper-bench-0`",
+    );
+    fails(&["bench-leaderboard", dir.join("nothing").to_str().unwrap(), "--json", json_s], "entry.json");
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), before);
+}

@@ -81,11 +81,15 @@ pub struct BenchArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct LeaderboardArgs {
     /// Benchmark result directories (each holding an `entry.json`).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "merge")]
     pub dirs: Vec<PathBuf>,
     /// Write the leaderboard file here.
     #[arg(long)]
     pub json: PathBuf,
+    /// Keep the entries already in `--json` (a directory's entry of the same search space
+    /// replaces its old one), so a leaderboard grows run by run.
+    #[arg(long)]
+    pub merge: bool,
     /// Rewrite the table between `<!-- leaderboard:start -->` and `<!-- leaderboard:end -->` in
     /// this Markdown file.
     #[arg(long)]
@@ -328,26 +332,49 @@ fn seconds(x: f64) -> String {
 
 /// Runs `taper bench-leaderboard`.
 pub fn write_leaderboard(a: &LeaderboardArgs) -> Result<()> {
-    let mut entries = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    if a.merge && a.json.exists() {
+        let text =
+            std::fs::read_to_string(&a.json).with_context(|| format!("reading {}", a.json.display()))?;
+        let old: Leaderboard =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", a.json.display()))?;
+        if old.suite != super::suite::SUITE {
+            bail!(
+                "{} holds suite `{}`, this Taper runs `{}`: its entries cannot be merged",
+                a.json.display(),
+                old.suite,
+                super::suite::SUITE
+            );
+        }
+        entries = old.entries;
+    }
     for d in &a.dirs {
         let path = d.join("entry.json");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut e: Entry =
             serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
         e.details.clear();
+        entries.retain(|old| old.space != e.space);
         entries.push(e);
     }
     let board = Leaderboard { suite: super::suite::SUITE.to_string(), command: a.command.clone(), entries };
     let mut json = serde_json::to_string_pretty(&board)?;
     json.push('\n');
+    // Everything is checked before anything is written.
+    let markdown = match &a.markdown {
+        Some(md) => {
+            let text = std::fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
+            let text = replace_section(&text, "leaderboard", &leaderboard::markdown(&board))
+                .with_context(|| md.display().to_string())?;
+            let text = replace_section(&text, "targets", &targets_table(&Targets::builtin()?))
+                .with_context(|| md.display().to_string())?;
+            Some((md, text))
+        }
+        None => None,
+    };
     store::write_atomic(&a.json, json.as_bytes())?;
     println!("{}", a.json.display());
-    if let Some(md) = &a.markdown {
-        let text = std::fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
-        let text = replace_section(&text, "leaderboard", &leaderboard::markdown(&board))
-            .with_context(|| md.display().to_string())?;
-        let text = replace_section(&text, "targets", &targets_table(&Targets::builtin()?))
-            .with_context(|| md.display().to_string())?;
+    if let Some((md, text)) = markdown {
         store::write_atomic(md, text.as_bytes())?;
         println!("{}", md.display());
     }

@@ -136,8 +136,12 @@ pub fn markdown(l: &Leaderboard) -> String {
                 None => " — |".to_string(),
             });
         }
-        let secs: f64 = base.iter().filter_map(|w| e.workloads.get(w).and_then(|t| t.seconds)).sum();
-        out.push_str(&format!(" {secs:.1} |\n"));
+        let secs: Vec<f64> = base.iter().filter_map(|w| e.workloads.get(w).and_then(|t| t.seconds)).collect();
+        out.push_str(&match secs.is_empty() {
+            // No target reached (a float sum of nothing would print as -0.0).
+            true => " — |\n".to_string(),
+            false => format!(" {:.1} |\n", secs.iter().sum::<f64>()),
+        });
     }
     out
 }
