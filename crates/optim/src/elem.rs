@@ -109,8 +109,8 @@ cbrt_arith!(f64, 0x2a9f_7893_782d_a1ce, 3);
 /// f32, without a division: the inverse cube root `w ≈ x^(-1/3)` from the bit pattern (within
 /// 3.5 %) and two of its division-free Newton steps `w ← w·(4 − x·w³)/3` (within 1.1e-5), then
 /// `y = x·w²` and one Newton step on the root, `y + (x − y³)·w²/3` (`w²` is `1/y²`), with the
-/// residual `x − y³` exact: `x − fl(y³)` is exact (Sterbenz) and the two products' rounding
-/// errors come back by fused multiply-adds. What is left is near 1e-9, below f32's half unit in
+/// residual `x − y³` as good as exact: `y·y` split into `y2 + e2` exactly by a fused multiply-add,
+/// then `(x − y2·y) − e2·y` in two more, each rounding far below the last place of `x`. What is left is near 1e-9, below f32's half unit in
 /// the last place, so the result is the true cube root's f32 but for rare near-ties (one unit
 /// then). All on full f32 vectors (16 lanes in AVX-512, where the fused multiply-add is one
 /// instruction), no branch: subnormals and values above `2^120` are scaled by `2^±24` first (and
@@ -138,11 +138,11 @@ impl CbrtArith for f32 {
         }
         let w2 = w * w;
         let y = x * w2;
+        // x − y³ = (x − y2·y) − e2·y with y2 + e2 = y·y exactly; x − y2·y is about 1e-5·x, so
+        // the multiply-adds' roundings are far below f32's last place of x.
         let y2 = y * y;
-        let e2 = y.mul_add(y, -y2); // y·y − y2, exactly
-        let y3 = y2 * y;
-        let e3 = y2.mul_add(y, -y3); // y2·y − y3, exactly
-        let residual = (x - y3) - e2.mul_add(y, e3);
+        let e2 = y.mul_add(y, -y2);
+        let residual = (-e2).mul_add(y, (-y2).mul_add(y, x));
         let root = residual.mul_add(w2 * (1.0 / 3.0), y) * back;
         // 0 for 0 (and any x <= 0, which a sum of squares never is; NaN stays NaN).
         if positive {
