@@ -46,6 +46,26 @@ fn args<'a>(optimizer: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str>
     a
 }
 
+/// The smallest bench: 2 trials, 1 study, on `linreg` alone.
+fn small<'a>(optimizer: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "bench",
+        "--optimizer",
+        optimizer,
+        "--workload",
+        "linreg",
+        "--trials",
+        "2",
+        "--studies",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
 fn entry(dir: &Path) -> Entry {
     serde_json::from_str(&std::fs::read_to_string(dir.join("entry.json")).unwrap()).unwrap()
 }
@@ -128,22 +148,7 @@ fn held_out_variants_come_from_the_seed_and_budgets_from_the_ruleset() {
 #[test]
 fn every_trial_is_a_tensorboard_run() {
     let (out, logdir) = (tmp("bench-tb-out"), tmp("bench-tb-log"));
-    ok(&[
-        "bench",
-        "--optimizer",
-        "adam",
-        "--workload",
-        "linreg",
-        "--trials",
-        "2",
-        "--studies",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "--logdir",
-        logdir.to_str().unwrap(),
-        "--quiet",
-    ]);
+    ok(&small("adam", out.to_str().unwrap(), &["--logdir", logdir.to_str().unwrap()]));
     let scalars = taper_lab::train::tensorboard::read_scalars(&logdir).unwrap();
     let mut runs: Vec<&str> =
         scalars.iter().filter(|s| s.tag == "eval/loss").map(|s| s.run.as_str()).collect();
@@ -195,20 +200,7 @@ fn the_leaderboard_grows_run_by_run_and_a_bad_merge_changes_nothing() {
     let run = |space: &str, name: &str| -> String {
         let out = dir.join(name);
         let out_s = out.to_str().unwrap().to_string();
-        ok(&[
-            "bench",
-            "--optimizer",
-            space,
-            "--workload",
-            "linreg",
-            "--trials",
-            "2",
-            "--studies",
-            "1",
-            "--out",
-            &out_s,
-            "--quiet",
-        ]);
+        ok(&small(space, &out_s, &[]));
         out_s
     };
     let (adam, lion) = (run("adam", "adam"), run("lion", "lion"));
