@@ -24,46 +24,31 @@ fn tmp(prefix: &str) -> PathBuf {
     common::out_dir(prefix)
 }
 
-/// The bench's arguments on the data-free workloads.
-fn args<'a>(optimizer: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "bench",
-        "--optimizer",
-        optimizer,
-        "--workload",
-        "linreg",
-        "--workload",
-        "rosenbrock",
-        "--trials",
-        "3",
-        "--studies",
-        "3",
-        "--out",
-        out,
-        "--quiet",
-    ];
+/// `taper bench` of `optimizer` on `workloads` with `trials` x `studies`, written to `out`.
+fn bench_args<'a>(
+    optimizer: &'a str,
+    out: &'a str,
+    workloads: &[&'a str],
+    budget: [&'a str; 2],
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec!["bench", "--optimizer", optimizer];
+    for w in workloads {
+        a.extend_from_slice(&["--workload", w]);
+    }
+    a.extend_from_slice(&["--trials", budget[0], "--studies", budget[1], "--out", out, "--quiet"]);
     a.extend_from_slice(extra);
     a
 }
 
+/// The bench's arguments on the data-free workloads.
+fn args<'a>(optimizer: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    bench_args(optimizer, out, &["linreg", "rosenbrock"], ["3", "3"], extra)
+}
+
 /// The smallest bench: 2 trials, 1 study, on `linreg` alone.
 fn small<'a>(optimizer: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "bench",
-        "--optimizer",
-        optimizer,
-        "--workload",
-        "linreg",
-        "--trials",
-        "2",
-        "--studies",
-        "1",
-        "--out",
-        out,
-        "--quiet",
-    ];
-    a.extend_from_slice(extra);
-    a
+    bench_args(optimizer, out, &["linreg"], ["2", "1"], extra)
 }
 
 fn entry(dir: &Path) -> Entry {

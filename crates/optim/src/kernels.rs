@@ -178,76 +178,55 @@ fn kernel<T: Scalar, R: Steps<T>, const K: usize>(
     });
 }
 
-/// Runs [`chunk`] compiled for the widest vector extension this CPU has: the update is inlined
-/// into each variant, so the same scalar code becomes AVX-512 or AVX2 loops where available, and
-/// stays baseline SSE2 elsewhere.
-fn dispatch<T: Scalar, R: Steps<T>, const K: usize>(
-    rule: &R,
-    c: &R::Coeffs,
-    t: &Transforms,
-    caution: f64,
-    p: &mut [T],
-    g: &[T],
-    s: [&mut [T]; K],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { chunk_avx512::<T, R, K>(rule, c, t, caution, p, g, s) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { chunk_avx2::<T, R, K>(rule, c, t, caution, p, g, s) };
-        }
-    }
-    chunk::<T, R, K>(rule, c, t, caution, p, g, s)
-}
-
-/// [`count`] compiled for the widest vector extension this CPU has, as [`dispatch`] does for the
-/// update.
-fn count_dispatch<T: Scalar, R: Steps<T>, const K: usize>(
-    rule: &R,
-    c: &R::Coeffs,
-    t: &Transforms,
-    p: &[T],
-    g: &[T],
-    s: [&[T]; K],
-) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { count_avx512::<T, R, K>(rule, c, t, p, g, s) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { count_avx2::<T, R, K>(rule, c, t, p, g, s) };
-        }
-    }
-    count::<T, R, K>(rule, c, t, p, g, s)
-}
-
-/// `count` compiled with the named target features (its body inlined into it).
-macro_rules! count_with {
-    ($name:ident, $features:literal) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name<T: Scalar, R: Steps<T>, const K: usize>(
-            rule: &R,
-            c: &R::Coeffs,
-            t: &Transforms,
-            p: &[T],
-            g: &[T],
-            s: [&[T]; K],
-        ) -> usize {
-            count::<T, R, K>(rule, c, t, p, g, s)
+/// Defines `$dispatch`, which runs `$inner` compiled for the widest vector extension this CPU has:
+/// `$inner` (`#[inline(always)]`) is inlined into a copy compiled for AVX-512F and one for AVX2 +
+/// FMA, picked at run time, so the same scalar code becomes AVX-512 or AVX2 loops where available
+/// and stays baseline SSE2 elsewhere.
+macro_rules! widest {
+    ($(#[$doc:meta])* $dispatch:ident => $inner:ident ($($a:ident: $t:ty),*) $(-> $ret:ty)?) => {
+        $(#[$doc])*
+        fn $dispatch<T: Scalar, R: Steps<T>, const K: usize>($($a: $t),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512<T: Scalar, R: Steps<T>, const K: usize>($($a: $t),*) $(-> $ret)? {
+                    $inner::<T, R, K>($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<T: Scalar, R: Steps<T>, const K: usize>($($a: $t),*) $(-> $ret)? {
+                    $inner::<T, R, K>($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                    return unsafe { avx512::<T, R, K>($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { avx2::<T, R, K>($($a),*) };
+                }
+            }
+            $inner::<T, R, K>($($a),*)
         }
     };
 }
 
-count_with!(count_avx512, "avx512f");
-count_with!(count_avx2, "avx2,fma");
+widest!(
+    /// [`chunk`] (the update) for the widest vector extension this CPU has.
+    dispatch => chunk(
+        rule: &R,
+        c: &R::Coeffs,
+        t: &Transforms,
+        caution: f64,
+        p: &mut [T],
+        g: &[T],
+        s: [&mut [T]; K]
+    )
+);
+
+widest!(
+    /// [`count`] (the cautious mask's counting pass) for the widest vector extension this CPU has.
+    count_dispatch => count(rule: &R, c: &R::Coeffs, t: &Transforms, p: &[T], g: &[T], s: [&[T]; K]) -> usize
+);
 
 /// How many elements of a chunk the cautious mask keeps: the update run on copies, branch-free,
 /// with the kind of weight decay fixed before the loop (as [`chunk`] fixes the transforms) so
@@ -298,28 +277,6 @@ fn count_loop<T: Scalar, R: Steps<T>, const K: usize>(
 
 /// Elements per block of the counting loop (a 32-bit count per block, summed into a `usize`).
 const COUNT_BLOCK: usize = 1 << 16;
-
-/// `chunk` compiled with the named target features (its body inlined into it).
-macro_rules! chunk_with {
-    ($name:ident, $features:literal) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name<T: Scalar, R: Steps<T>, const K: usize>(
-            rule: &R,
-            c: &R::Coeffs,
-            t: &Transforms,
-            caution: f64,
-            p: &mut [T],
-            g: &[T],
-            s: [&mut [T]; K],
-        ) {
-            chunk::<T, R, K>(rule, c, t, caution, p, g, s)
-        }
-    };
-}
-
-chunk_with!(chunk_avx512, "avx512f");
-chunk_with!(chunk_avx2, "avx2,fma");
 
 /// The update loop, with the transforms fixed before it: with none (the common case) the compiler
 /// sees a constant and folds the per-element dispatch on them away, so that a rule too large for
