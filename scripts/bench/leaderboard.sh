@@ -34,11 +34,20 @@ else
     case $name in lbfgs|lookahead|sam) ;; *) spaces+=("$name") ;; esac
   done
 fi
+failed=()
 for space in "${spaces[@]}"; do
   dir="$out/$(printf '%s' "$space" | tr -c 'A-Za-z0-9_\n' '_' | cut -c1-80)"
   echo "== $space -> $dir"
-  $taper bench --optimizer "$space" --all-variants --jobs 2 --threads 1 --out "$dir" --quiet
+  # A run that fails is reported at the end; the others go on.
+  if ! $taper bench --optimizer "$space" --all-variants --jobs 2 --threads 1 --out "$dir" --quiet; then
+    failed+=("$space")
+    continue
+  fi
   # Gathered after each run, so that a long run cut short keeps what it finished.
   $taper bench-leaderboard --merge "$dir" --json crates/lab/bench/leaderboard.json --markdown docs/BENCH.md \
     --command "scripts/bench/leaderboard.sh"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed (rerun to finish them): ${failed[*]}" >&2
+  exit 1
+fi

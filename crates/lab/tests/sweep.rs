@@ -355,6 +355,9 @@ fn the_data_problems_run_in_a_sweep() {
         "mnist_mlp",
         "--optimizer",
         "adam:lr=[0.001,0.01]",
+        // Matrices only: the problems give it their weight matrices and AdamW the rest.
+        "--optimizer",
+        "muon:lr=0.02",
         "--seeds",
         "1",
         "--out",
@@ -364,7 +367,7 @@ fn the_data_problems_run_in_a_sweep() {
         "--offline",
         "--quiet",
     ]);
-    assert!(line.contains("4 cells: 4 run (0 diverged)"), "{line}");
+    assert!(line.contains("6 cells: 6 run (0 diverged)"), "{line}");
     let got = cells(&dir);
     let airfoil: Vec<&CellResult> = got.values().filter(|c| c.problem == "airfoil").collect();
     // d2l's Adam at lr 0.01 reaches about 0.243 in 2 epochs (the chapter's figure).

@@ -60,7 +60,8 @@ impl Problem for Airfoil {
         cfg.record_every = RECORD_EVERY;
         cfg.progress_bar = false;
         let store = model.store.clone();
-        let opt = crate::optim::from_spec(spec, store.trainable())?;
+        // An optimizer of matrices only (Muon) takes the weights, AdamW the bias.
+        let opt = super::optimizer_for(spec, &store, |p| p.dims().len() == 2)?;
         train_curve(model, &store, opt, &self.data, cfg, setup, Goal::Minimize)
     }
 }
