@@ -27,14 +27,20 @@ pub use testing::test_devices;
 /// Sets the process up for fast CPU work. Nothing needs to call it: the first parameter or tape
 /// a program makes calls it ([`ensure_cpu`]); a program that starts threads of its own before it
 /// builds a model may call it first thing in `main` (it changes the environment, which is not safe
-/// while other threads read it). Calling it again does nothing. It does two things:
+/// while other threads read it). Calling it again does nothing. It does three things:
 ///
 /// * **Fixes the thread count.** candle 0.11 asks the OS how many cores there are (reading sysfs
 ///   and `/proc`) on every matrix product and convolution unless `RAYON_NUM_THREADS` is set: tens
 ///   of microseconds per op, which dominates small models (an airfoil epoch runs 8x slower). This
-///   sets `RAYON_NUM_THREADS` to the available parallelism when it is unset. When called on the
-///   main thread, that thread joins the pool, so parallel kernels called from it take a share
-///   instead of handing all of the work to sleeping workers.
+///   sets `RAYON_NUM_THREADS` to the available parallelism when it is unset; Taper's own pool
+///   ([`parallel`]) has that many threads. When called on the main thread, that thread joins
+///   rayon's pool, so parallel work called from it takes a share.
+/// * **Keeps candle's own thread pool from competing with Taper's.** candle 0.11 runs its
+///   element-wise ops on large tensors on a barrier pool whose workers spin after each op; beside
+///   Taper's pool that is one spinning thread too many for the cores (the GPT step took 45 ms
+///   instead of 35 on 2 cores), and its caller waits for every worker even when the machine is
+///   busy. This sets `CANDLE_NUM_THREADS=1` when it is unset, so those ops run on the calling
+///   thread (Taper's kernels do the heavy work on its own pool).
 /// * **Keeps freed memory in the process** (Linux with glibc). A training step allocates and frees
 ///   the same large buffers every step (activations, gradients, convolution scratch). By default
 ///   glibc hands freed memory back to the OS once more than a few megabytes sit free at the top of
@@ -64,6 +70,9 @@ fn set_up_cpu() {
             n
         }
     };
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     // The main thread joins the pool: parallel kernels called from it run in place, this thread
     // taking a share, instead of being handed to the pool while it sleeps. Any other thread (a
     // test's, a user's worker) may end before the pool does, so it stays outside.

@@ -19,7 +19,15 @@ pub(crate) fn forward<T: Float>(
         (Mat::rows(x, n, fan_in), Mat::transposed(w, fan_out, fan_in), par_for(n, fan_out, fan_in));
     let mut y = match bias {
         Some(b) => {
-            let mut y: Vec<T> = b.iter().copied().cycle().take(n * fan_out).collect();
+            // The bias in every row: a block copy per row when rows are long (an iterator over
+            // `cycle` goes element by element: a sixth of a small MLP's step), element by
+            // element when they are short (a copy call per row of one element costs more).
+            let mut y: Vec<T> = Vec::with_capacity(n * fan_out);
+            if fan_out >= 16 {
+                (0..n).for_each(|_| y.extend_from_slice(b));
+            } else {
+                y.extend((0..n * fan_out).map(|i| b[i % fan_out]));
+            }
             gemm(&mut y, x, wt, true, parallel);
             y
         }

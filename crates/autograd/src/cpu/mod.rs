@@ -210,7 +210,8 @@ pub(crate) unsafe fn written<T: Float, S>(
     let chunks = n.div_ceil(chunk);
     let per = chunks.div_ceil(threads()).max(1);
     let runs = pieces(&mut v.spare_capacity_mut()[..n], per * chunk);
-    parallel::for_each(runs.len(), |r| {
+    // About a nanosecond an element: one pass over memory.
+    parallel::for_each_sized(runs.len(), n, |r| {
         let Some(run) = runs.take(r) else { return };
         let mut state = init();
         for (j, part) in run.chunks_mut(chunk).enumerate() {
@@ -294,6 +295,13 @@ const DEPTH_PARTS: usize = 8;
 const SPLIT_ALIGN: usize = 16;
 /// Matrix-vector products up to this many matrix elements take the plain dot loop.
 const DOT_MAX_ELEMS: usize = 1 << 16;
+
+/// About how long an `m × k · k × n` product takes on one thread, in nanoseconds (at 64 GFLOP/s;
+/// small products run slower, so this errs towards small): what the pool weighs against a
+/// wake-up (see [`parallel::for_each_sized`]).
+pub(crate) fn product_ns(m: usize, n: usize, k: usize) -> usize {
+    m.saturating_mul(n).saturating_mul(k) / 32
+}
 
 /// Whether a product is worth splitting over threads.
 pub(crate) fn par_for(m: usize, n: usize, k: usize) -> bool {
@@ -427,8 +435,11 @@ unsafe fn gemm_depth_split<T: Float>(
         buf.set_len(m * n);
         buf
     };
-    let extra =
-        if parallel { parallel::map(cuts.len(), piece) } else { (0..cuts.len()).map(piece).collect() };
+    let extra = if parallel {
+        parallel::map_sized(cuts.len(), product_ns(m, n, k), piece)
+    } else {
+        (0..cuts.len()).map(piece).collect()
+    };
     let out = std::slice::from_raw_parts_mut(dst.0, m * n);
     for part in &extra[1..] {
         for (o, &v) in out.iter_mut().zip(part) {
@@ -448,20 +459,20 @@ unsafe fn gemm_split<T: Float>(
     accumulate: bool,
     parts: usize,
 ) {
-    let (m, _k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     if parts <= 1 {
         return gemm_one(dst, n, lhs, rhs, accumulate);
     }
-    let dst = SendPtr(dst);
+    let (dst, ns) = (SendPtr(dst), product_ns(m, n, k));
     if m >= n {
         let cuts = cuts(m, parts, SPLIT_ALIGN);
-        parallel::for_each(cuts.len(), |i| {
+        parallel::for_each_sized(cuts.len(), ns, |i| {
             let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s * n), n, lhs.rows_range(s, len), rhs, accumulate)
         });
     } else {
         let cuts = cuts(n, parts, SPLIT_ALIGN);
-        parallel::for_each(cuts.len(), |i| {
+        parallel::for_each_sized(cuts.len(), ns, |i| {
             let ((s, len), d) = (cuts[i], dst);
             gemm_one(d.0.add(s), n, lhs, rhs.cols_range(s, len), accumulate)
         });
@@ -510,7 +521,7 @@ pub(crate) fn products<T: Float>(jobs: &[(Mat<'_, T>, Mat<'_, T>)]) -> Vec<Vec<T
         }
     };
     if pieces.len() > 1 {
-        parallel::for_each(pieces.len(), run);
+        parallel::for_each_sized(pieces.len(), total / 32, run);
     } else {
         (0..pieces.len()).for_each(run);
     }

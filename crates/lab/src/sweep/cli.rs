@@ -135,7 +135,6 @@ pub fn main() {
             std::process::exit(2);
         }
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", t.to_string());
     }
     crate::cli::main(cli, |cli| run(cli, started));
 }
@@ -329,7 +328,7 @@ pub fn threads_per_job(threads: Option<usize>, jobs: usize) -> usize {
 pub fn run_jobs(jobs: Vec<Command>, threads: usize) -> Result<()> {
     let mut children = Vec::new();
     for (j, mut cmd) in jobs.into_iter().enumerate() {
-        cmd.env("RAYON_NUM_THREADS", threads.to_string()).env("CANDLE_NUM_THREADS", threads.to_string());
+        cmd.env("RAYON_NUM_THREADS", threads.to_string());
         children.push(cmd.spawn().with_context(|| format!("starting job {}", j + 1))?);
     }
     let mut failed = Vec::new();
