@@ -439,7 +439,9 @@ mod tests {
         // Long enough after any job for every worker to have parked.
         std::thread::sleep(SPIN * 20);
         let me = std::thread::current().id();
-        assert_eq!(on_threads(8, WAKE_NS - 1, Duration::ZERO), [me], "a small job stays on the caller");
+        // Items long enough that a woken worker would surely take some.
+        let small = on_threads(8, WAKE_NS - 1, Duration::from_millis(1));
+        assert_eq!(small, [me], "a small job stays on the caller");
         if threads() > 1 {
             // A large job wakes the workers; with 8 items of 2 ms they join in time.
             std::thread::sleep(SPIN * 20);
