@@ -300,7 +300,12 @@ const DOT_MAX_ELEMS: usize = 1 << 16;
 /// small products run slower, so this errs towards small): what the pool weighs against a
 /// wake-up (see [`parallel::for_each_sized`]).
 pub(crate) fn product_ns(m: usize, n: usize, k: usize) -> usize {
-    m.saturating_mul(n).saturating_mul(k) / 32
+    macs_ns(m.saturating_mul(n).saturating_mul(k))
+}
+
+/// [`product_ns`] for products of `macs` multiply-adds in all.
+fn macs_ns(macs: usize) -> usize {
+    macs / 32
 }
 
 /// Whether a product is worth splitting over threads.
@@ -521,7 +526,7 @@ pub(crate) fn products<T: Float>(jobs: &[(Mat<'_, T>, Mat<'_, T>)]) -> Vec<Vec<T
         }
     };
     if pieces.len() > 1 {
-        parallel::for_each_sized(pieces.len(), total / 32, run);
+        parallel::for_each_sized(pieces.len(), macs_ns(total), run);
     } else {
         (0..pieces.len()).for_each(run);
     }
